@@ -1,0 +1,43 @@
+"""Cache entry keys: a hash of everything that shaped the numbers."""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+def project_version() -> str:
+    """The installed migue version (part of every key)."""
+    try:
+        return metadata.version("migue")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, no whitespace variation."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def entry_key(config: dict[str, Any]) -> str:
+    """SHA-256 of the canonical config; two configs share an entry iff equal."""
+    keyed = {**config, "cache_format": FORMAT_VERSION, "migue_version": project_version()}
+    return hashlib.sha256(canonical_json(keyed).encode()).hexdigest()
+
+
+def entry_name(config: dict[str, Any]) -> str:
+    """Human-readable folder name: `<modality>-<backbone>-<arch>-<key[:12]>`."""
+    parts = [str(config.get(k)) for k in ("modality", "backbone", "arch") if config.get(k)]
+    return "-".join(parts + [entry_key(config)[:12]])
+
+
+def file_sha256(path: str, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

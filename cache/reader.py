@@ -1,0 +1,150 @@
+"""Reading a cache entry: metadata table, token streams, lazily opened per process."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .index import read_index
+from .paths import safe_child
+from .shard import ShardError, read_units
+
+
+class EntryReader:
+    """Read-only view of one entry. HDF5 files open lazily in the process that reads
+    (never inherited across fork), so a reader can be handed to DataLoader or Dask workers."""
+
+    def __init__(self, entry_dir: str | os.PathLike) -> None:
+        self.dir = Path(entry_dir)
+        self.index = read_index(self.dir)
+        self.config: dict[str, Any] = self.index["config"]
+        self.name = self.dir.name
+        self._files: dict[str, h5py.File] = {}
+        self._pid = os.getpid()
+        self.units = self._unit_table()
+
+    # ---- metadata -------------------------------------------------------
+    def _unit_table(self) -> pd.DataFrame:
+        frames = []
+        for shard_no, shard in enumerate(self.index["shards"]):
+            path = safe_child(self.dir, shard["file"])
+            if not path.exists():
+                raise ShardError(f"cache entry {self.name}: shard {shard['file']} is missing")
+            table = pd.DataFrame(read_units(path))
+            if list(table["unit_id"]) != list(shard["unit_ids"]):
+                raise ShardError(f"cache entry {self.name}: shard {shard['file']} does not hold "
+                                 "the units its index lists")
+            table["_shard"], table["_row"] = shard_no, np.arange(len(table))
+            frames.append(table)
+        if not frames:
+            return pd.DataFrame(columns=["unit_id", "_shard", "_row"])
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def streams(self) -> dict[str, dict[str, Any]]:
+        """Stream name -> its spec (token count, dim, layout), from the entry config."""
+        return self.config.get("streams", {})
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    # ---- tokens ---------------------------------------------------------
+    def _file(self, shard_no: int) -> h5py.File:
+        if os.getpid() != self._pid:  # forked: never reuse the parent's handles
+            self._files, self._pid = {}, os.getpid()
+        name = self.index["shards"][shard_no]["file"]
+        if name not in self._files:
+            path = safe_child(self.dir, name)
+            try:
+                self._files[name] = h5py.File(path, "r")
+            except OSError as exc:
+                raise ShardError(f"cache entry {self.name}: cannot open shard {name}: {exc}") from exc
+        return self._files[name]
+
+    def read(self, stream: str, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Tokens of the given table rows (all rows by default), stacked to (N, L, D).
+
+        Reads whole shards' contiguous slices at once: one HDF5 call per shard run."""
+        rows = np.arange(len(self.units)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return np.zeros((0, 0, 0), dtype=np.float16)
+        shard_of = self.units["_shard"].to_numpy()[rows]
+        row_in = self.units["_row"].to_numpy()[rows]
+        out: list[np.ndarray | None] = [None] * len(rows)
+        for shard_no in np.unique(shard_of):
+            pick = np.nonzero(shard_of == shard_no)[0]
+            group = self._stream_group(shard_no, stream)
+            offsets = group["offsets"][()]
+            lo, hi = row_in[pick].min(), row_in[pick].max()
+            block = group["tokens"][offsets[lo]:offsets[hi + 1]]
+            for i in pick:
+                r = row_in[i]
+                out[i] = block[offsets[r] - offsets[lo]:offsets[r + 1] - offsets[lo]]
+        lengths = {a.shape[0] for a in out}
+        if len(lengths) != 1:
+            raise ValueError(f"stream {stream!r} has units of different token counts {sorted(lengths)}; "
+                             "use read_ragged")
+        return np.stack(out)
+
+    def read_ragged(self, stream: str, rows: Sequence[int]) -> list[np.ndarray]:
+        """Tokens of the given rows as a list of (L_i, D) arrays."""
+        out = []
+        for r in rows:
+            shard_no, row = self.units["_shard"].iat[r], self.units["_row"].iat[r]
+            group = self._stream_group(shard_no, stream)
+            lo, hi = group["offsets"][row:row + 2]
+            out.append(group["tokens"][lo:hi])
+        return out
+
+    def token_shape(self, stream: str) -> tuple[int, int]:
+        """(L, D) of one unit in this stream."""
+        spec = self.streams[stream]
+        return int(spec["tokens"]), int(spec["dim"])
+
+    def _stream_group(self, shard_no: int, stream: str) -> h5py.Group:
+        f = self._file(int(shard_no))
+        try:
+            return f["streams"][stream]
+        except KeyError:
+            raise KeyError(f"cache entry {self.name} has no stream {stream!r} "
+                           f"(it has {sorted(f['streams'].keys())})") from None
+
+    def to_dask(self, stream: str, units_per_chunk: int = 256) -> Any:
+        """The stream as a lazy dask array (N, L, D) in table order."""
+        import dask
+        import dask.array as da
+
+        length, dim = self.token_shape(stream)
+        n = len(self.units)
+        chunks = []
+        for start in range(0, n, units_per_chunk):
+            rows = np.arange(start, min(start + units_per_chunk, n))
+            block = dask.delayed(_read_rows)(str(self.dir), stream, rows)
+            chunks.append(da.from_delayed(block, shape=(len(rows), length, dim), dtype=np.float16))
+        return da.concatenate(chunks) if chunks else da.zeros((0, length, dim), dtype=np.float16)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state
+
+    def __enter__(self) -> "EntryReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_rows(entry_dir: str, stream: str, rows: np.ndarray) -> np.ndarray:
+    with EntryReader(entry_dir) as reader:
+        return reader.read(stream, rows)
