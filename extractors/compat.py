@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 
 import numpy as np
 
@@ -80,6 +81,9 @@ def apply() -> None:
     if _APPLIED:
         return
     _alias_numpy2_removals()
-    _import_mmaction_models()
-    _import_mmpose_models()
+    with warnings.catch_warnings():
+        # mmcv-lite has no compiled ops; mmcv warns about it at import. Expected here.
+        warnings.filterwarnings("ignore", message=".*MultiScaleDeformableAttention.*")
+        _import_mmaction_models()
+        _import_mmpose_models()
     _APPLIED = True

@@ -1,0 +1,45 @@
+"""One registry and one factory for every backbone (as timm's `create_model`)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Extractor
+
+_BUILDERS: dict[str, Callable[..., Extractor]] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_extractor(name: str, description: str) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
+    """Decorator: register a builder `fn(**config) -> Extractor` under `name`."""
+
+    def wrap(fn: Callable[..., Extractor]) -> Callable[..., Extractor]:
+        if name in _BUILDERS:
+            raise ValueError(f"extractor {name!r} registered twice")
+        _BUILDERS[name] = fn
+        _DESCRIPTIONS[name] = description
+        return fn
+
+    return wrap
+
+
+def list_extractors() -> dict[str, str]:
+    """Registered names -> one-line descriptions."""
+    _load_builtin()
+    return dict(_DESCRIPTIONS)
+
+
+def create_extractor(name: str, checkpoint: str | None = None, trust_checkpoint: bool = False,
+                     **config: Any) -> Extractor:
+    """Build a frozen extractor by name; load `checkpoint` strictly when given."""
+    _load_builtin()
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown extractor {name!r}; known: {sorted(_BUILDERS)}")
+    model = _BUILDERS[name](**config)
+    if checkpoint:
+        model.load_checkpoint(checkpoint, trust=trust_checkpoint)
+    return model.freeze()
+
+
+def _load_builtin() -> None:
+    from . import agcn, mvit, swinface  # noqa: F401  (registration side effect)

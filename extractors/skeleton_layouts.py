@@ -1,0 +1,104 @@
+"""Skeleton joint layouts for 2s-AGCN, defined once by joint name.
+
+Joint names use the OpenPose vocabulary (BODY_25 names, hand points as
+`R`/`L` + HAND_21 names such as `RIndexTip`). Each layout gives the graph
+(inward edges child -> parent, centre) and the bone pairs of the bone stream
+(bone[v] = joint[v] - joint[parent(v)], the centre's bone is zero).
+`coco` and `openpose18` reproduce mmaction2's built-in graphs and JointToBone
+pairs exactly, so the released 2s-AGCN checkpoints see what they were trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JointLayout:
+    """A named joint set with its graph and bone pairs (indices into `joints`)."""
+
+    name: str
+    joints: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]  # (child, parent): inward graph edges
+    center: str
+    bones: tuple[tuple[str, str], ...]  # (joint, reference): bone = joint - reference
+
+    @property
+    def num_node(self) -> int:
+        return len(self.joints)
+
+    def index(self, joint: str) -> int:
+        return self.joints.index(joint)
+
+    def inward(self) -> list[tuple[int, int]]:
+        return [(self.index(c), self.index(p)) for c, p in self.edges]
+
+    def bone_pairs(self) -> list[tuple[int, int]]:
+        return [(self.index(j), self.index(r)) for j, r in self.bones]
+
+    def graph_cfg(self) -> dict[str, Any]:
+        """mmaction2 `Graph` config (custom-layout dict form)."""
+        return {"layout": {"num_node": self.num_node, "inward": self.inward(),
+                           "center": self.index(self.center)}, "mode": "spatial"}
+
+
+def _tree(name: str, joints: tuple[str, ...], parent: dict[str, str], center: str) -> JointLayout:
+    """A layout whose bones follow its graph edges (child minus parent)."""
+    edges = tuple((c, parent[c]) for c in joints if c in parent)
+    bones = tuple((j, parent.get(j, j)) for j in joints)
+    return JointLayout(name, joints, edges, center, bones)
+
+
+_COCO = ("Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow",
+         "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle")
+_OPENPOSE18 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+               "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar")
+
+
+def _by_index(joints: tuple[str, ...], pairs: list[tuple[int, int]]) -> tuple[tuple[str, str], ...]:
+    return tuple((joints[a], joints[b]) for a, b in pairs)
+
+
+COCO17 = JointLayout(
+    "coco", _COCO,
+    # mmaction2 Graph(layout='coco').inward
+    edges=_by_index(_COCO, [(15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5),
+                            (10, 8), (8, 6), (5, 0), (6, 0), (1, 0), (3, 1), (2, 0), (4, 2)]),
+    center="Nose",
+    # mmaction2 JointToBone(dataset='coco').pairs
+    bones=_by_index(_COCO, [(0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6),
+                            (9, 7), (10, 8), (11, 0), (12, 0), (13, 11), (14, 12), (15, 13), (16, 14)]),
+)
+
+OPENPOSE18 = JointLayout(
+    "openpose18", _OPENPOSE18,
+    edges=_by_index(_OPENPOSE18, [(4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8),
+                                  (11, 5), (8, 2), (5, 1), (2, 1), (0, 1), (15, 0), (14, 0), (17, 15),
+                                  (16, 14)]),
+    center="Neck",
+    bones=_by_index(_OPENPOSE18, [(0, 0), (1, 0), (2, 1), (3, 2), (4, 3), (5, 1), (6, 5), (7, 6),
+                                  (8, 2), (9, 8), (10, 9), (11, 5), (12, 11), (13, 12), (14, 0),
+                                  (15, 0), (16, 14), (17, 15)]),
+)
+
+_TIPS = ("ThumbTip", "IndexTip", "MiddleTip", "RingTip", "PinkyTip")
+# The 22 joints of the MiGA light-hand ST-GCN baseline: upper body, eyes, ears, 10 fingertips.
+IMIGUE22 = _tree(
+    "imigue22",
+    ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+     "REye", "LEye", "REar", "LEar") + tuple("R" + t for t in _TIPS) + tuple("L" + t for t in _TIPS),
+    {"Nose": "Neck", "RShoulder": "Neck", "RElbow": "RShoulder", "RWrist": "RElbow",
+     "LShoulder": "Neck", "LElbow": "LShoulder", "LWrist": "LElbow", "REye": "Nose", "LEye": "Nose",
+     "REar": "REye", "LEar": "LEye",
+     **{"R" + t: "RWrist" for t in _TIPS}, **{"L" + t: "LWrist" for t in _TIPS}},
+    center="Neck",
+)
+
+LAYOUTS: dict[str, JointLayout] = {layout.name: layout for layout in (IMIGUE22, COCO17, OPENPOSE18)}
+
+
+def get_layout(name: str) -> JointLayout:
+    """A layout by name, with a clear error listing the known ones."""
+    if name not in LAYOUTS:
+        raise KeyError(f"unknown joint layout {name!r}; known: {sorted(LAYOUTS)}")
+    return LAYOUTS[name]

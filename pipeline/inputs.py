@@ -1,0 +1,118 @@
+"""Turning a unit into the decoded input its extractor eats (frames, skeletons, face crops)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .manifest import Unit, Video
+from .openpose import FACE_SLICE, KEYPOINT_INDEX
+from .skeleton import load_skeleton
+from .video import read_frames
+
+HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How units are sampled and decoded (all of it goes into the cache key)."""
+
+    frames: int = 16  # frames sampled per unit (rgb, context, pose) or face crops per window
+    size: int = 224  # square side of rgb/context frames
+    resize: str = "crop"  # 'crop': short side to `size` then centre crop; 'squash': whole frame
+    joints: tuple[str, ...] = ()  # pose: OpenPose names of the layout's joints
+    face_size: int = 112
+    face_margin: float = 1.4  # face box side = margin x the larger side of the landmarks' box
+
+
+def sample_indices(start: int, end: int, count: int) -> np.ndarray:
+    """`count` frame indices spread uniformly over [start, end] (segment centres; repeats when short)."""
+    n = end - start + 1
+    return start + ((np.arange(count) + 0.5) * n / count).astype(np.int64)
+
+
+def rgb_clip(unit: Unit, video: Video, cfg: InputConfig) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames of the unit."""
+    if video.video_path is None:
+        raise FileNotFoundError(f"video {video.video_id}: no video file")
+    indices = sample_indices(unit.start, unit.end, cfg.frames)
+    if cfg.resize == "squash":
+        return read_frames(video.video_path, indices, (cfg.size, cfg.size))
+    scale = cfg.size / min(video.width, video.height)
+    w, h = max(cfg.size, round(video.width * scale)), max(cfg.size, round(video.height * scale))
+    frames = read_frames(video.video_path, indices, (w, h))
+    top, left = (h - cfg.size) // 2, (w - cfg.size) // 2
+    return np.ascontiguousarray(frames[:, top:top + cfg.size, left:left + cfg.size])
+
+
+@lru_cache(maxsize=8)
+def _skeleton(path: str, parsed_dir: str | None) -> np.ndarray:
+    return load_skeleton(Path(path), Path(parsed_dir) if parsed_dir else None)
+
+
+def skeleton_of(video: Video, parsed_dir: Path | None) -> np.ndarray:
+    """The video's (T, 137, 3) keypoints in pixels (kept per worker)."""
+    if video.skeleton_path is None:
+        raise FileNotFoundError(f"video {video.video_id}: no skeleton file")
+    return _skeleton(str(video.skeleton_path), str(parsed_dir) if parsed_dir else None)
+
+
+def pose_clip(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    """(T, V, 3) float32: x, y normalised to [-1, 1] by the video's own frame size, confidence;
+    joints with confidence 0 (not detected) and frames beyond the table are all zero."""
+    keypoints = skeleton_of(video, parsed_dir)
+    indices = sample_indices(unit.start, unit.end, cfg.frames)
+    joints = [KEYPOINT_INDEX[name] for name in cfg.joints]
+    out = np.zeros((cfg.frames, len(joints), 3), dtype=np.float32)
+    present = indices < len(keypoints)
+    picked = keypoints[indices[present]][:, joints]  # (t, V, 3)
+    half = np.array([video.width / 2, video.height / 2], dtype=np.float32)
+    xy = (picked[..., :2] - half) / half
+    seen = picked[..., 2:] > 0
+    out[present] = np.concatenate([np.where(seen, xy, 0.0), picked[..., 2:]], axis=-1)
+    return out
+
+
+def face_box(points: np.ndarray, width: int, height: int, margin: float) -> tuple[int, int, int] | None:
+    """A square (x0, y0, side) around detected face landmarks, or the head joints when none."""
+    seen = points[points[:, 2] > 0, :2]
+    if len(seen) < 2:
+        return None
+    (x0, y0), (x1, y1) = seen.min(0), seen.max(0)
+    side = max(x1 - x0, y1 - y0, 8.0) * margin
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = min(side, width, height)
+    left = int(np.clip(cx - side / 2, 0, width - side))
+    top = int(np.clip(cy - side / 2, 0, height - side))
+    return left, top, int(side)
+
+
+def face_crops(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    """(F, 112, 112, 3) uint8 face crops located from the face landmarks (head joints as fallback)."""
+    if video.video_path is None:
+        raise FileNotFoundError(f"video {video.video_id}: no video file")
+    keypoints = skeleton_of(video, parsed_dir)
+    indices = sample_indices(unit.start, unit.end, cfg.frames)
+    frames = read_frames(video.video_path, indices)
+    head = [KEYPOINT_INDEX[j] for j in HEAD_JOINTS]
+    crops, last = [], None
+    for frame, index in zip(frames, indices):
+        box = None
+        if index < len(keypoints):
+            box = (face_box(keypoints[index, FACE_SLICE], video.width, video.height, cfg.face_margin)
+                   or face_box(keypoints[index, head], video.width, video.height, cfg.face_margin * 1.5))
+        box = box or last or _default_box(video.width, video.height)
+        last = box
+        x, y, side = box
+        crop = frame[y:y + side, x:x + side]
+        crops.append(cv2.resize(crop, (cfg.face_size, cfg.face_size), interpolation=cv2.INTER_AREA))
+    return np.stack(crops)
+
+
+def _default_box(width: int, height: int) -> tuple[int, int, int]:
+    """No face found anywhere yet: the upper centre of the frame, where a seated speaker's face is."""
+    side = min(width, height) // 2
+    return (width - side) // 2, max(0, height // 4 - side // 2), side

@@ -1,0 +1,94 @@
+"""The manifest: every unit of work (MG clips, emotion windows) with its video and labels."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+NO_LABEL = -1
+
+
+@dataclass(frozen=True)
+class Video:
+    """One long video (a press conference) and its files."""
+
+    video_id: str
+    subject: str
+    split: str
+    emotion: int  # 1 win, 0 lose, -1 unknown
+    video_path: Path | None
+    skeleton_path: Path | None
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One row of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
+
+    Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
+    and unique across the dataset."""
+
+    unit_id: str
+    kind: str
+    video_id: str
+    subject: str
+    split: str
+    start: int
+    end: int
+    mg_label: int = NO_LABEL
+    emotion: int = NO_LABEL
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start + 1
+
+
+def make_unit_id(video_id: str, start: int, end: int) -> str:
+    return f"{video_id}:{start:06d}-{end:06d}"
+
+
+@dataclass
+class Manifest:
+    """Videos, units and the problems met while reading them (file, row, what is wrong)."""
+
+    root: Path
+    layout: str
+    videos: dict[str, Video] = field(default_factory=dict)
+    units: list[Unit] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Unit]:
+        return [u for u in self.units if u.kind == kind]
+
+    def digest(self, kind: str) -> str:
+        """Identity of the unit set of one kind and its source files (part of cache keys)."""
+        h = hashlib.sha256()
+        for u in sorted(self.of_kind(kind), key=lambda u: u.unit_id):
+            v = self.videos[u.video_id]
+            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|".encode())
+            for path in (v.video_path, v.skeleton_path):
+                h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
+        return h.hexdigest()[:16]
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(u) for u in self.units])
+
+
+def window_units(video: Video, n_frames: int, window: int, stride: int | None = None) -> list[Unit]:
+    """Fixed-length windows tiling a long video (the last partial window is dropped
+    unless the video is shorter than one window, then it is the whole video)."""
+    stride = stride or window
+    if n_frames <= 0:
+        return []
+    starts = list(range(0, max(n_frames - window, 0) + 1, stride))
+    units = []
+    for s in starts:
+        e = min(s + window, n_frames) - 1
+        units.append(Unit(make_unit_id(video.video_id, s, e), "window", video.video_id, video.subject,
+                          video.split, s, e, NO_LABEL, video.emotion))
+    return units
