@@ -133,12 +133,6 @@ def cache_ls(root: Path | None) -> None:
                    f"{e.bytes / 1e6:>9.2f}")
 
 
-def _fusion_help() -> str:
-    from migue.fusion.registry import list_heads
-
-    return "\n".join(f"{name}: {desc}" for name, desc in list_heads().items())
-
-
 class _FusionChoice(click.ParamType):
     name = "head"
 
@@ -153,7 +147,7 @@ class _FusionChoice(click.ParamType):
         return value
 
 
-@main.command("fuse-train", epilog="\b\nHeads (--fusion):\n" + "PLACEHOLDER")
+@main.command("fuse-train")
 @click.option("--task", type=click.Choice(["mg", "emotion"]), required=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
@@ -165,9 +159,8 @@ class _FusionChoice(click.ParamType):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any head/training config value (JSON-parsed), e.g. --set lr=3e-4.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
-               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool) -> None:
+               epochs: int | None, seed: int, overrides: tuple[str, ...]) -> None:
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.train import train_run
 
@@ -180,8 +173,6 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
         config["head"] = fusion
     if epochs is not None:
         config["epochs"] = epochs
-    if resume:
-        config["resume"] = True
     metrics = train_run(task, readers, out, config)
     click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
 
@@ -194,6 +185,19 @@ def evaluate(run_dir: Path, split: str) -> None:
     from migue.fusion.train import evaluate_run
 
     click.echo(json.dumps(evaluate_run(run_dir, split), indent=1, default=str))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
+def predict(run_dir: Path, split: str, out: Path) -> None:
+    """Write predictions in the MiGA submission format (emotion: video_id,label; MG: per clip)."""
+    from migue.fusion.train import predict_run
+
+    table = predict_run(run_dir, split)
+    table.to_csv(out, index=False)
+    click.echo(f"wrote {len(table)} predictions to {out}")
 
 
 @main.command()
@@ -227,11 +231,9 @@ def _json_value(text: str) -> object:
 
 
 def _install_fusion_epilog() -> None:
-    command = main.commands["fuse-train"]
-    try:
-        command.epilog = "\b\nHeads (--fusion):\n" + _fusion_help()
-    except ImportError:  # fusion not importable: --help still works
-        command.epilog = None
+    from migue.fusion import heads_help
+
+    main.commands["fuse-train"].epilog = "\b\nHeads (--fusion):\n" + heads_help()
 
 
 _install_fusion_epilog()

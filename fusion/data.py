@@ -1,0 +1,229 @@
+"""Datasets over cache entries: align entries by unit id, group emotion windows into videos, batch.
+
+Items are MG clips (task 'mg') or whole videos (task 'emotion', their windows sorted by
+start frame and padded per batch with a mask). Labels come from the entries' unit
+tables; -1 means unknown (kept for prediction, left out of training and metrics).
+Tokens are pooled at load time and kept as float16: all in memory when they fit the
+budget, otherwise read per batch from the HDF5 shards (bounded memory).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from migue.cache import EntryReader
+
+log = logging.getLogger(__name__)
+
+TASKS = ("mg", "emotion")
+SPLITS = ("train", "val", "test")
+UNIT_KIND = {"mg": "mg", "emotion": "window"}
+LABEL_COLUMN = {"mg": "mg_label", "emotion": "emotion"}
+POOLS = ("none", "time", "mean")
+READ_SPAN = 256  # at most this many consecutive table rows per HDF5 read (bounds memory)
+
+
+class UnitMismatchError(ValueError):
+    """Entries to be fused do not hold the same units (or disagree on their labels)."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One tensor a head reads: a stream of the entry in role `entry`, pooled at load time."""
+
+    entry: str          # role in the entries dict: rgb | pose | face | context
+    stream: str         # stream inside that entry: tokens | cls | joint | bone | embedding
+    pool: str = "none"  # none: all tokens | time: mean per time step (spec 'grid') | mean: one token
+
+
+def pooled_shape(reader: EntryReader, inp: Input) -> tuple[int, int]:
+    """(L', D) of one unit of `inp` after pooling."""
+    if inp.pool not in POOLS:
+        raise ValueError(f"pool {inp.pool!r}: expected one of {POOLS}")
+    length, dim = reader.token_shape(inp.stream)
+    if inp.pool == "time":
+        return _time_steps(reader, inp), dim
+    return (1 if inp.pool == "mean" else length), dim
+
+
+def _time_steps(reader: EntryReader, inp: Input) -> int:
+    grid = reader.streams[inp.stream].get("grid")
+    length = reader.token_shape(inp.stream)[0]
+    if not grid or int(np.prod(grid)) != length:
+        raise ValueError(f"entry {reader.name}: stream {inp.stream!r} has no token grid matching its "
+                         f"{length} tokens (spec grid {grid}); pool 'time' needs one: use 'mean' or 'none'")
+    return int(grid[0])
+
+
+def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray:
+    """Pooled float16 tokens (N, L', D) of the given table rows, read in bounded runs."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16)
+    steps = _time_steps(reader, inp) if inp.pool == "time" else 0
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    start = 0
+    while start < len(rows):
+        stop = int(np.searchsorted(ordered, ordered[start] + READ_SPAN))
+        x = reader.read(inp.stream, ordered[start:stop])                       # (n, L, D) float16
+        if inp.pool == "mean":
+            x = x.astype(np.float32).mean(axis=1, keepdims=True)               # (n, 1, D)
+        elif inp.pool == "time":
+            x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1]).mean(axis=2)  # (n, T, D)
+        out[order[start:stop]] = x
+        start = stop
+    return out
+
+
+def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "strict") -> pd.DataFrame:
+    """Units of `kind` held by every entry, in the first entry's order: its unit table plus a
+    column `row:<role>` per entry (the unit's row in that entry). Differing unit sets are an
+    error (align='strict') or reduced to the common units (align='inner')."""
+    if align not in ("strict", "inner"):
+        raise ValueError(f"align {align!r}: expected 'strict' or 'inner'")
+    tables = {}
+    for role, reader in entries.items():
+        units = reader.units.reset_index(drop=True)
+        pick = units["kind"] == kind if "kind" in units else np.ones(len(units), bool)
+        if not pick.any():
+            raise UnitMismatchError(f"entry {reader.name} ({role}) holds no '{kind}' units")
+        tables[role] = units[pick].assign(**{f"row:{role}": np.flatnonzero(pick)}).set_index("unit_id")
+    (first, base), *others = tables.items()
+    common = base.index
+    for role, table in others:
+        if not table.index.equals(base.index) and set(table.index) != set(base.index):
+            message = _mismatch(entries[first], first, base.index, entries[role], role, table.index)
+            if align == "strict":
+                raise UnitMismatchError(message + "; rebuild both from one manifest, or use align='inner'")
+            log.warning("%s; using the common units (align='inner')", message)
+        common = common[common.isin(table.index)]
+    joined = base.loc[common]
+    for role, table in others:
+        part = table.loc[common]
+        for column in ("video_id", "split", LABEL_COLUMN["mg"], LABEL_COLUMN["emotion"]):
+            if column in part and column in joined:
+                differ = np.flatnonzero(part[column].to_numpy() != joined[column].to_numpy())
+                if len(differ):
+                    raise UnitMismatchError(
+                        f"entries {entries[first].name} ({first}) and {entries[role].name} ({role}) disagree "
+                        f"on '{column}' for {len(differ)} units, e.g. {common[differ[0]]}")
+        joined[f"row:{role}"] = part[f"row:{role}"].to_numpy()
+    if joined.empty:
+        raise UnitMismatchError(f"entries {', '.join(e.name for e in entries.values())} share no '{kind}' units")
+    return joined.reset_index()
+
+
+def _mismatch(a: EntryReader, role_a: str, ids_a: pd.Index, b: EntryReader, role_b: str, ids_b: pd.Index) -> str:
+    only_a, only_b = ids_a.difference(ids_b), ids_b.difference(ids_a)
+    return (f"units of entries {a.name} ({role_a}) and {b.name} ({role_b}) do not align: "
+            f"{len(only_a)} only in {a.name} (e.g. {', '.join(only_a[:3])}), "
+            f"{len(only_b)} only in {b.name} (e.g. {', '.join(only_b[:3])}); manifests "
+            f"{a.config.get('manifest')} vs {b.config.get('manifest')}")
+
+
+class SplitData:
+    """One split: items (MG clips or emotion videos), their labels (-1 unknown) and batches."""
+
+    def __init__(self, task: str, items: pd.DataFrame, offsets: np.ndarray, rows: dict[str, np.ndarray],
+                 inputs: dict[str, Input], readers: Mapping[str, EntryReader], in_memory: bool) -> None:
+        self.task, self.inputs, self.readers = task, inputs, readers
+        self.ids = items["id"].tolist()
+        self.video_ids = items["video_id"].tolist()
+        self.labels = items["label"].to_numpy(dtype=np.int64)
+        self.offsets, self.rows = offsets, rows  # item i owns rows[name][offsets[i]:offsets[i+1]]
+        self.tokens = ({name: load_tokens(readers[inp.entry], inp, rows[name]) for name, inp in inputs.items()}
+                       if in_memory else None)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _take(self, name: str, positions: np.ndarray) -> np.ndarray:
+        if self.tokens is not None:
+            return self.tokens[name][positions]
+        inp = self.inputs[name]
+        return load_tokens(self.readers[inp.entry], inp, self.rows[name][positions])
+
+    def batch(self, idx: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        """Items `idx` as float32 tensors: MG (B, L, D) per input; emotion (B, W, L, D) + mask (B, W)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = {"label": torch.from_numpy(self.labels[idx])}
+        if self.task == "mg":
+            for name in self.inputs:
+                out[name] = torch.from_numpy(self._take(name, idx)).float()          # (B, L, D)
+            return out
+        counts = self.offsets[idx + 1] - self.offsets[idx]
+        positions = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx])
+        mask = np.arange(counts.max()) < counts[:, None]                             # (B, W)
+        for name in self.inputs:
+            x = self._take(name, positions)                                          # (sum W_i, L, D)
+            padded = np.zeros((len(idx), mask.shape[1], *x.shape[1:]), dtype=np.float32)
+            padded[mask] = x                                                         # (B, W, L, D)
+            out[name] = torch.from_numpy(padded)
+        out["mask"] = torch.from_numpy(mask)
+        return out
+
+
+@dataclass
+class FusionData:
+    """Per-split data plus the pooled (L', D) of each input, as heads are built from them."""
+
+    splits: dict[str, SplitData]
+    shapes: dict[str, tuple[int, int]]
+    in_memory: bool
+
+
+def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, Input],
+               splits: Sequence[str] = SPLITS, align: str = "strict", max_windows: int | None = None,
+               in_memory: bool | str = "auto", memory_budget_gb: float = 8.0) -> FusionData:
+    """Align the entries the inputs need and build the requested splits."""
+    if task not in TASKS:
+        raise ValueError(f"task {task!r}: expected one of {TASKS}")
+    roles = list(dict.fromkeys(inp.entry for inp in inputs.values()))
+    missing = [r for r in roles if r not in entries]
+    if missing:
+        raise ValueError(f"task {task} needs entries {roles}; missing {missing} (given: {sorted(entries)})")
+    for role in roles:
+        modality = entries[role].config.get("modality")
+        if modality is not None and modality != role:
+            raise ValueError(f"entry {entries[role].name} is a '{modality}' entry, given as '{role}'")
+    table = align_units({r: entries[r] for r in roles}, UNIT_KIND[task], align)
+    if task == "emotion":
+        spread = table.groupby("video_id")["split"].nunique()
+        if (spread > 1).any():
+            raise ValueError(f"video {spread[spread > 1].index[0]} has windows in more than one split")
+    shapes = {name: pooled_shape(entries[inp.entry], inp) for name, inp in inputs.items()}
+    parts = {s: _items(task, table[table["split"] == s], max_windows) for s in splits}
+    rows = {s: {name: table.loc[positions, f"row:{inp.entry}"].to_numpy() for name, inp in inputs.items()}
+            for s, (_, _, positions) in parts.items()}
+    need = sum(len(r[name]) * int(np.prod(shapes[name])) * 2 for r in rows.values() for name in inputs)
+    resident = need <= memory_budget_gb * 2**30 if in_memory == "auto" else bool(in_memory)
+    log.info("%s data: %s; %.2f GB of pooled float16 tokens, %s", task,
+             ", ".join(f"{s} {len(items)}" for s, (items, _, _) in parts.items()), need / 2**30,
+             "held in memory" if resident else "read per batch")
+    return FusionData({s: SplitData(task, items, offsets, rows[s], inputs, entries, resident)
+                       for s, (items, offsets, _) in parts.items()}, shapes, resident)
+
+
+def _items(task: str, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Items table (id, video_id, label), offsets into the flat unit list, and that list (rows of `units`)."""
+    label = LABEL_COLUMN[task]
+    if task == "mg":
+        items = pd.DataFrame({"id": units["unit_id"], "video_id": units["video_id"], "label": units[label]})
+        return items.reset_index(drop=True), np.arange(len(units) + 1), units.index.to_numpy()
+    records, windows = [], []
+    for video, group in units.sort_values(["video_id", "start"], kind="stable").groupby("video_id", sort=True):
+        if group[label].nunique() != 1:
+            raise ValueError(f"video {video}: its windows disagree on the emotion label")
+        if max_windows and len(group) > max_windows:
+            group = group.iloc[np.linspace(0, len(group) - 1, max_windows).round().astype(int)]
+        records.append({"id": video, "video_id": video, "label": int(group[label].iloc[0])})
+        windows.append(group.index.to_numpy())
+    counts = [len(w) for w in windows]
+    flat = np.concatenate(windows) if windows else np.zeros(0, dtype=np.int64)
+    items = pd.DataFrame(records, columns=["id", "video_id", "label"])
+    return items, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), flat

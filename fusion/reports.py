@@ -1,0 +1,66 @@
+"""Run reports: JSON with NaN as null, the confusion matrix and the training curves as PNG.
+
+Uses matplotlib's object API (Figure + Agg canvas): no pyplot state, no global backend."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def jsonable(obj: Any) -> Any:
+    """Nested dicts/lists with NaN and infinities as None and numpy scalars as Python ones."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (true class per row)."""
+    rows = matrix.sum(axis=1, keepdims=True)
+    norm = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    n = len(matrix)
+    fig = Figure(figsize=(3 + 0.2 * n, 2.5 + 0.2 * n), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
+    ax.tick_params(labelsize=6 if n > 8 else 9)
+    if n <= 8:
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    fig.savefig(path, dpi=100)
+
+
+def plot_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
+    """Train and val loss per epoch, and the monitored val metric."""
+    fig = Figure(figsize=(9, 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    loss_ax.plot(history["epoch"], history["train_loss"], label="train")
+    if "val_loss" in history:
+        loss_ax.plot(history["epoch"], history["val_loss"], label="val")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    loss_ax.legend()
+    column = f"val_{monitor}"
+    if column in history:
+        metric_ax.plot(history["epoch"], history[column], color="tab:green")
+    metric_ax.set(xlabel="epoch", ylabel=column, title=column)
+    fig.savefig(path, dpi=100)

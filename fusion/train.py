@@ -1,0 +1,299 @@
+"""Train one head over cache entries and write a self-describing run folder; re-evaluate it later.
+
+Run folder: config.json (resolved config, entries with paths, keys and configs), head.pt
+(best-on-val state_dict + config; torch.load(weights_only=True)), metrics.json (test and
+val metrics, chance levels), history.csv (one row per epoch run), confusion.png, curves.png.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from migue.cache import EntryReader
+from migue.cache.keys import project_version
+
+from .config import MONITORS, resolve_config
+from .data import FusionData, SplitData, build_data
+from .metrics import chance_levels, confusion, predictions, task_metrics
+from .registry import get_head
+from .reports import plot_confusion, plot_curves, write_json
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
+              config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train head config['head'] for `task` ('mg' | 'emotion') on entries keyed by role
+    (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics."""
+    cfg = resolve_config(task, config)
+    spec = get_head(cfg["head"], task)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    data = _data(task, entries, cfg)
+    _check_labels(task, data, cfg)
+    device = pick_device(cfg["device"])
+    head = spec.build(task, data.shapes, cfg).to(device)
+    write_json(out_dir / "config.json", _record(task, cfg, head, data, entries, device))
+
+    history, best_state, best_epoch = _fit(task, head, data, cfg, device)
+    head.load_state_dict(best_state)
+    torch.save({"state_dict": best_state, "task": task, "head": cfg["head"], "config": cfg,
+                "shapes": {n: list(s) for n, s in data.shapes.items()}}, out_dir / "head.pt")
+
+    results = {s: _evaluate(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
+    train_labels = data.splits["train"].labels
+    test = data.splits["test"]
+    metrics = {
+        "task": task, "head": cfg["head"], "monitor": cfg["monitor"],
+        "best_epoch": best_epoch, "epochs_run": len(history),
+        "test": results["test"][0], "val": results["val"][0],
+        "chance": chance_levels(task, train_labels[train_labels >= 0], test.labels[test.labels >= 0],
+                                cfg["num_classes"]),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    history.to_csv(out_dir / "history.csv", index=False)
+    plot_curves(history, out_dir / "curves.png", cfg["monitor"])
+    shown = "test" if metrics["test"]["n"] else "val"
+    labels, logits = results[shown][1]
+    plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
+                   f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})")
+    log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
+    return metrics
+
+
+def evaluate_run(run_dir: Path, split: str = "test",
+                 entries: Mapping[str, EntryReader] | None = None) -> dict[str, Any]:
+    """Reload a run (its config, head.pt and entries, or `entries` by role) and recompute the
+    metrics of `split`."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    return _evaluate(task, head, data.splits[split], cfg, device)[0]
+
+
+def predict_run(run_dir: Path, split: str = "test",
+                entries: Mapping[str, EntryReader] | None = None) -> pd.DataFrame:
+    """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1),
+    mg (unit_id, video_id, label = class index)."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    part = data.splits[split]
+    labels = predictions(task, _logits(task, head, part, np.arange(len(part)), cfg, device))
+    if task == "emotion":
+        return pd.DataFrame({"video_id": part.ids, "label": labels})
+    return pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels})
+
+
+# ---- training ------------------------------------------------------------------------------
+def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any],
+         device: torch.device) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
+    """AdamW + warm-up/cosine; returns the history, the best-on-val state and its epoch."""
+    train = data.splits["train"]
+    items = np.flatnonzero(train.labels >= 0)
+    has_val = bool((data.splits["val"].labels >= 0).any())
+    if not has_val:
+        log.warning("no labelled val items: no early stopping, the last epoch is kept")
+    steps = math.ceil(len(items) / cfg["batch_size"])
+    warmup, total = round(cfg["warmup_epochs"] * steps), cfg["epochs"] * steps
+    decay = [p for p in head.parameters() if p.dim() >= 2]
+    no_decay = [p for p in head.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, warmup, total))
+    criterion = _criterion(task, cfg, train.labels[items], device)
+    rng = np.random.default_rng(cfg["seed"])
+    rows, best_score, best_state, best_epoch, stale = [], (-math.inf, -math.inf), {}, 0, 0
+    epochs = tqdm(range(1, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
+                  disable=not sys.stderr.isatty())
+    for epoch in epochs:
+        started = time.perf_counter()
+        order = _epoch_order(rng, items, train.labels, cfg["class_balance"])
+        head.train()
+        loss_sum = 0.0
+        for start in range(0, len(order), cfg["batch_size"]):
+            batch = _to(train.batch(order[start:start + cfg["batch_size"]]), device)
+            with _autocast(device, cfg["amp"]):
+                terms = head.train_logits(batch) if hasattr(head, "train_logits") else [head(batch)]
+                loss = sum(criterion(logits.float(), batch["label"]) for logits in terms)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg["grad_clip"]:
+                nn.utils.clip_grad_norm_(head.parameters(), cfg["grad_clip"])
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(batch["label"])
+        row = {"epoch": epoch, "train_loss": loss_sum / len(order), "lr": optimizer.param_groups[0]["lr"]}
+        score = (float(epoch), 0.0)  # without val: the latest epoch is the best
+        if has_val:
+            val = _evaluate(task, head, data.splits["val"], cfg, device)[0]
+            row.update({f"val_{k}": val[k] for k in ("loss", *MONITORS[task])})
+            monitored = row[f"val_{cfg['monitor']}"]
+            score = (-math.inf if math.isnan(monitored) else monitored, -row["val_loss"])
+        row["seconds"] = time.perf_counter() - started
+        rows.append(row)
+        stale += 1
+        if score > best_score:
+            best_score, best_epoch, stale = score, epoch, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
+        log.info("epoch %d/%d  %s%s", epoch, cfg["epochs"],
+                 "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
+                 "  *" if best_epoch == epoch else "")
+        if has_val and cfg["patience"] and stale >= cfg["patience"]:
+            log.info("early stop: no better val %s for %d epochs", cfg["monitor"], stale)
+            break
+    return pd.DataFrame(rows), best_state, best_epoch
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def _epoch_order(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, balance: str) -> np.ndarray:
+    """A shuffled epoch, or (balance='sampler') one drawn with replacement at equal class odds."""
+    if balance != "sampler":
+        return rng.permutation(items)
+    counts = np.bincount(labels[items])
+    weights = 1.0 / counts[labels[items]]
+    return rng.choice(items, size=len(items), replace=True, p=weights / weights.sum())
+
+
+def _criterion(task: str, cfg: dict[str, Any], labels: np.ndarray,
+               device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy (mg) or BCE on smoothed targets (emotion); class-weighted if configured."""
+    weighted, smooth = cfg["class_balance"] == "weighted-loss", cfg["label_smoothing"]
+    if task == "mg":
+        counts = np.bincount(labels, minlength=cfg["num_classes"]).clip(min=1)
+        weight = torch.tensor(len(labels) / (len(counts) * counts), dtype=torch.float32, device=device)
+        return lambda logits, y: F.cross_entropy(logits, y, weight=weight if weighted else None,
+                                                 label_smoothing=smooth)
+    positives = labels.sum()
+    pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1), dtype=torch.float32, device=device)
+    return lambda logits, y: F.binary_cross_entropy_with_logits(
+        logits, y.float() * (1 - smooth) + 0.5 * smooth, pos_weight=pos_weight if weighted else None)
+
+
+# ---- evaluation ----------------------------------------------------------------------------
+def _evaluate(task: str, head: nn.Module, split: SplitData, cfg: dict[str, Any],
+              device: torch.device) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """Metrics of the labelled items of a split, and their (labels, logits)."""
+    items = np.flatnonzero(split.labels >= 0)
+    logits = _logits(task, head, split, items, cfg, device)
+    labels = split.labels[items]
+    return task_metrics(task, labels, logits, cfg["num_classes"]), (labels, logits)
+
+
+@torch.inference_mode()
+def _logits(task: str, head: nn.Module, split: SplitData, items: np.ndarray, cfg: dict[str, Any],
+            device: torch.device) -> np.ndarray:
+    head.eval()
+    outs = [torch.empty((0, cfg["num_classes"]) if task == "mg" else (0,))]
+    for start in range(0, len(items), cfg["batch_size"]):
+        batch = _to(split.batch(items[start:start + cfg["batch_size"]]), device)
+        with _autocast(device, cfg["amp"]):
+            outs.append(head(batch).float().cpu())
+    return torch.cat(outs).numpy()
+
+
+def _autocast(device: torch.device, amp: bool) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _summary(metrics: dict[str, Any], task: str) -> str:
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in MONITORS[task] if k in metrics) or "no labels"
+
+
+# ---- run folder ----------------------------------------------------------------------------
+def _data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
+          splits: tuple[str, ...] = ("train", "val", "test")) -> FusionData:
+    inputs = get_head(cfg["head"], task).inputs(task, cfg)
+    return build_data(task, entries, inputs, splits, cfg["align"], cfg["max_windows"], cfg["in_memory"],
+                      cfg["memory_budget_gb"])
+
+
+def _check_labels(task: str, data: FusionData, cfg: dict[str, Any]) -> None:
+    if not (data.splits["train"].labels >= 0).any():
+        raise ValueError(f"{task}: the train split has no labelled items")
+    if task == "mg":
+        top = max(int(s.labels.max(initial=-1)) for s in data.splits.values())
+        if top >= cfg["num_classes"]:
+            raise ValueError(f"MG label {top} out of range for num_classes={cfg['num_classes']}")
+
+
+def _record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
+            entries: Mapping[str, EntryReader], device: torch.device) -> dict[str, Any]:
+    """config.json: everything needed to rebuild the run and to know what it was trained on."""
+    spec = get_head(cfg["head"], task)
+    inputs = spec.inputs(task, cfg)
+    roles = dict.fromkeys(inp.entry for inp in inputs.values())
+    return {
+        "task": task,
+        "config": cfg,
+        "head": {"name": spec.name, "description": spec.description,
+                 "inputs": {n: asdict(inp) for n, inp in inputs.items()},
+                 "shapes": {n: list(s) for n, s in data.shapes.items()},
+                 "parameters": sum(p.numel() for p in head.parameters())},
+        "entries": {role: {"name": entries[role].name, "path": str(Path(entries[role].dir).resolve()),
+                           "key": entries[role].index["key"], "config": entries[role].config}
+                    for role in roles},
+        "data": {"in_memory": data.in_memory,
+                 "items": {s: len(d) for s, d in data.splits.items()},
+                 "labelled": {s: int((d.labels >= 0).sum()) for s, d in data.splits.items()}},
+        "device": str(device),
+        "versions": {"migue": project_version(), "torch": torch.__version__, "python": sys.version.split()[0]},
+    }
+
+
+def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None
+              ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+    record = json.loads((run_dir / "config.json").read_text())
+    task, cfg = record["task"], record["config"]
+    given = dict(entries or {})
+    opened = {}
+    for role, info in record["entries"].items():
+        opened[role] = given[role] if role in given else EntryReader(info["path"])
+        if opened[role].index["key"] != info["key"]:
+            log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
+                        opened[role].name, role, run_dir, info["name"])
+    data = _data(task, opened, cfg, (split,))
+    recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
+    if data.shapes != recorded:
+        raise ValueError(f"entries give input shapes {data.shapes}; the head in {run_dir} expects {recorded}")
+    device = pick_device(cfg["device"])
+    checkpoint = torch.load(run_dir / "head.pt", map_location="cpu", weights_only=True)
+    head = get_head(cfg["head"], task).build(task, data.shapes, cfg)
+    head.load_state_dict(checkpoint["state_dict"])
+    return task, cfg, head.to(device), data, device

@@ -1,0 +1,36 @@
+"""The 32 iMiGUE micro-gesture (MG) classes and their raw label ids.
+
+Raw ids in the label files are 1..31 plus 99 (the 32nd class, "illustrative");
+loaders map 1..31 to indices 0..30 and 99 to index 31.
+"""
+from __future__ import annotations
+
+MG_CLASS_NAMES: tuple[str, ...] = (
+    "turtle neck", "deep breath", "touch hat", "touch face", "touch forehead",
+    "cover face", "rub eyes", "touch other face part", "touch ears", "bite nails",
+    "touch chin", "touch neck", "play hair", "tie", "chest", "back", "fold arm",
+    "sleeve", "put arm back", "move torso", "sit straight", "scratch arm",
+    "rub hand", "cross finger", "minaret hand", "play things", "withdraw arms",
+    "head up", "bite lip", "arm akimbo", "shake shoulder", "illustrative",
+)
+N_MG_CLASSES = 32
+LAST_RAW_LABEL = 99  # raw id of the 32nd class
+assert len(MG_CLASS_NAMES) == N_MG_CLASSES
+
+
+def raw_label_to_index(raw: int) -> int:
+    """Map a raw MG label (1..31 or 99) to a class index (0..31)."""
+    if raw == LAST_RAW_LABEL:
+        return N_MG_CLASSES - 1
+    if 1 <= raw <= N_MG_CLASSES - 1:
+        return raw - 1
+    raise ValueError(f"raw MG label {raw!r} is not in 1..31 or 99")
+
+
+def index_to_raw_label(i: int) -> int:
+    """Map a class index (0..31) back to its raw MG label (1..31 or 99)."""
+    if i == N_MG_CLASSES - 1:
+        return LAST_RAW_LABEL
+    if 0 <= i < N_MG_CLASSES - 1:
+        return i + 1
+    raise ValueError(f"MG class index {i!r} is not in 0..31")
