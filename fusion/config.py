@@ -18,14 +18,14 @@ DEFAULTS: dict[str, Any] = {
     "late_probe": "linear",             # late, late-pose: member probes, linear | mlp
     "num_classes": 32,                  # MG classes
     # inputs, pooled at load time
-    "rgb_pool": "time",                 # none | time (mean over H'xW' per time step) | mean | cls (cls stream)
-    "pose_pool": "time",                # none | time (mean over joints per time step) | mean
+    "rgb_pool": "time",                 # none | time (mean over H'xW' per time step) | space (mean over time per h,w) | mean | cls
+    "pose_pool": "space",               # none | time (mean over joints per time step) | space (mean over time per joint) | mean
     "face_pool": "none",                # none (one token per sampled frame) | mean
     "context_pool": "time",             # none | time | mean | cls
     "max_windows": None,                # emotion: at most this many windows per video (uniform subsample)
     "align": "strict",                  # strict: entries must hold the same units | inner: common units only
     # optimisation
-    "epochs": 30,
+    "epochs": 60,
     "batch_size": 32,                   # clips (mg) or videos (emotion)
     "lr": 5e-4,                         # AdamW peak learning rate
     "weight_decay": 0.05,               # on weight matrices only
@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.1,
     "grad_clip": 1.0,                   # max gradient norm; 0 = off
     "class_balance": "none",            # none | weighted-loss | sampler
-    "patience": 8,                      # early stopping: epochs without a better val score; 0 = off
+    "patience": 15,                     # early stopping: epochs without a better val score; 0 = off
     "monitor": "auto",                  # val metric for checkpointing; auto: top1 (mg) / accuracy (emotion)
     "seed": 0,
     # runtime
@@ -46,8 +46,8 @@ DEFAULTS: dict[str, Any] = {
 CHOICES: dict[str, tuple[Any, ...]] = {
     "cmtf_mode": ("joint", "cross"),
     "late_probe": ("linear", "mlp"),
-    "rgb_pool": ("none", "time", "mean", "cls"),
-    "pose_pool": ("none", "time", "mean"),
+    "rgb_pool": ("none", "time", "space", "mean", "cls"),
+    "pose_pool": ("none", "time", "space", "mean"),
     "face_pool": ("none", "time", "mean"),
     "context_pool": ("none", "time", "mean", "cls"),
     "align": ("strict", "inner"),

@@ -24,7 +24,7 @@ TASKS = ("mg", "emotion")
 SPLITS = ("train", "val", "test")
 UNIT_KIND = {"mg": "mg", "emotion": "window"}
 LABEL_COLUMN = {"mg": "mg_label", "emotion": "emotion"}
-POOLS = ("none", "time", "mean")
+POOLS = ("none", "time", "space", "mean")
 READ_SPAN = 256  # at most this many consecutive table rows per HDF5 read (bounds memory)
 
 
@@ -38,7 +38,8 @@ class Input:
 
     entry: str          # role in the entries dict: rgb | pose | face | context
     stream: str         # stream inside that entry: tokens | cls | joint | bone | embedding
-    pool: str = "none"  # none: all tokens | time: mean per time step (spec 'grid') | mean: one token
+    pool: str = "none"  # none: all tokens | time: mean per time step | space: mean over time per
+                        # spatial place (rgb h*w, pose joint) | mean: one token; time/space need the grid
 
 
 def pooled_shape(reader: EntryReader, inp: Input) -> tuple[int, int]:
@@ -48,6 +49,8 @@ def pooled_shape(reader: EntryReader, inp: Input) -> tuple[int, int]:
     length, dim = reader.token_shape(inp.stream)
     if inp.pool == "time":
         return _time_steps(reader, inp), dim
+    if inp.pool == "space":
+        return length // _time_steps(reader, inp), dim
     return (1 if inp.pool == "mean" else length), dim
 
 
@@ -56,7 +59,7 @@ def _time_steps(reader: EntryReader, inp: Input) -> int:
     length = reader.token_shape(inp.stream)[0]
     if not grid or int(np.prod(grid)) != length:
         raise ValueError(f"entry {reader.name}: stream {inp.stream!r} has no token grid matching its "
-                         f"{length} tokens (spec grid {grid}); pool 'time' needs one: use 'mean' or 'none'")
+                         f"{length} tokens (spec grid {grid}); pool {inp.pool!r} needs one: use 'mean' or 'none'")
     return int(grid[0])
 
 
@@ -64,7 +67,7 @@ def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray
     """Pooled float16 tokens (N, L', D) of the given table rows, read in bounded runs."""
     rows = np.asarray(rows, dtype=np.int64)
     out = np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16)
-    steps = _time_steps(reader, inp) if inp.pool == "time" else 0
+    steps = _time_steps(reader, inp) if inp.pool in ("time", "space") else 0
     order = np.argsort(rows, kind="stable")
     ordered = rows[order]
     start = 0
@@ -75,6 +78,8 @@ def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray
             x = x.astype(np.float32).mean(axis=1, keepdims=True)               # (n, 1, D)
         elif inp.pool == "time":
             x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1]).mean(axis=2)  # (n, T, D)
+        elif inp.pool == "space":
+            x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1]).mean(axis=1)  # (n, S, D)
         out[order[start:stop]] = x
         start = stop
     return out

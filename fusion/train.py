@@ -162,7 +162,7 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any],
         if score > best_score:
             best_score, best_epoch, stale = score, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
-        log.info("epoch %d/%d  %s%s", epoch, cfg["epochs"],
+        log.debug("epoch %d/%d  %s%s", epoch, cfg["epochs"],
                  "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                  "  *" if best_epoch == epoch else "")
         if has_val and cfg["patience"] and stale >= cfg["patience"]:

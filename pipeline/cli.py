@@ -203,7 +203,7 @@ def predict(run_dir: Path, split: str, out: Path) -> None:
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("migue-demo"), show_default=True,
               help="Where the sample, the cache and the runs go.")
-@click.option("--videos", default=12, show_default=True)
+@click.option("--videos", default=30, show_default=True)
 @click.option("--arch", type=click.Choice(["small", "tiny"]), default="small", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the heads' own).")
 def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
