@@ -94,7 +94,24 @@ IMIGUE22 = _tree(
     center="Neck",
 )
 
-LAYOUTS: dict[str, JointLayout] = {layout.name: layout for layout in (IMIGUE22, COCO17, OPENPOSE18)}
+# OpenPose BODY_25 in its own order, its tree as OpenPose draws it (POSE_BODY_25_PAIRS), rooted
+# at the neck: head through the nose, arms through the shoulders, legs through the mid hip,
+# big toe and heel from the ankle, small toe from the big toe.
+BODY25 = _tree(
+    "body25",
+    ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+     "MidHip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye",
+     "REar", "LEar", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel"),
+    {"Nose": "Neck", "RShoulder": "Neck", "RElbow": "RShoulder", "RWrist": "RElbow",
+     "LShoulder": "Neck", "LElbow": "LShoulder", "LWrist": "LElbow", "MidHip": "Neck",
+     "RHip": "MidHip", "RKnee": "RHip", "RAnkle": "RKnee", "LHip": "MidHip", "LKnee": "LHip",
+     "LAnkle": "LKnee", "REye": "Nose", "LEye": "Nose", "REar": "REye", "LEar": "LEye",
+     "LBigToe": "LAnkle", "LSmallToe": "LBigToe", "LHeel": "LAnkle",
+     "RBigToe": "RAnkle", "RSmallToe": "RBigToe", "RHeel": "RAnkle"},
+    center="Neck",
+)
+
+LAYOUTS: dict[str, JointLayout] = {layout.name: layout for layout in (IMIGUE22, COCO17, OPENPOSE18, BODY25)}
 
 
 def get_layout(name: str) -> JointLayout:

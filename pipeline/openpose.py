@@ -34,11 +34,13 @@ FACE_JAW = range(0, 17)
 FACE_MOUTH = range(48, 68)
 FACE_PUPILS = (68, 69)
 
+# Hand points are `L`/`R` + the HAND_21 name, except each hand's root, `LHandWrist`/`RHandWrist`:
+# `LWrist`/`RWrist` are BODY_25's wrists, the ones every release (light-hand CSV included) has.
 KEYPOINT_NAMES: tuple[str, ...] = (
     BODY_25
     + tuple(f"Face{i}" for i in range(N_FACE))
-    + tuple(f"L{name}" for name in HAND_21)
-    + tuple(f"R{name}" for name in HAND_21)
+    + tuple(f"L{'Hand' if name == 'Wrist' else ''}{name}" for name in HAND_21)
+    + tuple(f"R{'Hand' if name == 'Wrist' else ''}{name}" for name in HAND_21)
 )
 KEYPOINT_INDEX = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
-assert len(KEYPOINT_NAMES) == N_KEYPOINTS
+assert len(KEYPOINT_NAMES) == N_KEYPOINTS == len(KEYPOINT_INDEX)

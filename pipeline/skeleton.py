@@ -1,20 +1,71 @@
-"""Reading OpenPose skeleton tables into (T, 137, 3) arrays, parsed once and kept by file hash."""
+"""Reading skeletons of every release format into (T, 137, 3) OpenPose arrays, parsed once and
+kept by content hash.
+
+Formats (all give float32 (T, 137, 3) in the keypoint order of `openpose.py`; x, y in the
+file's own units (pixels); confidence 0 = missing, with x = y = 0):
+
+* MiGA 2025 `<id>_openpose.xlsx`: no header, T rows x 411 values (`read_openpose_xlsx`).
+* MiGA 2023/24 `<id>_light_hand.csv`: no header, T rows x 106 values: the frame index, then
+  the 25 BODY_25 joints, 5 right-hand then 5 left-hand fingertips (thumb to pinky), each
+  x, y, c (`read_light_hand_csv`). Rows are frames in row order, as the challenge's own
+  reader takes them; the index column must be a number but does not move rows. Points the
+  file does not have are missing.
+* OpenPose's own output: a folder of `<anything>_<frame>_keypoints.json`, one per frame
+  (`read_openpose_json_dir`). The most confident person (largest summed BODY_25 confidence,
+  the first on ties) is taken; a frame without people, or a frame number without a file,
+  is a missing frame (all zero).
+* ST-GCN baseline packs: a reference `<part>_data.npy#<video id>` (see `datasets/stgcn.py`).
+
+Every malformed input raises `SkeletonError` naming the file, and the row and column where
+there is one. An empty table is real input (two videos of the release have one): it reads
+to (0, 137, 3); `load_skeleton`, the extraction path, refuses it with 'no skeleton frames'.
+"""
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .openpose import N_COLUMNS, N_KEYPOINTS
+from .openpose import BODY_25, BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
+
+JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
+
+# Frame sizes the releases were processed at, smallest first (see `frame_size_of`).
+KNOWN_FRAME_SIZES = ((1280, 720), (1920, 1080))
+
+# The 35 points of a light-hand row, as indices into the 137 OpenPose keypoints.
+LIGHT_HAND_POINTS: tuple[int, ...] = (
+    tuple(range(BODY_SLICE.start, BODY_SLICE.stop))
+    + tuple(KEYPOINT_INDEX["R" + tip] for tip in FINGERTIPS)
+    + tuple(KEYPOINT_INDEX["L" + tip] for tip in FINGERTIPS)
+)
+LIGHT_HAND_COLUMNS = 1 + 3 * len(LIGHT_HAND_POINTS)  # 106
+
+# OpenPose JSON: key -> (first keypoint, number of keypoints).
+JSON_PARTS = {
+    "pose_keypoints_2d": (0, 25),
+    "face_keypoints_2d": (25, 70),
+    "hand_left_keypoints_2d": (95, 21),
+    "hand_right_keypoints_2d": (116, 21),
+}
+JSON_FRAME = re.compile(r"^(?P<prefix>.*?)_?(?P<frame>\d+)_keypoints\.json$")
+PACK_REF = "#"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # `<part>_data.npy#<video id>`: one video's clips in an ST-GCN pack
 
 
 class SkeletonError(ValueError):
-    """A skeleton file that cannot be used; the message names the file and row."""
+    """A skeleton file that cannot be used; the message names the file (and row, column)."""
 
+
+# ---------------------------------------------------------------- tables
 
 def read_openpose_xlsx(path: Path) -> np.ndarray:
     """A MiGA 2025 `<id>_openpose.xlsx` (no header, T x 411) -> (T, 137, 3) float32 in pixels.
@@ -32,26 +83,209 @@ def read_openpose_xlsx(path: Path) -> np.ndarray:
 
 
 def _table_to_array(rows: list[list[object]], path: Path) -> np.ndarray:
+    """Rows of 411 values (x, y, c of the 137 keypoints) -> (T, 137, 3)."""
+    table = _numeric_table(rows, N_COLUMNS, path, "137 OpenPose keypoints x (x, y, confidence)")
+    return _clean(table.reshape(len(table), N_KEYPOINTS, 3))
+
+
+def read_light_hand_csv(path: Path) -> np.ndarray:
+    """A MiGA 2023/24 `<id>_light_hand.csv` (no header, T x 106) -> (T, 137, 3) float32."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SkeletonError(f"{path}: cannot read the CSV ({exc})") from None
+    return light_hand_rows_to_array(rows, path)
+
+
+def light_hand_rows_to_array(rows: list[list[str]], path: Path) -> np.ndarray:
+    """Rows of a light-hand CSV -> (T, 137, 3). Blank lines are skipped (as pandas does in the
+    challenge's reader); a first line of text only is taken for a header and skipped."""
+    rows = [r for r in rows if any(str(c).strip() for c in r)]
+    if rows and not any(_is_number(c) for c in rows[0]):
+        rows = rows[1:]
+    table = _numeric_table(rows, LIGHT_HAND_COLUMNS, path,
+                           "frame index + 35 keypoints x (x, y, confidence)")
+    out = np.zeros((len(table), N_KEYPOINTS, 3), dtype=np.float32)
+    out[:, LIGHT_HAND_POINTS] = table[:, 1:].reshape(len(table), len(LIGHT_HAND_POINTS), 3)
+    return _clean(out)
+
+
+def _numeric_table(rows: list[list[object]], n_columns: int, path: Path, what: str) -> np.ndarray:
+    """(T, n_columns) float32 of finite numbers, or SkeletonError naming the row and column.
+    Empty cells at the end of a row do not count as columns."""
     if not rows:
-        return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
+        return np.zeros((0, n_columns), dtype=np.float32)
     for i, row in enumerate(rows):
         width = len(row)
         while width and row[width - 1] in ("", None):
             width -= 1
-        if width != N_COLUMNS:
-            raise SkeletonError(f"{path}: row {i + 1} has {width} columns, expected {N_COLUMNS} "
-                                "(137 OpenPose keypoints x (x, y, confidence))")
+        if width != n_columns:
+            raise SkeletonError(f"{path}: row {i + 1} has {width} columns, expected {n_columns} ({what})")
     try:
-        table = np.array([r[:N_COLUMNS] for r in rows], dtype=np.float32)
-    except (TypeError, ValueError):
-        bad = next((i, j) for i, r in enumerate(rows) for j, c in enumerate(r[:N_COLUMNS])
-                   if not isinstance(c, (int, float)))
-        raise SkeletonError(f"{path}: row {bad[0] + 1}, column {bad[1] + 1} is not a number "
-                            f"({rows[bad[0]][bad[1]]!r})") from None
-    if not np.isfinite(table).all():
-        i, j = np.argwhere(~np.isfinite(table))[0]
-        raise SkeletonError(f"{path}: row {i + 1}, column {j + 1} is {table[i, j]} (not finite)")
-    return table.reshape(len(rows), N_KEYPOINTS, 3)
+        table = np.array([r[:n_columns] for r in rows], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        table = np.empty((len(rows), n_columns), dtype=np.float64)
+        for i, row in enumerate(rows):
+            for j, cell in enumerate(row[:n_columns]):
+                table[i, j] = _number(cell, path, i, j)
+    with np.errstate(over="ignore"):
+        table32 = table.astype(np.float32)
+    if not np.isfinite(table32).all():
+        i, j = np.argwhere(~np.isfinite(table32))[0]
+        value, number = rows[i][j], float(table[i, j])
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise SkeletonError(f"{path}: row {i + 1}, column {j + 1} is empty")
+        shown = value.strip()[:40] if isinstance(value, str) else repr(number) if math.isfinite(number) else number
+        raise SkeletonError(f"{path}: row {i + 1}, column {j + 1} is {shown} (not a finite number)")
+    return table32
+
+
+def _number(cell: object, path: Path, i: int, j: int) -> float:
+    where = f"{path}: row {i + 1}, column {j + 1}"
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        raise SkeletonError(f"{where} is empty")
+    try:
+        return float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise SkeletonError(f"{where} is not a number ({_short(cell)})") from None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_number(cell: object) -> bool:
+    try:
+        float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _clean(keypoints: np.ndarray) -> np.ndarray:
+    """Confidence 0 (or below) = not detected: x = y = c = 0, never a point at the origin."""
+    keypoints[keypoints[..., 2] <= 0] = 0.0
+    return keypoints
+
+
+# ---------------------------------------------------------------- OpenPose JSON
+
+def read_openpose_frame(text: str | bytes, path: Path) -> np.ndarray | None:
+    """One OpenPose `*_keypoints.json` -> (137, 3) of its most confident person, None if no one.
+
+    Parts OpenPose was not asked for (empty or absent lists) are missing points."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad bytes are ValueErrors
+        raise SkeletonError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise SkeletonError(f"{path}: not an OpenPose frame (no 'people' list)")
+    people = [_person(p, path, k) for k, p in enumerate(data["people"])]
+    if not people:
+        return None
+    best = max(range(len(people)), key=lambda k: (float(people[k][BODY_SLICE, 2].sum()), -k))
+    return _clean(people[best])
+
+
+def _person(person: object, path: Path, k: int) -> np.ndarray:
+    if not isinstance(person, dict):
+        raise SkeletonError(f"{path}: people[{k}] is not an object")
+    out = np.zeros((N_KEYPOINTS, 3), dtype=np.float32)
+    for key, (first, count) in JSON_PARTS.items():
+        values = person.get(key)
+        if values is None or values == []:
+            continue
+        if not isinstance(values, list) or len(values) != 3 * count:
+            got = f"{len(values)} values" if isinstance(values, list) else type(values).__name__
+            raise SkeletonError(f"{path}: people[{k}].{key} has {got}, expected {3 * count} "
+                                f"({count} keypoints x (x, y, confidence))")
+        array = None
+        if set(map(type, values)) <= {float, int}:
+            with contextlib.suppress(OverflowError), np.errstate(over="ignore"):
+                array = np.asarray(values, dtype=np.float64).astype(np.float32)
+        if array is None or not np.isfinite(array).all():
+            bad = next(i for i, v in enumerate(values)
+                       if type(v) not in (float, int) or not math.isfinite(_float_or_inf(v))
+                       or abs(_float_or_inf(v)) > FLOAT32_MAX)
+            raise SkeletonError(f"{path}: people[{k}].{key}[{bad}] is {_short(values[bad])} "
+                                "(not a finite number)")
+        out[first:first + count] = array.reshape(count, 3)
+    return out
+
+
+def _float_or_inf(v: int | float) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf
+
+
+def json_frames(folder: Path) -> dict[int, Path]:
+    """Frame number -> file, for the `*_keypoints.json` files directly in `folder`."""
+    frames: dict[int, Path] = {}
+    for path in sorted(folder.glob("*_keypoints.json")):
+        match = JSON_FRAME.match(path.name)
+        if not match:
+            raise SkeletonError(f"{path}: no frame number in the name "
+                                "(expected <name>_<frame>_keypoints.json)")
+        frame = int(match["frame"])
+        if frame in frames:
+            raise SkeletonError(f"{path}: a second file for frame {frame} (also {frames[frame].name})")
+        frames[frame] = path
+    return frames
+
+
+def read_openpose_json_dir(folder: Path) -> np.ndarray:
+    """A folder of OpenPose per-frame JSON -> (T, 137, 3), T = the last frame number + 1."""
+    frames = json_frames(folder)
+    if not frames:
+        return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
+    out = np.zeros((max(frames) + 1, N_KEYPOINTS, 3), dtype=np.float32)
+    for frame, path in frames.items():
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise SkeletonError(f"{path}: cannot read ({exc})") from None
+        person = read_openpose_frame(text, path)
+        if person is not None:
+            out[frame] = person
+    return out
+
+
+# ---------------------------------------------------------------- any format
+
+def skeleton_format(path: Path) -> str:
+    """'xlsx', 'light-hand', 'openpose-json' or 'stgcn' for a skeleton path, by its name."""
+    name = path.name
+    if PACK_REF in name and name.split(PACK_REF, 1)[0].endswith("_data.npy"):
+        return "stgcn"
+    if name.endswith(".xlsx"):
+        return "xlsx"
+    if name.endswith("_light_hand.csv"):
+        return "light-hand"
+    if path.is_dir():
+        return "openpose-json"
+    raise SkeletonError(f"{path}: not a known skeleton format (an _openpose.xlsx, a _light_hand.csv, "
+                        "a folder of OpenPose *_keypoints.json, or an ST-GCN pack)")
+
+
+def read_skeleton(path: Path) -> np.ndarray:
+    """Any skeleton source -> (T, 137, 3) float32 (empty tables, and empty files, give T = 0)."""
+    kind = skeleton_format(path)
+    if kind in ("xlsx", "light-hand") and path.is_file() and path.stat().st_size == 0:
+        return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
+    if kind == "xlsx":
+        return read_openpose_xlsx(path)
+    if kind == "light-hand":
+        return read_light_hand_csv(path)
+    if kind == "openpose-json":
+        return read_openpose_json_dir(path)
+    from .datasets.stgcn import video_keypoints
+
+    pack, video_id = str(path).rsplit(PACK_REF, 1)
+    return video_keypoints(Path(pack), video_id)
 
 
 def file_digest(path: Path) -> str:
@@ -62,14 +296,35 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
-    """Read a skeleton file, reusing the parsed array kept under `parsed_dir` by content hash."""
-    if parsed_dir is None:
-        return read_openpose_xlsx(path)
-    kept = parsed_dir / f"{file_digest(path)}.npy"
+def skeleton_digest(path: Path) -> str | None:
+    """Key under which a parsed skeleton is kept: the file's SHA-256; for a JSON folder, a hash
+    of its files' names, sizes and modification times (reading 10k+ files to hash them would
+    cost what parsing does); None for pack references (memory-mapped, nothing to keep)."""
+    kind = skeleton_format(path)
+    if kind == "stgcn":
+        return None
+    if kind != "openpose-json":
+        return file_digest(path)
+    h = hashlib.sha256(b"openpose-json\n")
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if entry.name.endswith("_keypoints.json"):
+            st = entry.stat()
+            h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def parse_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
+    """`read_skeleton`, reusing the parsed array kept under `parsed_dir` by content hash."""
+    try:
+        digest = skeleton_digest(path) if parsed_dir is not None else None
+    except OSError as exc:
+        raise SkeletonError(f"{path}: cannot read ({exc})") from None
+    if digest is None:
+        return read_skeleton(path)
+    kept = parsed_dir / f"{digest}.npy"
     if kept.exists():
         return np.load(kept)
-    array = read_openpose_xlsx(path)
+    array = read_skeleton(path)
     parsed_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parsed_dir, prefix=".tmp-", suffix=".npy")
     try:
@@ -80,3 +335,29 @@ def load_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return array
+
+
+def load_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
+    """The skeleton a unit's input is made from; an empty one is an error ('no skeleton frames')."""
+    array = parse_skeleton(path, parsed_dir)
+    if len(array) == 0:
+        raise SkeletonError(f"{path}: no skeleton frames (the file is empty)")
+    return array
+
+
+def frame_size_of(keypoints: np.ndarray) -> tuple[int, int]:
+    """The frame size (width, height) a skeleton without its video was most likely made at.
+
+    The smallest processing size of the releases (1280x720, then 1920x1080) that holds every
+    detected point; past both, the points' extent (rounded up to even). Coordinates all within
+    [0, 1] are already normalised: (1, 1). No detected point at all: 1920x1080."""
+    seen = keypoints[..., 2] > 0
+    if not seen.any():
+        return KNOWN_FRAME_SIZES[-1]
+    max_x, max_y = float(keypoints[..., 0][seen].max()), float(keypoints[..., 1][seen].max())
+    if max_x <= 1.0 and max_y <= 1.0:
+        return 1, 1
+    for width, height in KNOWN_FRAME_SIZES:
+        if max_x < width and max_y < height:
+            return width, height
+    return 2 * math.ceil((max_x + 1) / 2), 2 * math.ceil((max_y + 1) / 2)

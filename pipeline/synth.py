@@ -1,7 +1,12 @@
-"""A small, deterministic, synthetic iMiGUE sample in the MiGA 2025 release layout.
+"""A small, deterministic, synthetic iMiGUE sample, in any of the release layouts.
 
-``write_sample(out)`` writes, for each video id ``"1"``, ``"2"``, ... in split
-``train``, ``validate`` or ``test``::
+``write_sample(out, layout=...)`` plans the sample once (video ids, subjects, splits,
+emotions, clips), renders it once (keypoints, the sheet values an OpenPose run would give,
+frames drawn from them), then writes it in one layout. Every layout holds the SAME sample:
+the same clips, labels, keypoint values and (where the layout has them) videos and splits.
+
+``miga2025`` (default), for each video id ``"1"``, ``"2"``, ... in split ``train``,
+``validate`` or ``test``::
 
     out/imigue_skeleton_<split>/<id>/<id>_openpose.xlsx   T rows x 411 values, no header
     out/imigue_skeleton_<split>/<id>/<id>_label.csv       rows "class,start,end", no header
@@ -10,6 +15,16 @@
     out/test_label.csv                                     held-out truth: synthetic only,
                                                            the real test labels are not released
     out/README.txt
+
+``miga2023``: as miga2025 with ``<id>_light_hand.csv`` (T rows x 106: frame index, then the 25
+BODY_25 joints, 5 right and 5 left fingertips, each x, y, c) instead of the sheet.
+``openpose-json``: as miga2025 with OpenPose's per-frame output
+``imigue_skeleton_<split>/<id>/openpose_json/<id>_<frame:012d>_keypoints.json`` instead.
+``imigue`` (the full release): ``labels.csv`` (video_id, class, start_frame, end_frame,
+win_or_lose, subject_id), ``videos/<id>.mp4`` and ``skeletons/<id>_openpose.xlsx``; no split
+(the reader makes one by subject). ``stgcn``: the ST-GCN baseline packs
+``{train,val,test}_data.npy`` (N, 3, 90, 22, 1) + ``{part}_label.pkl`` (names ``<id>_<k>``,
+class indices) and the emotion label files; no videos.
 
 Each video shows one seated person (upper body) drawn from exactly the
 keypoints written to its sheet (pixel coordinates of the video frame; the
@@ -32,9 +47,11 @@ PyAV's libx264; sheets are written by a minimal xlsx writer (see ``_write_xlsx``
 from __future__ import annotations
 
 import csv
+import json
 import math
+import pickle
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,8 +64,12 @@ from .classes import N_MG_CLASSES, index_to_raw_label
 from .openpose import (
     FACE_SLICE, KEYPOINT_INDEX, LHAND_SLICE, N_COLUMNS, N_FACE, N_KEYPOINTS, RHAND_SLICE,
 )
+from .skeleton import JOINT_INDEX, JSON_PARTS, LIGHT_HAND_POINTS
 
 SPLITS = ("train", "validate", "test")
+LAYOUTS = ("miga2025", "imigue", "miga2023", "openpose-json", "stgcn")
+STGCN_PARTS = {"train": "train", "validate": "val", "test": "test"}
+STGCN_FRAMES = 90
 EMOTION_FILES = {"train": "train_label.csv", "validate": "validation_label.csv",
                  "test": "test_label.csv"}
 MIN_CLIPS_PER_CLASS = {"train": 2, "validate": 1, "test": 1}
@@ -92,6 +113,7 @@ class SynthSummary:
     fps: int
     width: int
     height: int
+    layout: str = "miga2025"
 
 
 @dataclass(frozen=True)
@@ -128,22 +150,27 @@ class _Video:
 
 def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int = 400,
                  width: int = 160, height: int = 120, fps: int = 25,
-                 clips_per_video: int = 12) -> SynthSummary:
-    """Write a deterministic synthetic sample under ``out`` (see the module docstring).
+                 clips_per_video: int = 12, layout: str = "miga2025", rgb: bool = True) -> SynthSummary:
+    """Write a deterministic synthetic sample under ``out`` in ``layout`` (see the module docstring).
+    ``rgb=False`` leaves out the videos (the skeletons and labels are a separate download from
+    the RGB videos in the MiGA releases); everything else is unchanged.
 
     The defaults give 12 videos split 6/3/3 (train/validate/test) by subject,
     12 clips each (144 clips), 400 frames of 160x120 at 25 fps: a few seconds.
     Raises ValueError when the sizes cannot give every MG class its clips in
-    every split, cannot fit the clips into ``frames``, or the frame size is odd.
+    every split, cannot fit the clips into ``frames``, the frame size is odd, or the
+    layout is unknown; nothing is written then.
     """
+    if layout not in WRITERS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     _check_sizes(videos, frames, width, height, clips_per_video)
     out = Path(out)
     rng = np.random.default_rng(seed)
     plan = _plan(videos, clips_per_video, frames, rng)
-    for video in plan:
-        _write_video(out, video, seed, frames, width, height, fps)
-    _write_emotions(out, plan)
-    _write_readme(out, seed, plan)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = _Sample(out, seed, tuple(plan), frames, width, height, fps, rgb)
+    WRITERS[layout](sample)
+    _write_readme(sample, layout)
     return SynthSummary(
         out=out, seed=seed,
         video_ids=tuple(v.video_id for v in plan),
@@ -151,8 +178,55 @@ def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int = 40
         subjects={v.video_id: v.subject for v in plan},
         emotions={v.video_id: v.emotion for v in plan},
         n_clips=sum(len(v.clips) for v in plan),
-        frames=frames, fps=fps, width=width, height=height,
+        frames=frames, fps=fps, width=width, height=height, layout=layout,
     )
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The planned sample and where it goes; `rendered()` renders each video once, in order."""
+
+    out: Path
+    seed: int
+    plan: tuple[_Video, ...]
+    frames: int
+    width: int
+    height: int
+    fps: int
+    rgb: bool = True
+
+    def rendered(self) -> Iterator[_Rendered]:
+        for video in self.plan:
+            rng = np.random.default_rng([self.seed, int(video.video_id)])
+            look = _look(video.emotion, self.width, self.height, rng)
+            kp = _keypoints(look, video.clips, self.frames, self.fps)
+            values = _sheet_values(kp, self.width, self.height, rng)
+            yield _Rendered(video, values, kp, look, self)
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """One rendered video: its (T, 411) sheet values and the frames drawn from its keypoints."""
+
+    video: _Video
+    values: np.ndarray  # (T, 411): x, y, c per OpenPose keypoint; 0, 0, 0 where not visible
+    kp: np.ndarray  # (T, 137, 2) true keypoints the frames are drawn from
+    look: _Look
+    sample: _Sample
+
+    def images(self) -> Iterator[np.ndarray]:
+        s = self.sample
+        return (_draw(self.kp[i], self.look, s.width, s.height) for i in range(s.frames))
+
+    def write_mp4(self, path: Path) -> None:
+        s = self.sample
+        if not s.rgb:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_mp4(path, self.images(), s.fps, s.width, s.height)
+
+    def label_rows(self) -> list[tuple[int, int, int]]:
+        return [(index_to_raw_label(c.cls), c.start, c.end) for c in self.video.clips]
 
 
 # ---------------------------------------------------------------- planning
@@ -359,7 +433,7 @@ def _keypoints(look: _Look, clips: tuple[_Clip, ...], frames: int, fps: int) -> 
         elbow, wrist = _arm(shoulder, wrists[:, hand], side, u)
         kp[:, _K[f"{prefix}Shoulder"]] = shoulder
         kp[:, _K[f"{prefix}Elbow"]] = elbow
-        kp[:, _K[f"{prefix}Wrist"]] = wrist
+        kp[:, JOINT_INDEX[f"{prefix}Wrist"]] = wrist  # BODY_25's wrist
         kp[:, hand_slice] = _hand(elbow, wrist, side, u)
     return kp
 
@@ -412,22 +486,112 @@ def _draw_hand(draw: ImageDraw.ImageDraw, hand: list[Point], color: Color, u: fl
 
 # ---------------------------------------------------------------- writing
 
-def _write_video(out: Path, video: _Video, seed: int, frames: int, width: int, height: int,
-                 fps: int) -> None:
-    rng = np.random.default_rng([seed, int(video.video_id)])
-    look = _look(video.emotion, width, height, rng)
-    kp = _keypoints(look, video.clips, frames, fps)
+def _miga_dirs(out: Path, video: _Video) -> tuple[Path, Path]:
+    """(skeleton folder (created), rgb folder) of a video in the MiGA layouts."""
     skeleton_dir = out / f"imigue_skeleton_{video.split}" / video.video_id
     rgb_dir = out / f"imigue_rgb_{video.split}" / video.video_id
     skeleton_dir.mkdir(parents=True, exist_ok=True)
-    rgb_dir.mkdir(parents=True, exist_ok=True)
-    _write_xlsx(skeleton_dir / f"{video.video_id}_openpose.xlsx",
-                _sheet_values(kp, width, height, rng))
-    with open(skeleton_dir / f"{video.video_id}_label.csv", "w", newline="") as f:
-        csv.writer(f).writerows((index_to_raw_label(c.cls), c.start, c.end)
-                                for c in video.clips)
-    _write_mp4(rgb_dir / f"{video.video_id}.mp4",
-               (_draw(kp[i], look, width, height) for i in range(frames)), fps, width, height)
+    return skeleton_dir, rgb_dir
+
+
+def _write_label_csv(path: Path, rows: list[tuple[int, int, int]]) -> None:
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def _write_miga(sample: _Sample, write_skeleton: Callable[[Path, _Rendered], None]) -> None:
+    for r in sample.rendered():
+        vid = r.video.video_id
+        skeleton_dir, rgb_dir = _miga_dirs(sample.out, r.video)
+        write_skeleton(skeleton_dir, r)
+        _write_label_csv(skeleton_dir / f"{vid}_label.csv", r.label_rows())
+        r.write_mp4(rgb_dir / f"{vid}.mp4")
+    _write_emotions(sample.out, list(sample.plan))
+
+
+def _write_miga2025(sample: _Sample) -> None:
+    _write_miga(sample, lambda d, r: _write_xlsx(d / f"{r.video.video_id}_openpose.xlsx", r.values))
+
+
+def _write_miga2023(sample: _Sample) -> None:
+    _write_miga(sample, lambda d, r: _write_light_hand(d / f"{r.video.video_id}_light_hand.csv", r.values))
+
+
+def _write_openpose_json(sample: _Sample) -> None:
+    _write_miga(sample, lambda d, r: _write_json_frames(d / "openpose_json", r.video.video_id, r.values))
+
+
+def _write_imigue(sample: _Sample) -> None:
+    """The full release: one labels.csv with subjects, videos/ and skeletons/ (no split)."""
+    rows = []
+    for r in sample.rendered():
+        vid = r.video.video_id
+        result = "win" if r.video.emotion else "lose"
+        rows += [(vid, raw, start, end, result, r.video.subject) for raw, start, end in r.label_rows()]
+        (sample.out / "skeletons").mkdir(parents=True, exist_ok=True)
+        _write_xlsx(sample.out / "skeletons" / f"{vid}_openpose.xlsx", r.values)
+        r.write_mp4(sample.out / "videos" / f"{vid}.mp4")
+    with open(sample.out / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("video_id", "class", "start_frame", "end_frame", "win_or_lose", "subject_id"))
+        writer.writerows(rows)
+
+
+def _write_stgcn(sample: _Sample) -> None:
+    """The ST-GCN baseline packs: per part, the 22 light-hand joints of every clip, its last
+    90 frames (shorter clips zero-padded at the end), names '<id>_<k>' and class indices."""
+    from migue.extractors.skeleton_layouts import IMIGUE22
+
+    points = [JOINT_INDEX[j] for j in IMIGUE22.joints]  # BODY_25's wrists, as the light-hand rows
+    parts: dict[str, tuple[list[np.ndarray], list[str], list[int]]] = {
+        p: ([], [], []) for p in STGCN_PARTS.values()}
+    for r in sample.rendered():
+        data, names, labels = parts[STGCN_PARTS[r.video.split]]
+        keypoints = r.values.reshape(len(r.values), N_KEYPOINTS, 3)
+        for k, clip in enumerate(r.video.clips):
+            kept = keypoints[clip.start:clip.end + 1][-STGCN_FRAMES:][:, points]  # (n, 22, 3)
+            item = np.zeros((3, STGCN_FRAMES, len(points), 1), dtype=np.float32)
+            item[:, :len(kept), :, 0] = kept.transpose(2, 0, 1)
+            data.append(item)
+            names.append(f"{r.video.video_id}_{k}")
+            labels.append(clip.cls)
+    for part, (data, names, labels) in parts.items():
+        stacked = np.stack(data) if data else np.zeros((0, 3, STGCN_FRAMES, len(points), 1), np.float32)
+        np.save(sample.out / f"{part}_data.npy", stacked)
+        with open(sample.out / f"{part}_label.pkl", "wb") as f:
+            pickle.dump((names, labels), f, protocol=4)
+    _write_emotions(sample.out, list(sample.plan))
+
+
+def _write_light_hand(path: Path, values: np.ndarray) -> None:
+    """`<id>_light_hand.csv`: no header; frame index, then the 35 light-hand points x (x, y, c)."""
+    points = values.reshape(len(values), N_KEYPOINTS, 3)[:, LIGHT_HAND_POINTS].reshape(len(values), -1)
+    with open(path, "w", newline="") as f:
+        for i, row in enumerate(points.tolist()):
+            f.write(",".join([str(i)] + [repr(v) for v in row]) + "\n")
+
+
+def _write_json_frames(folder: Path, video_id: str, values: np.ndarray) -> None:
+    """OpenPose's `--write_json` output: one `<id>_<frame:012d>_keypoints.json` per frame."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keypoints = values.reshape(len(values), N_KEYPOINTS, 3)
+    for i, frame in enumerate(keypoints):
+        people = []
+        if (frame[:, 2] > 0).any():
+            person: dict[str, object] = {"person_id": [-1]}
+            for key, (first, count) in JSON_PARTS.items():
+                person[key] = frame[first:first + count].reshape(-1).tolist()
+            for key in JSON_PARTS:
+                person[key.replace("_2d", "_3d")] = []
+            people.append(person)
+        (folder / f"{video_id}_{i:012d}_keypoints.json").write_text(
+            json.dumps({"version": 1.3, "people": people}, separators=(",", ":")))
+
+
+WRITERS: dict[str, Callable[[_Sample], None]] = {
+    "miga2025": _write_miga2025, "imigue": _write_imigue, "miga2023": _write_miga2023,
+    "openpose-json": _write_openpose_json, "stgcn": _write_stgcn,
+}
 
 
 def _sheet_values(kp: np.ndarray, width: int, height: int,
@@ -508,17 +672,38 @@ def _write_emotions(out: Path, plan: list[_Video]) -> None:
             writer.writerows((v.video_id, v.emotion) for v in plan if v.split == split)
 
 
-def _write_readme(out: Path, seed: int, plan: list[_Video]) -> None:
-    counts = {s: sum(v.split == s for v in plan) for s in SPLITS}
-    (out / "README.txt").write_text(
+LAYOUT_TEXT = {
+    "miga2025": "Layout as in the MiGA 2025 release: imigue_skeleton_<split>/<id>/<id>_openpose.xlsx "
+                "(no header, 411 columns: x, y, c of 137 OpenPose points, pixels), <id>_label.csv "
+                "(class,start,end; 0-based inclusive), imigue_rgb_<split>/<id>/<id>.mp4, and "
+                "train_label.csv / validation_label.csv (video_id,label; 1 win, 0 lose).\n",
+    "miga2023": "Layout as in the MiGA 2023/24 release: imigue_skeleton_<split>/<id>/<id>_light_hand.csv "
+                "(no header, 106 columns: frame index, then x, y, c of the 25 BODY_25 joints, 5 right "
+                "and 5 left fingertips, pixels), <id>_label.csv (class,start,end; 0-based inclusive), "
+                "imigue_rgb_<split>/<id>/<id>.mp4, train_label.csv / validation_label.csv.\n",
+    "openpose-json": "MiGA folders with OpenPose's own output: imigue_skeleton_<split>/<id>/openpose_json/"
+                     "<id>_<frame:012d>_keypoints.json (people[*] with pose, face, hand_left, hand_right "
+                     "keypoints), <id>_label.csv, imigue_rgb_<split>/<id>/<id>.mp4, train_label.csv / "
+                     "validation_label.csv.\n",
+    "imigue": "Layout as in the full iMiGUE release: labels.csv (video_id, class, start_frame, end_frame, "
+              "win_or_lose, subject_id), videos/<id>.mp4, skeletons/<id>_openpose.xlsx. No split is "
+              "written: readers make a cross-subject one from subject_id.\n",
+    "stgcn": "Layout of the MiGA ST-GCN baseline packs: {train,val,test}_data.npy (N, 3, 90, 22, 1: x, y, c "
+             "of the 22 light-hand joints over each clip's last 90 frames, zero-padded) and "
+             "{part}_label.pkl (names '<id>_<k>', class indices 0..31); train_label.csv / "
+             "validation_label.csv. No videos.\n",
+}
+
+
+def _write_readme(sample: _Sample, layout: str) -> None:
+    counts = {s: sum(v.split == s for v in sample.plan) for s in SPLITS}
+    (sample.out / "README.txt").write_text(
         f"SYNTHETIC iMiGUE-like sample (not real data), written by migue.pipeline.synth "
-        f"with seed={seed}.\n"
+        f"with seed={sample.seed}, layout={layout}.\n"
         f"Videos per split: {counts}; the split is cross-subject.\n"
-        "Layout as in the MiGA 2025 release: imigue_skeleton_<split>/<id>/<id>_openpose.xlsx "
-        "(no header, 411 columns: x, y, c of 137 OpenPose points, pixels), <id>_label.csv "
-        "(class,start,end; 0-based inclusive), imigue_rgb_<split>/<id>/<id>.mp4, and "
-        "train_label.csv / validation_label.csv (video_id,label; 1 win, 0 lose).\n"
-        "test_label.csv holds the synthetic test truth; the real test labels are not released.\n"
+        + LAYOUT_TEXT[layout] +
+        "test_label.csv (where written) holds the synthetic test truth; the real test labels are not "
+        "released.\n"
         "Planted signals: each MG clip moves the right, left or both hands to a class-specific "
         "point around the upper chest and holds or oscillates at a class-specific frequency "
         "(abstract motions, not the real gestures); win videos smile and have a warm bright "

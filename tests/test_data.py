@@ -66,6 +66,9 @@ def test_skeleton_sheet_reads_to_keypoints(manifest):
     ([[0.0] * 410], "row 1 has 410 columns, expected 411"),
     ([[0.0] * 411, [0.0] * 5 + ["abc"] + [0.0] * 405], "row 2, column 6 is not a number"),
     ([[0.0] * 10 + [float("nan")] + [0.0] * 400], "row 1, column 11 is nan"),
+    ([[0.0] * 411, [0.0] * 3 + [None] + [0.0] * 407], "row 2, column 4 is empty"),
+    ([[0.0] * 411, [0.0] * 7 + [10 ** 400] + [0.0] * 403], "row 2, column 8 is not a number"),
+    ([[0.0] * 7 + [1e300] + [0.0] * 403], "row 1, column 8 is 1e[+]300 [(]not a finite number"),
 ])
 def test_bad_skeleton_tables_name_row_and_column(tmp_path, rows, message):
     with pytest.raises(SkeletonError, match=message):
@@ -93,7 +96,7 @@ def test_bad_label_rows_are_reported_and_skipped(tmp_path):
     assert all(str(path) in p for p in problems)
     assert "row 2" in problems[0] and "unknown class" in problems[0]
     assert "row 3" in problems[1] and "after end" in problems[1]
-    assert "row 4" in problems[2] and "integers" in problems[2]
+    assert "row 4" in problems[2] and "class 'x' is not an integer" in problems[2]
     assert "row 6" in problems[3] and "past the video's last frame 99" in problems[3]
 
 

@@ -1,0 +1,224 @@
+"""What every layout reader shares: finding files, attaching videos and skeletons, collecting
+units, and recording problems once each, naming the file (and row).
+
+A reader never raises on bad input: a problem is a line `<file>[: row <r>]: <what is wrong>`
+in `manifest.problems`, the unit it concerns is left out (label rows) or fails later at
+extraction with the same reason (skeletons, videos), and everything else is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..manifest import Manifest, Unit, Video, make_unit_id, window_units
+from ..skeleton import JSON_FRAME, SkeletonError, frame_size_of, parse_skeleton
+from ..video import VideoError, probe, read_frames
+
+DEFAULT_WINDOW = 64  # frames per emotion window
+EMOTION_FILES = {"train_label.csv": "train", "validation_label.csv": "val", "val_label.csv": "val",
+                 "test_label.csv": "test"}
+
+
+@dataclass
+class DatasetManifest(Manifest):
+    """A manifest plus notes: facts worth knowing that are not problems (pose-only data,
+    empty skeleton files of the real release, test labels not released)."""
+
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    window: int = DEFAULT_WINDOW
+    read_skeletons: bool = False  # parse every skeleton (data check); else only where no video
+    parsed_dir: Path | None = None  # keep parsed skeletons here by content hash
+
+
+def video_key(video_id: str) -> str:
+    """Ids match across files with or without leading zeros ('0012' is '12')."""
+    return (video_id.lstrip("0") or "0") if video_id.isdigit() else video_id
+
+
+@dataclass
+class Found:
+    """Files under a root, by video key: videos and skeletons of every format."""
+
+    videos: dict[str, Path] = field(default_factory=dict)
+    xlsx: dict[str, Path] = field(default_factory=dict)
+    light_hand: dict[str, Path] = field(default_factory=dict)
+    json_dirs: dict[str, Path] = field(default_factory=dict)
+    label_files: dict[str, Path] = field(default_factory=dict)  # <id>_label.csv
+    problems: list[str] = field(default_factory=list)
+
+    def skeleton(self, video_id: str) -> Path | None:
+        key = video_key(video_id)
+        return self.xlsx.get(key) or self.light_hand.get(key) or self.json_dirs.get(key)
+
+
+def scan(root: Path) -> Found:
+    """One walk over the root: `<id>.mp4`, `<id>_openpose.xlsx`, `<id>_light_hand.csv`,
+    `<id>_label.csv` and folders of OpenPose JSON (keyed by the JSON name's prefix, else the
+    folder's name, else its parent's when the folder has a generic name)."""
+    found = Found()
+    suffixes = {".mp4": found.videos, "_openpose.xlsx": found.xlsx,
+                "_light_hand.csv": found.light_hand, "_label.csv": found.label_files}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        folder = Path(dirpath)
+        json_prefix = None
+        for name in sorted(filenames):
+            if name.endswith("_keypoints.json"):
+                if json_prefix is None:
+                    match = JSON_FRAME.match(name)
+                    json_prefix = match["prefix"] if match else ""
+                continue
+            for suffix, table in suffixes.items():
+                if name.endswith(suffix) and len(name) > len(suffix):
+                    stem = name[: -len(suffix)]
+                    if suffix == "_label.csv" and stem in ("train", "validation", "val", "test"):
+                        continue  # emotion label files
+                    _add(found, table, stem, folder / name)
+        if json_prefix is not None:
+            vid = json_prefix or folder.name
+            _add(found, found.json_dirs, vid, folder)
+    return found
+
+
+def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
+    key = video_key(video_id)
+    if key in table:
+        found.problems.append(f"{path}: a second file for video {video_id} (also {table[key]}); "
+                              "kept the first")
+        return
+    table[key] = path
+
+
+def split_by_subject(subjects: list[str], seed: int = 0,
+                     fractions: tuple[float, float] = (0.6, 0.2)) -> dict[str, str]:
+    """Cross-subject split: subjects ordered by SHA-256 of `seed:subject`, the first 60% train,
+    the next 20% val, the rest test (each split gets at least one subject when there are 3+).
+    Deterministic, independent of file order, and adding a subject moves no other one."""
+    order = sorted(set(subjects), key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    n = len(order)
+    n_train, n_val = round(fractions[0] * n), round(fractions[1] * n)
+    if n >= 3:
+        n_val = max(n_val, 1)
+        n_train = min(max(n_train, 1), n - n_val - 1)
+    splits = {}
+    for i, subject in enumerate(order):
+        splits[subject] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    return splits
+
+
+class Reader:
+    """Builds one manifest: videos, units, problems and notes, each problem said once."""
+
+    def __init__(self, root: Path, layout: str, opts: ReadOptions) -> None:
+        self.manifest = DatasetManifest(root=root, layout=layout)
+        self.opts = opts
+        self.sources: dict[str, str] = {}  # unit id -> where it was read ("file: row r")
+
+    @property
+    def problems(self) -> list[str]:
+        return self.manifest.problems
+
+    def problem(self, text: str) -> None:
+        if text not in self.manifest.problems:
+            self.manifest.problems.append(text)
+
+    def note(self, text: str) -> None:
+        if text not in self.manifest.notes:
+            self.manifest.notes.append(text)
+
+    def add_video(self, video_id: str, subject: str, split: str, emotion: int,
+                  video_path: Path | None, skeleton_path: Path | None) -> Video:
+        """Probe the video (a first frame must decode) and, where there is no usable video or
+        every skeleton is to be checked, parse the skeleton for its frame count and size."""
+        frames = width = height = 0
+        if video_path is not None:
+            try:
+                info = probe(video_path)
+                if info.frames <= 0:
+                    raise VideoError(f"{video_path}: no video frames")
+                read_frames(video_path, np.array([0]))
+                frames, width, height = info.frames, info.width, info.height
+            except VideoError as exc:
+                self.problem(f"{exc} (its units are left without video)")
+                video_path = None
+            except Exception as exc:  # a decoder failure of another kind is still this file's
+                self.problem(f"{video_path}: cannot decode ({type(exc).__name__}: {exc}) "
+                             "(its units are left without video)")
+                video_path = None
+        if skeleton_path is not None and (video_path is None or self.opts.read_skeletons):
+            try:
+                keypoints = parse_skeleton(skeleton_path, self.opts.parsed_dir)
+            except SkeletonError as exc:
+                self.problem(f"{exc} (its units will fail pose extraction)")
+            else:
+                if len(keypoints) == 0:
+                    self.note(f"{skeleton_path}: no skeleton frames (empty file, as two of the real "
+                              "release); its units will fail pose extraction")
+                elif video_path is None:
+                    frames = len(keypoints)
+                    width, height = frame_size_of(keypoints)
+        video = Video(video_id, subject=subject, split=split, emotion=emotion, video_path=video_path,
+                      skeleton_path=skeleton_path, frames=frames, width=width, height=height)
+        self.manifest.videos[video_id] = video
+        return video
+
+    @staticmethod
+    def extent(video: Video) -> tuple[int | None, str]:
+        """The frame count label rows are checked against: the video's, else the skeleton's."""
+        if video.video_path is not None:
+            return video.frames, "video"
+        return (video.frames or None), "skeleton"
+
+    def add_clip(self, video: Video, label: int, start: int, end: int, source: str,
+                 unit_id: str | None = None) -> None:
+        """One MG unit; a second unit with the same id (same video and frames) is a problem."""
+        unit_id = unit_id or make_unit_id(video.video_id, start, end)
+        if unit_id in self.sources:
+            self.problem(f"{source}: duplicate clip {unit_id} (same video and frame range as "
+                         f"{self.sources[unit_id]}); kept the first")
+            return
+        self.sources[unit_id] = source
+        self.manifest.units.append(Unit(unit_id, "mg", video.video_id, video.subject, video.split,
+                                        start, end, label, video.emotion))
+
+    def add_windows(self, video: Video) -> None:
+        """Emotion windows tile videos that have a decodable video file."""
+        if video.video_path is not None:
+            self.manifest.units.extend(window_units(video, video.frames, self.opts.window))
+
+
+def read_emotion_files(root: Path, reader: Reader) -> dict[str, int]:
+    """Emotion labels from `train_label.csv`, `validation_label.csv` (and `test_label.csv`)
+    at the root or one folder down, by video key."""
+    from .labels import read_emotion_labels
+
+    emotion: dict[str, int] = {}
+    for name in EMOTION_FILES:
+        for path in sorted(root.glob(name)) + sorted(root.glob(f"*/{name}")):
+            for vid, label in read_emotion_labels(path, reader.manifest.problems).items():
+                emotion[video_key(vid)] = label
+    return emotion
+
+
+def split_folders(root: Path) -> list[Path]:
+    """`imigue_skeleton_<split>` folders at the root or one level down."""
+    return sorted(p for p in list(root.glob("imigue_skeleton_*")) + list(root.glob("*/imigue_skeleton_*"))
+                  if p.is_dir())
+
+
+SPLIT_NAMES = {"train": "train", "validate": "val", "validation": "val", "val": "val", "test": "test"}
+_SPLIT_SUFFIX = re.compile(r"^imigue_skeleton_(?P<split>.+)$")
+
+
+def split_of_folder(folder: Path) -> str | None:
+    match = _SPLIT_SUFFIX.match(folder.name)
+    return SPLIT_NAMES.get(match["split"].lower()) if match else None
