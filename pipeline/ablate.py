@@ -1,0 +1,220 @@
+"""Ablation grids over one cache, run as Dask tasks (a LocalCluster, or `--scheduler ADDRESS`).
+
+A grid file names a task, a base config and axes; every combination is one run of
+`migue.fusion.train_run` in its own folder. Workers only read the cache: no video is decoded
+and no backbone is built. Finished runs (metrics.json present) are skipped on a rerun; a
+failing run is reported with its error and the others go on.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from migue.cache import FeatureStore
+
+from .train import select_entries
+
+log = logging.getLogger("migue.ablate")
+
+HEADLINE = {"mg": ("top1", "top5", "macro_f1"), "emotion": ("accuracy", "f1", "roc_auc")}
+
+
+@dataclass
+class Grid:
+    """What to run: a task, shared settings, and the axes to cross."""
+
+    task: str
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    entries: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> "Grid":
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({exc})") from None
+        unknown = set(raw) - {"task", "base", "axes", "entries"}
+        if unknown or "task" not in raw:
+            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries'; "
+                             f"unexpected keys {sorted(unknown)}" if unknown else f"{path}: no 'task'")
+        axes = raw.get("axes") or {}
+        for name, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"{path}: axis {name!r} must be a non-empty list, got {values!r}")
+        return cls(raw["task"], raw.get("base") or {}, axes, raw.get("entries") or {})
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every combination of the axes, each merged over the base config."""
+        names = list(self.axes)
+        combos = itertools.product(*(self.axes[n] for n in names)) if names else [()]
+        return [{**self.base, **dict(zip(names, values))} for values in combos]
+
+
+def run_id(config: dict[str, Any]) -> str:
+    """A stable, readable folder name for one run's config."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    head = str(config.get("head", "auto"))
+    return f"{head}-s{config.get('seed', 0)}-{digest}"
+
+
+def train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+    """One ablation run, executed on a Dask worker: reads the cache, trains a head, returns metrics."""
+    from migue.cache import EntryReader
+    from migue.fusion import train_run
+
+    readers = {role: EntryReader(path) for role, path in entry_dirs.items()}
+    try:
+        return train_run(task, readers, Path(run_dir), dict(config))
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
+def _safe_train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"status": "ok", "metrics": train_one(task, entry_dirs, run_dir, config)}
+    except Exception as exc:  # one failing run must not stop the others
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()}
+
+
+def connect(scheduler: str | None, workers: int) -> Any:
+    """A Dask client: an existing scheduler at ADDRESS, or a LocalCluster of worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler and scheduler != "local":
+        return Client(scheduler)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.WARNING)
+    return Client(cluster)
+
+
+def gpu_resources(client: Any) -> dict[str, int]:
+    """`{'GPU': 1}` when the cluster's workers declare GPUs, else no resource restriction."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else {}
+
+
+def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | None = None,
+                 workers: int = 2) -> pd.DataFrame:
+    """Run (or resume) every run of the grid; write results.csv, results.md and results.png."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
+    entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries).items()}
+    configs = {run_id(c): c for c in grid.runs()}
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = {}
+    for rid, config in configs.items():
+        metrics_file = out / "runs" / rid / "metrics.json"
+        if metrics_file.exists():
+            outcomes[rid] = {"status": "ok", "metrics": json.loads(metrics_file.read_text()), "skipped": True}
+        else:
+            todo[rid] = config
+    log.info("%d runs in the grid, %d already finished, %d to run", len(configs), len(outcomes), len(todo))
+    if todo:
+        with connect(scheduler, workers) as client:
+            resources = gpu_resources(client)
+            futures = {client.submit(_safe_train_one, grid.task, entry_dirs, str(out / "runs" / rid), config,
+                                     key=f"ablate-{rid}", resources=resources or None, pure=False): rid
+                       for rid, config in todo.items()}
+            for future in tqdm(as_completed(futures), total=len(futures), desc="ablation", unit="run",
+                               disable=None):
+                rid = futures[future]
+                outcomes[rid] = future.result()
+                if outcomes[rid]["status"] != "ok":
+                    log.error("run %s failed: %s", rid, outcomes[rid]["error"])
+    table = results_table(grid, configs, outcomes)
+    write_reports(grid, table, out)
+    return table
+
+
+def results_table(grid: Grid, configs: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: its axes values, full config, status and test metrics."""
+    rows = []
+    for rid, config in configs.items():
+        outcome = outcomes.get(rid, {"status": "missing"})
+        row: dict[str, Any] = {"run": rid, **{axis: _cell(config.get(axis)) for axis in grid.axes}}
+        row["status"] = outcome["status"]
+        row["error"] = outcome.get("error", "")
+        test = (outcome.get("metrics") or {}).get("test", {})
+        for metric in HEADLINE[grid.task]:
+            row[metric] = test.get(metric)
+        row["config"] = json.dumps(config, sort_keys=True, default=str)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def grouped(grid: Grid, table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds for every other combination of the axes."""
+    keys = [a for a in grid.axes if a != "seed"]
+    ok = table[table["status"] == "ok"].copy()
+    metrics = list(HEADLINE[grid.task])
+    for m in metrics:
+        ok[m] = pd.to_numeric(ok[m], errors="coerce")
+    if ok.empty:
+        return pd.DataFrame(columns=keys + metrics)
+    groups = ok.groupby(keys, dropna=False, sort=False) if keys else [((), ok)]
+    rows = []
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys, key))
+        row["runs"] = len(part)
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_std"] = part[m].mean(), part[m].std(ddof=0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
+    """results.csv (every run), results.md (mean ± std over seeds, best marked), results.png."""
+    table.to_csv(out / "results.csv", index=False)
+    summary = grouped(grid, table)
+    metrics = list(HEADLINE[grid.task])
+    shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
+    for m in metrics:
+        best = summary[f"{m}_mean"].max() if len(summary) else None
+        shown[m] = [("**" if mean == best else "") + f"{mean:.3f} ± {std:.3f}" + ("**" if mean == best else "")
+                    for mean, std in zip(summary[f"{m}_mean"], summary[f"{m}_std"])]
+    failed = table[table["status"] != "ok"]
+    text = [f"# Ablation: {grid.task}", "", f"{len(table)} runs, {len(failed)} failed. Test split, mean ± std "
+            "over seeds; best mean per column in bold.", "", shown.to_markdown(index=False)]
+    if len(failed):
+        text += ["", "## Failed runs", ""] + [f"- {r.run}: {r.error}" for r in failed.itertuples()]
+    (out / "results.md").write_text("\n".join(text) + "\n")
+    _plot(summary, grid, metrics[0], out / "results.png")
+
+
+def _plot(summary: pd.DataFrame, grid: Grid, metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [a for a in grid.axes if a != "seed"]
+    labels = [", ".join(f"{k}={row[k]}" for k in keys) or "base" for _, row in summary.iterrows()]
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(labels) + 2), 4))
+    ax.bar(range(len(labels)), summary.get(f"{metric}_mean", []), yerr=summary.get(f"{metric}_std", []),
+           capsize=3, color="tab:blue")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"{grid.task} ablation (mean ± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,129 @@
+"""Ablations and extraction on Dask: a LocalCluster, and a scheduler + workers started as processes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from migue.cache import EntryReader, FeatureStore
+from migue.fusion.synthetic import write_mg
+from migue.pipeline.ablate import Grid, run_ablation
+from migue.pipeline.cli import main
+
+pytestmark = pytest.mark.slow
+
+GRID = {"task": "mg", "base": {"epochs": 3, "batch_size": 64},
+        "axes": {"head": ["probe-linear-rgb", "probe-linear-pose-joint"], "seed": [0, 1]}}
+
+
+# Run on a worker: which modules that decode video or build backbones it imported. A lambda, so
+# cloudpickle ships it by value and the worker never imports this test module (which imports them).
+_imported_heavy_modules = lambda: sorted(  # noqa: E731
+    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extract") if m in sys.modules)
+
+
+@pytest.fixture(scope="module")
+def mg_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache")
+    write_mg(root, per_class=(4, 1, 1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        yield c
+
+
+def test_grid_runs_every_combination_and_reports(mg_cache, tmp_path, cluster):
+    from dask.distributed import Client
+
+    out = tmp_path / "abl"
+    table = run_ablation(Grid(**GRID), mg_cache, out, scheduler=cluster.scheduler_address)
+    assert len(table) == 4 and (table["status"] == "ok").all()
+    csv = pd.read_csv(out / "results.csv")
+    assert set(csv["head"]) == set(GRID["axes"]["head"]) and set(csv["seed"]) == {0, 1}
+    md = (out / "results.md").read_text()
+    assert md.count("±") >= 6 and "**" in md  # mean ± std per metric, best marked
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Client(cluster.scheduler_address) as client:  # the workers never decoded or built a backbone
+        assert all(mods == [] for mods in client.run(_imported_heavy_modules).values())
+
+
+def test_rerun_skips_finished_runs(mg_cache, tmp_path, cluster):
+    out = tmp_path / "abl"
+    run_ablation(Grid(**GRID), mg_cache, out, scheduler=cluster.scheduler_address)
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+    table = run_ablation(Grid(**GRID), mg_cache, out, scheduler=cluster.scheduler_address)
+    assert len(stamps) == 4 and (table["status"] == "ok").all()
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(mg_cache, tmp_path, cluster):
+    grid = dict(GRID, axes={"head": ["probe-linear-rgb", "no-such-head"], "seed": [0]})
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(grid))
+    result = CliRunner().invoke(main, ["ablate", str(tmp_path / "g.yaml"), "--cache", str(mg_cache),
+                                       "--out", str(tmp_path / "abl"), "--scheduler", cluster.scheduler_address])
+    assert result.exit_code == 1
+    csv = pd.read_csv(tmp_path / "abl" / "results.csv").set_index("head")
+    assert csv.loc["probe-linear-rgb", "status"] == "ok"
+    assert csv.loc["no-such-head", "status"] == "failed" and "no-such-head" in csv.loc["no-such-head", "error"]
+    assert "no-such-head" in (tmp_path / "abl" / "results.md").read_text()
+
+
+def test_bad_grid_files_are_named(tmp_path):
+    (tmp_path / "g.yaml").write_text("task: mg\naxes:\n  head: cmtf\n")
+    with pytest.raises(ValueError, match="axis 'head' must be a non-empty list"):
+        Grid.load(tmp_path / "g.yaml")
+
+
+@pytest.fixture(scope="module")
+def separate_cluster(tmp_path_factory):
+    """`dask scheduler` and two `dask worker` processes on loopback, as on a real cluster."""
+    folder = tmp_path_factory.mktemp("dask")
+    sched_file = folder / "scheduler.json"
+    dask = str(Path(sys.executable).parent / "dask")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], cwd=folder, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    deadline = time.time() + 60
+    while not sched_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    for _ in range(2):
+        procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+                                       "--no-dashboard"], cwd=folder, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from dask.distributed import Client
+    address = json.loads(sched_file.read_text())["address"]
+    with Client(address) as client:
+        client.wait_for_workers(2, timeout=90)
+    yield address
+    for p in procs[::-1]:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=30)
+
+
+def test_ablate_against_a_separately_started_scheduler(mg_cache, tmp_path, separate_cluster):
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(GRID))
+    result = CliRunner().invoke(main, ["ablate", str(tmp_path / "g.yaml"), "--cache", str(mg_cache),
+                                       "--out", str(tmp_path / "abl"), "--scheduler", separate_cluster],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(tmp_path / "abl" / "results.csv")["status"] == "ok").all()
+    from dask.distributed import Client
+    with Client(separate_cluster) as client:
+        ran_on = client.run(_imported_heavy_modules)
+    assert len(ran_on) == 2 and all(mods == [] for mods in ran_on.values())
