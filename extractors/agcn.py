@@ -1,6 +1,7 @@
 """2s-AGCN (mmaction2 `AAGCN`): joint and bone streams on OpenPose skeletons, the `pose` modality."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
@@ -8,9 +9,11 @@ from torch import nn
 
 from . import compat
 from .base import Extractor, ExtractorSpec, StreamSpec
-from .checkpoints import CheckpointError, load_strict, mmaction_backbone_state, read_checkpoint
+from .checkpoints import CheckpointError, LoadReport, load_strict, mmaction_backbone_state, read_checkpoint
 from .registry import register_extractor
-from .skeleton_layouts import get_layout
+from .skeleton_layouts import LAYOUTS, get_layout
+
+log = logging.getLogger("migue.checkpoints")
 
 EMBED_DIM = 256  # AAGCN last-stage channels
 TEMPORAL_STRIDE = 4  # two temporal down-sampling stages
@@ -81,14 +84,51 @@ class AGCNExtractor(Extractor):
         x = inputs.float()
         return {"joint": self._stream(self.joint, x), "bone": self._stream(self.bone, self.bones(x))}
 
-    def load_checkpoint(self, path: str | Sequence[str], trust: bool = False) -> None:
+    def load_checkpoint(self, path: str | Sequence[str], trust: bool = False,
+                        strict: bool = True) -> list[LoadReport]:
         """Two mmaction2 2s-AGCN recognizer checkpoints: joint then bone."""
+        from .weights import detect_format, unsupported
+
         paths = [path] if isinstance(path, str) else list(path)
         if len(paths) != 2:
             raise CheckpointError("pose needs two checkpoints, joint then bone "
                                   f"(2s-agcn_8xb16-joint-... and -bone-...); got {paths}")
+        reports = []
         for model, p in zip((self.joint, self.bone), paths):
-            load_strict(model, mmaction_backbone_state(read_checkpoint(p, trust), p), p)
+            ckpt = read_checkpoint(p, trust)
+            fmt = detect_format(ckpt)
+            if fmt != "mmaction2-recognizer":
+                raise CheckpointError(unsupported(str(p), "agcn", fmt, ckpt))
+            state = mmaction_backbone_state(ckpt, p)
+            self._check_layout(state, model, p, strict)
+            reports.append(load_strict(model, state, p, strict=strict, report=LoadReport(str(p), fmt)))
+        return reports
+
+    def _check_layout(self, state: dict[str, torch.Tensor], model: nn.Module, path: str, strict: bool) -> None:
+        """A checkpoint trained on another joint layout is refused with the reason, not as a
+        list of mis-shaped keys: its input BatchNorm has persons x joints x 3 channels, and
+        its fixed graph `A` must be this layout's graph."""
+        problem = None
+        bn, ours = state.get("data_bn.weight"), model.data_bn.weight
+        if bn is not None and bn.numel() != ours.numel():
+            channels = bn.numel()
+            joints = channels / (model.num_person * model.in_channels)
+            fits = [name for name, lay in LAYOUTS.items() if lay.num_node == joints]
+            problem = (f"its data_bn has {channels} channels = {model.num_person} persons x "
+                       f"{joints:g} joints x {model.in_channels}, but layout {self.layout.name!r} has "
+                       f"{self.layout.num_node} joints ({ours.numel()} channels)")
+            if fits:
+                problem += f"; choose joint layout {' or '.join(repr(f) for f in fits)}"
+            problem += (" (mmaction2's NTU-60 2D 2s-AGCN checkpoints use layout 'coco', 17 joints: "
+                        "migue extract --joints coco)")
+        elif "A" in state and state["A"].shape == model.A.shape and not torch.allclose(state["A"], model.A):
+            problem = (f"its graph A differs from layout {self.layout.name!r}'s: it was trained on "
+                       "another joint order or skeleton (mmaction2's NTU-60 2D checkpoints: --joints coco)")
+        if problem is None:
+            return
+        if strict:
+            raise CheckpointError(f"{path} does not fit the {self.layout.name!r} layout: {problem}")
+        log.warning("NON-STRICT load: %s does not fit the %r layout: %s", path, self.layout.name, problem)
 
 
 def _first_person_bn(bn: nn.BatchNorm1d, num_person: int) -> nn.BatchNorm1d:

@@ -49,8 +49,9 @@ class Extractor(nn.Module, abc.ABC):
         """(B, ...) decoded inputs -> {stream: (B, L, D)}."""
 
     @abc.abstractmethod
-    def load_checkpoint(self, path: str, trust: bool = False) -> None:
-        """Load released weights strictly; a key or shape that does not fit is an error."""
+    def load_checkpoint(self, path: str, trust: bool = False, strict: bool = True) -> Any:
+        """Load released weights strictly; a key or shape that does not fit is an error
+        (`strict=False`: load what fits, warn naming the rest). Returns a LoadReport (or a list)."""
 
     def freeze(self) -> "Extractor":
         """Eval mode, no gradients: features are frozen."""

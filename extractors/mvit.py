@@ -5,7 +5,7 @@ import torch
 
 from . import compat
 from .base import Extractor, ExtractorSpec, StreamSpec
-from .checkpoints import load_strict, mmaction_backbone_state, read_checkpoint
+from .checkpoints import CheckpointError, LoadReport, load_strict, mmaction_backbone_state, read_checkpoint
 from .registry import register_extractor
 
 # mmaction2's Kinetics-400 MViTv2 configs normalise 0-255 RGB with these.
@@ -51,10 +51,28 @@ class MViTExtractor(Extractor):
         tokens = patch_map.flatten(2).transpose(1, 2)    # (B, T'H'W', 768)
         return {"tokens": tokens, "cls": cls.unsqueeze(1)}
 
-    def load_checkpoint(self, path: str, trust: bool = False) -> None:
-        """An mmaction2 MViT recognizer checkpoint (`backbone.*` + `cls_head.*`)."""
+    def load_checkpoint(self, path: str, trust: bool = False, strict: bool = True) -> LoadReport:
+        """MViTv2 weights in either released format, detected from the keys: an mmaction2
+        recognizer checkpoint (`backbone.*` + `cls_head.*`) or torchvision's `mvit_v2_s`
+        state_dict (converted, see extractors/convert_torchvision_mvit.py). Heads are dropped."""
+        from . import convert_torchvision_mvit
+        from .weights import detect_format, unsupported
+
         ckpt = read_checkpoint(path, trust)
-        load_strict(self.backbone, mmaction_backbone_state(ckpt, path), path)
+        fmt = detect_format(ckpt)
+        hint = ("rel_pos_* and patch shapes follow --frames/--size and --arch: the released "
+                "Kinetics-400 MViTv2-S weights need --arch small --frames 16 --size 224")
+        if fmt == "mmaction2-recognizer":
+            state = mmaction_backbone_state(ckpt, path)
+            return load_strict(self.backbone, state, path, strict=strict, hint=hint,
+                               report=LoadReport(str(path), fmt))
+        if fmt == "torchvision-mvit":
+            final_norm = f"norm{self.backbone.num_scales - 1}"
+            state, dropped, unknown = convert_torchvision_mvit.convert(ckpt.get("state_dict", ckpt), final_norm)
+            return load_strict(self.backbone, state, path, strict=strict, hint=hint, unmapped=unknown,
+                               report=LoadReport(str(path), fmt, dropped=dropped),
+                               source_name=convert_torchvision_mvit.source_key)
+        raise CheckpointError(unsupported(str(path), "mvit", fmt, ckpt))
 
 
 @register_extractor("mvit", "MViTv2 (mmaction2) on RGB clips: patch tokens + class token, 768-d")

@@ -29,15 +29,20 @@ def list_extractors() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
-def create_extractor(name: str, checkpoint: str | None = None, trust_checkpoint: bool = False,
-                     **config: Any) -> Extractor:
-    """Build a frozen extractor by name; load `checkpoint` strictly when given."""
+def create_extractor(name: str, checkpoint: str | list[str] | None = None, trust_checkpoint: bool = False,
+                     strict_checkpoint: bool = True, **config: Any) -> Extractor:
+    """Build a frozen extractor by name; load `checkpoint` strictly when given.
+
+    `strict_checkpoint=False` (the user's explicit opt-out) loads what fits and warns, naming
+    the keys left random, instead of refusing. What the load did is `model.checkpoint_report`.
+    """
     _load_builtin()
     if name not in _BUILDERS:
         raise KeyError(f"unknown extractor {name!r}; known: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**config)
     if checkpoint:
-        model.load_checkpoint(checkpoint, trust=trust_checkpoint)
+        model.checkpoint_report = model.load_checkpoint(checkpoint, trust=trust_checkpoint,
+                                                        strict=strict_checkpoint)
     return model.freeze()
 
 

@@ -1,25 +1,38 @@
-"""SwinFace: mmpose Swin-T in the SwinFace geometry plus its 512-d recognition head (`face`)."""
+"""SwinFace: mmpose Swin-T in the SwinFace geometry plus its 512-d recognition head (`face`).
+
+Numbers equal the reference (github lxq1000/SwinFace, swinface_project/backbones/swin.py):
+embedding = feature(avgpool(norm(x))) on (x/255 - 0.5)/0.5 RGB 112x112 crops. See
+extractors/convert_swinface.py for how the official checkpoint maps onto this module and
+scripts/check_equivalence.py for the check against the reference code.
+"""
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
 
 from . import compat
 from .base import Extractor, ExtractorSpec, StreamSpec
-from .checkpoints import load_strict, read_checkpoint
+from .checkpoints import CheckpointError, LoadReport, load_strict, read_checkpoint
 from .registry import register_extractor
 
+log = logging.getLogger("migue.checkpoints")
+
 IMAGE_SIZE = 112
+PATCH = 2
+WINDOW = 7
 STAGE_DIM = 768  # Swin-T last stage
 EMBED_DIM = 512
 
 
 def recognition_head() -> nn.Sequential:
-    """SwinFace's `feature` head: Linear-BN-Linear-BN on the pooled last-stage tokens."""
+    """SwinFace's `feature` head on the pooled last-stage tokens, exactly as the reference:
+    Linear(768, 768, no bias) - BN(768) - Linear(768, 512, no bias) - BN(512), eps 2e-5."""
     return nn.Sequential(
+        nn.Linear(STAGE_DIM, STAGE_DIM, bias=False),
+        nn.BatchNorm1d(STAGE_DIM, eps=2e-5),
         nn.Linear(STAGE_DIM, EMBED_DIM, bias=False),
-        nn.BatchNorm1d(EMBED_DIM, eps=2e-5),
-        nn.Linear(EMBED_DIM, EMBED_DIM, bias=False),
         nn.BatchNorm1d(EMBED_DIM, eps=2e-5),
     )
 
@@ -34,10 +47,11 @@ class SwinFaceExtractor(Extractor):
 
         # Swin-T at 112x112 with patch 2 (stride 2) and window 7: 56 -> 28 -> 14 -> 7 tokens per side.
         self.backbone = SwinTransformer(
-            pretrain_img_size=IMAGE_SIZE, embed_dims=96, patch_size=2, window_size=7,
-            depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), strides=(2, 2, 2, 2),
+            pretrain_img_size=IMAGE_SIZE, embed_dims=96, patch_size=PATCH, window_size=WINDOW,
+            depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), strides=(PATCH, 2, 2, 2),
             out_indices=(3,),  # output_norm on stage 3 = the reference's final LayerNorm
         )
+        self.shifted = self._match_reference_shifts()
         self.feature = recognition_head()
         self.with_map = with_map
         streams = {"embedding": StreamSpec(frames, EMBED_DIM, (frames,), "512-d face embedding per frame")}
@@ -48,8 +62,26 @@ class SwinFaceExtractor(Extractor):
             input_layout="B F 112 112 3 uint8 RGB face crops",
             streams=streams,
             config={"size": IMAGE_SIZE, "frames": frames, "normalise": "(x/255 - 0.5) / 0.5",
-                    "with_map": with_map},
+                    "with_map": with_map, "head": "linear768-bn-linear512-bn",
+                    "shifted_blocks": sorted(self.shifted)},
         )
+
+    def _match_reference_shifts(self) -> set[tuple[int, int]]:
+        """The reference (Microsoft Swin) neither shifts nor masks windows in a stage whose
+        resolution is not larger than the window (`if min(input_resolution) <= window_size:
+        shift_size = 0`): here the last stage, 7x7 tokens with window 7. mmpose shifts every odd
+        block regardless, so switch those shifts off. Returns the (stage, block) pairs that shift."""
+        shifted = set()
+        resolution = IMAGE_SIZE // PATCH
+        for i, stage in enumerate(self.backbone.stages):
+            assert resolution >= WINDOW, "the reference would shrink the window here; not supported"
+            for j, block in enumerate(stage.blocks):
+                if resolution <= WINDOW:
+                    block.attn.shift_size = 0
+                if block.attn.shift_size > 0:
+                    shifted.add((i, j))
+            resolution //= 2
+        return shifted
 
     def forward(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         B, F = inputs.shape[:2]
@@ -63,10 +95,33 @@ class SwinFaceExtractor(Extractor):
             out["map"] = stage.flatten(2).transpose(1, 2).reshape(B, F * 49, STAGE_DIM)
         return out
 
-    def load_checkpoint(self, path: str, trust: bool = False) -> None:
-        """A state_dict of this module (`backbone.*` in mmpose naming + `feature.*`)."""
+    def load_checkpoint(self, path: str, trust: bool = False, strict: bool = True) -> LoadReport:
+        """The official SwinFace checkpoint (`state_dict_backbone`, ... in Microsoft Swin naming),
+        or a state_dict of this module (`backbone.*` in mmpose naming + `feature.*`)."""
+        from . import convert_swinface
+        from .weights import describe_formats, detect_format
+
         ckpt = read_checkpoint(path, trust)
-        load_strict(self, dict(ckpt.get("state_dict", ckpt)), path)
+        fmt = detect_format(ckpt)
+        if fmt == "swinface-official":
+            # Only state_dict_backbone feeds the embedding; fam/tss/om (the analysis subnets)
+            # and any training extras are not used.
+            state, dropped, unknown, problems = convert_swinface.convert(
+                ckpt["state_dict_backbone"], self.state_dict(), self.shifted)
+            if problems:
+                message = f"{path} (official SwinFace format): " + "; ".join(problems)
+                if strict:
+                    raise CheckpointError(message)
+                log.warning("NON-STRICT load: %s", message)
+            report = LoadReport(str(path), fmt, dropped=dropped)
+            return load_strict(self, state, path, strict=strict, report=report,
+                               unmapped=[f"state_dict_backbone.{k}" for k in unknown],
+                               source_name=lambda k: "state_dict_backbone." + convert_swinface.source_key(k))
+        if fmt == "migue-swinface":
+            state = dict(ckpt.get("state_dict", ckpt))
+            return load_strict(self, state, path, strict=strict, report=LoadReport(str(path), fmt))
+        raise CheckpointError(f"{path} is not a SwinFace checkpoint (detected format: {fmt}); "
+                              f"the face modality reads: {describe_formats('swinface')}")
 
 
 @register_extractor("swinface", "SwinFace: Swin-T (mmpose, 112px, patch 2, window 7) + 512-d head")
