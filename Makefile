@@ -13,8 +13,10 @@ demo: setup  ## synth a sample, extract four modalities, train both heads, print
 test: setup  ## the whole test suite (the end-to-end tests included)
 	$(PY) -m pytest
 
-bench: setup  ## speed figures, printed side by side (see benchmarks/)
+bench: setup  ## speed figures, printed side by side (see benchmarks/RESULTS.md)
 	$(PY) benchmarks/demo_time.py
+	$(PY) benchmarks/extract_speed.py --baseline --units 32
+	$(PY) benchmarks/ablation_scaling.py
 
 clean:
 	rm -rf $(VENV) migue-demo .pytest_cache

@@ -1,11 +1,16 @@
 """The HDF5 feature store. Depends on no other migue package."""
+from .claims import WorkClaims, chunk_name
+from .gc import GcReport, collect_garbage
+from .index import IndexFormatError
 from .keys import entry_key, entry_name, file_sha256
 from .paths import default_cache_root, resolve_cache_root
 from .reader import EntryReader
 from .shard import ShardError
 from .store import EntryInfo, FeatureStore
-from .writer import DuplicateUnitsError, EntryWriter
+from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
+from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
-__all__ = ["DuplicateUnitsError", "EntryInfo", "EntryReader", "EntryWriter", "FeatureStore",
-           "ShardError", "default_cache_root", "entry_key", "entry_name", "file_sha256",
-           "resolve_cache_root"]
+__all__ = ["DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter",
+           "FeatureStore", "GcReport", "IndexFormatError", "ShardError", "VerifyReport", "WorkClaims",
+           "chunk_name", "collect_garbage", "default_cache_root", "digest_entry", "entry_key", "entry_name",
+           "file_sha256", "resolve_cache_root", "verify_entry"]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .index import read_index
 from .paths import safe_child
-from .shard import ShardError, read_units
+from .shard import ShardError, check_stream, open_shard, read_units
 
 
 class EntryReader:
@@ -25,6 +25,7 @@ class EntryReader:
         self.config: dict[str, Any] = self.index["config"]
         self.name = self.dir.name
         self._files: dict[str, h5py.File] = {}
+        self._offsets: dict[tuple[int, str], np.ndarray] = {}  # checked once per shard and stream
         self._pid = os.getpid()
         self.units = self._unit_table()
 
@@ -35,6 +36,10 @@ class EntryReader:
             path = safe_child(self.dir, shard["file"])
             if not path.exists():
                 raise ShardError(f"cache entry {self.name}: shard {shard['file']} is missing")
+            size = path.stat().st_size
+            if size != shard["bytes"]:
+                raise ShardError(f"cache entry {self.name}: shard {shard['file']} has {size} bytes, its "
+                                 f"index says {shard['bytes']} (truncated or changed): run `migue cache verify`")
             table = pd.DataFrame(read_units(path))
             if list(table["unit_id"]) != list(shard["unit_ids"]):
                 raise ShardError(f"cache entry {self.name}: shard {shard['file']} does not hold "
@@ -56,14 +61,13 @@ class EntryReader:
     # ---- tokens ---------------------------------------------------------
     def _file(self, shard_no: int) -> h5py.File:
         if os.getpid() != self._pid:  # forked: never reuse the parent's handles
-            self._files, self._pid = {}, os.getpid()
+            self._files, self._offsets, self._pid = {}, {}, os.getpid()
         name = self.index["shards"][shard_no]["file"]
         if name not in self._files:
-            path = safe_child(self.dir, name)
             try:
-                self._files[name] = h5py.File(path, "r")
-            except OSError as exc:
-                raise ShardError(f"cache entry {self.name}: cannot open shard {name}: {exc}") from exc
+                self._files[name] = open_shard(safe_child(self.dir, name))
+            except ShardError as exc:
+                raise ShardError(f"cache entry {self.name}: {exc}") from exc
         return self._files[name]
 
     def read(self, stream: str, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
@@ -78,10 +82,9 @@ class EntryReader:
         out: list[np.ndarray | None] = [None] * len(rows)
         for shard_no in np.unique(shard_of):
             pick = np.nonzero(shard_of == shard_no)[0]
-            group = self._stream_group(shard_no, stream)
-            offsets = group["offsets"][()]
+            group, offsets = self._stream(shard_no, stream)
             lo, hi = row_in[pick].min(), row_in[pick].max()
-            block = group["tokens"][offsets[lo]:offsets[hi + 1]]
+            block = self._tokens(shard_no, group, offsets[lo], offsets[hi + 1])
             for i in pick:
                 r = row_in[i]
                 out[i] = block[offsets[r] - offsets[lo]:offsets[r + 1] - offsets[lo]]
@@ -96,9 +99,8 @@ class EntryReader:
         out = []
         for r in rows:
             shard_no, row = self.units["_shard"].iat[r], self.units["_row"].iat[r]
-            group = self._stream_group(shard_no, stream)
-            lo, hi = group["offsets"][row:row + 2]
-            out.append(group["tokens"][lo:hi])
+            group, offsets = self._stream(shard_no, stream)
+            out.append(self._tokens(shard_no, group, offsets[row], offsets[row + 1]))
         return out
 
     def token_shape(self, stream: str) -> tuple[int, int]:
@@ -106,13 +108,38 @@ class EntryReader:
         spec = self.streams[stream]
         return int(spec["tokens"]), int(spec["dim"])
 
-    def _stream_group(self, shard_no: int, stream: str) -> h5py.Group:
-        f = self._file(int(shard_no))
+    def _stream(self, shard_no: int, stream: str) -> tuple[h5py.Group, np.ndarray]:
+        """A shard's stream group and its offsets, its structure checked on first use."""
+        shard_no = int(shard_no)
+        f = self._file(shard_no)
+        name = self.index["shards"][shard_no]["file"]
         try:
-            return f["streams"][stream]
+            streams = f.get("streams")
+            if not isinstance(streams, h5py.Group):
+                raise ShardError(f"shard {name} has no 'streams' group")
+            group = streams.get(stream)
+            if group is not None and (shard_no, stream) not in self._offsets:
+                dim = (self.streams.get(stream) or {}).get("dim")
+                self._offsets[(shard_no, stream)] = check_stream(
+                    group, Path(name), stream, self.index["shards"][shard_no]["units"],
+                    int(dim) if dim is not None else None)
+            if group is None:
+                raise KeyError(f"cache entry {self.name} has no stream {stream!r} "
+                               f"(shard {name} has {sorted(streams.keys())})")
         except KeyError:
-            raise KeyError(f"cache entry {self.name} has no stream {stream!r} "
-                           f"(it has {sorted(f['streams'].keys())})") from None
+            raise
+        except ShardError as exc:
+            raise ShardError(f"cache entry {self.name}: {exc}") from exc
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise ShardError(f"cache entry {self.name}: shard {name} is unreadable: {exc}") from exc
+        return group, self._offsets[(shard_no, stream)]
+
+    def _tokens(self, shard_no: int, group: h5py.Group, lo: int, hi: int) -> np.ndarray:
+        try:
+            return group["tokens"][lo:hi]
+        except (OSError, ValueError) as exc:
+            name = self.index["shards"][int(shard_no)]["file"]
+            raise ShardError(f"cache entry {self.name}: cannot read tokens of shard {name}: {exc}") from exc
 
     def to_dask(self, stream: str, units_per_chunk: int = 256) -> Any:
         """The stream as a lazy dask array (N, L, D) in table order."""
@@ -131,11 +158,11 @@ class EntryReader:
     def close(self) -> None:
         for f in self._files.values():
             f.close()
-        self._files = {}
+        self._files, self._offsets = {}, {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_files"] = {}
+        state["_files"], state["_offsets"] = {}, {}
         return state
 
     def __enter__(self) -> "EntryReader":

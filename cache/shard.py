@@ -50,22 +50,92 @@ def write_shard(
             g.create_dataset("offsets", data=offsets)
 
 
-def read_units(path: Path) -> dict[str, np.ndarray]:
-    """The metadata columns of a shard, strings decoded."""
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard read-only; anything that is not an HDF5 file is a ShardError naming it."""
     try:
-        with h5py.File(path, "r") as f:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise ShardError(f"cannot open shard {path}: {_first_line(exc)}") from exc
+
+
+def read_units(path: Path) -> dict[str, np.ndarray]:
+    """The metadata columns of a shard, strings decoded; its structure checked first."""
+    with open_shard(path) as f:
+        try:
+            n = _check_units(f, path)
             out = {}
             for column, ds in f["units"].items():
                 out[column] = ds.asstr()[()] if ds.dtype.kind == "O" else ds[()]
+            if out["unit_id"].dtype.kind not in "OUS":
+                raise ShardError(f"shard {path}: units/unit_id holds {out['unit_id'].dtype}, not strings")
+            out["unit_id"] = np.asarray([u.decode() if isinstance(u, bytes) else str(u)
+                                         for u in out["unit_id"]], dtype=object)
+            if len(set(out["unit_id"])) != n:
+                raise ShardError(f"shard {path}: units/unit_id repeats a unit")
             return out
-    except (OSError, KeyError, ValueError) as exc:
-        raise ShardError(f"cannot read shard {path}: {exc}") from exc
+        except ShardError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise ShardError(f"cannot read shard {path}: {_first_line(exc)}") from exc
+
+
+def check_streams(f: h5py.File, path: Path, n_units: int, dims: Mapping[str, int] | None = None) -> None:
+    """Every stream's tokens (sum L, D) and offsets (N + 1,) agree: offsets start at 0, never
+    decrease, end at the token count; D matches `dims` where given. Else a ShardError."""
+    try:
+        streams = f["streams"]
+        if not isinstance(streams, h5py.Group):
+            raise ShardError(f"shard {path}: 'streams' is not a group")
+        for name, group in streams.items():
+            check_stream(group, path, name, n_units, (dims or {}).get(name))
+    except ShardError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ShardError(f"shard {path}: unreadable streams ({_first_line(exc)})") from exc
+
+
+def check_stream(group: Any, path: Path, name: str, n_units: int, dim: int | None = None) -> np.ndarray:
+    """Check one stream group and return its offsets (N + 1,) int64."""
+    where = f"shard {path}: stream {name!r}"
+    if not isinstance(group, h5py.Group) or not isinstance(group.get("tokens"), h5py.Dataset) \
+            or not isinstance(group.get("offsets"), h5py.Dataset):
+        raise ShardError(f"{where} needs datasets 'tokens' and 'offsets'")
+    tokens, offsets = group["tokens"], group["offsets"]
+    if tokens.ndim != 2 or tokens.dtype.kind != "f":
+        raise ShardError(f"{where}: tokens are {tokens.dtype} {tokens.shape}, expected floats (sum L, D)")
+    if dim is not None and tokens.shape[1] != dim:
+        raise ShardError(f"{where}: tokens have dim {tokens.shape[1]}, the entry says {dim}")
+    if offsets.shape != (n_units + 1,) or offsets.dtype.kind not in "iu":
+        raise ShardError(f"{where}: offsets are {offsets.dtype} {offsets.shape}, expected ({n_units + 1},) ints")
+    values = offsets[()].astype(np.int64)
+    if values[0] != 0 or (np.diff(values) < 0).any() or values[-1] != tokens.shape[0]:
+        raise ShardError(f"{where}: offsets do not run from 0 up to its {tokens.shape[0]} tokens")
+    return values
 
 
 def stream_names(path: Path) -> list[str]:
     """Names of the token streams in a shard."""
-    try:
-        with h5py.File(path, "r") as f:
+    with open_shard(path) as f:
+        try:
             return sorted(f["streams"].keys())
-    except (OSError, KeyError) as exc:
-        raise ShardError(f"cannot read shard {path}: {exc}") from exc
+        except (OSError, KeyError, AttributeError) as exc:
+            raise ShardError(f"cannot read shard {path}: {_first_line(exc)}") from exc
+
+
+def _check_units(f: h5py.File, path: Path) -> int:
+    group = f.get("units")
+    if not isinstance(group, h5py.Group) or not isinstance(group.get("unit_id"), h5py.Dataset):
+        raise ShardError(f"shard {path} has no units/unit_id dataset")
+    if group["unit_id"].ndim != 1:
+        raise ShardError(f"shard {path}: units/unit_id is not a column (shape {group['unit_id'].shape})")
+    n = group["unit_id"].shape[0]
+    for column, ds in group.items():
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] != n:
+            raise ShardError(f"shard {path}: units/{column} is not a column of {n} values")
+        if ds.dtype.kind not in "biufOSU":
+            raise ShardError(f"shard {path}: units/{column} holds {ds.dtype}, not numbers or strings")
+    return n
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

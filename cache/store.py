@@ -1,6 +1,7 @@
 """The feature store: a root folder of entries, one per key."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from .keys import entry_name
 from .paths import resolve_cache_root
 from .reader import EntryReader
 from .writer import EntryWriter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,18 +41,36 @@ class FeatureStore:
         return EntryWriter(self.entry_dir(config), config, dtype)
 
     def reader(self, name_or_path: str | Path) -> EntryReader:
+        return EntryReader(self.resolve(name_or_path))
+
+    def resolve(self, name_or_path: str | Path) -> Path:
+        """The folder of an entry given by path or by name under this root."""
         path = Path(name_or_path)
+        if (path / INDEX_FILE).exists():
+            return path
+        if not str(name_or_path) or "/" in str(name_or_path) or str(name_or_path) in (".", ".."):
+            raise FileNotFoundError(f"no cache entry at {name_or_path}")
+        path = self.root / str(name_or_path)
         if not (path / INDEX_FILE).exists():
-            path = self.root / str(name_or_path)
-        return EntryReader(path)
+            raise FileNotFoundError(f"no cache entry {name_or_path} in {self.root} (see `migue cache ls`)")
+        return path
+
+    def entry_dirs(self) -> list[Path]:
+        """Every entry folder (one holding an index.json), readable or not."""
+        return sorted(p.parent for p in self.root.glob(f"*/{INDEX_FILE}"))
 
     def entries(self) -> list[EntryInfo]:
+        """Summaries of the readable entries; an unreadable index is logged and left out."""
         out = []
-        for index_path in sorted(self.root.glob(f"*/{INDEX_FILE}")):
-            index = read_index(index_path.parent)
+        for entry_dir in self.entry_dirs():
+            try:
+                index = read_index(entry_dir)
+            except (OSError, ValueError) as exc:
+                log.warning("skipping cache entry %s: %s (run `migue cache verify`)", entry_dir.name, exc)
+                continue
             shards = index["shards"]
             out.append(EntryInfo(
-                name=index_path.parent.name,
+                name=entry_dir.name,
                 modality=index["config"].get("modality", "?"),
                 units=sum(s["units"] for s in shards),
                 shards=len(shards),

@@ -46,7 +46,11 @@ def _missing_attribute(attr: str) -> type:
 def _import_mmaction_models() -> None:
     # The mmaction2 1.2.0 wheel and sdist lack mmaction/models/localizers/drn
     # (upstream issue open-mmlab/mmaction2#2714); mmaction.models imports it.
-    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
+    # mmaction.models.multimodal (VindLU) imports names that transformers 5 removed
+    # (`apply_chunking_to_forward`), so `import mmaction.models` fails wherever a current
+    # transformers is installed (seen on the CUDA machines). migue uses no multimodal model.
+    for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn",
+                 "mmaction.models.multimodal"):
         if name not in sys.modules:
             sys.modules[name] = _placeholder(name)
     import mmaction.models  # noqa: F401

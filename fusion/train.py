@@ -2,13 +2,17 @@
 
 Run folder: config.json (resolved config, entries with paths, keys and configs), head.pt
 (best-on-val state_dict + config; torch.load(weights_only=True)), metrics.json (test and
-val metrics, chance levels), history.csv (one row per epoch run), confusion.png, curves.png.
+val metrics, chance levels), history.csv (one row per epoch run), confusion.png, curves.png,
+checkpoint.pt (after every epoch, written atomically: head, optimizer, schedule, every RNG,
+early-stopping state and history; `resume: True` continues from it to the very result an
+uninterrupted run gives).
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -31,9 +35,12 @@ from .config import MONITORS, resolve_config
 from .data import FusionData, SplitData, build_data
 from .metrics import chance_levels, confusion, predictions, task_metrics
 from .registry import get_head
-from .reports import plot_confusion, plot_curves, write_json
+from .reports import jsonable, plot_confusion, plot_curves, write_json
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resume: same numbers
 
 
 def seed_everything(seed: int) -> None:
@@ -53,7 +60,10 @@ def pick_device(name: str) -> torch.device:
 def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
               config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train head config['head'] for `task` ('mg' | 'emotion') on entries keyed by role
-    (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics."""
+    (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics.
+    config['resume'] = True continues the run in `out_dir` from its last completed epoch."""
+    config = dict(config or {})
+    resume = bool(config.pop("resume", False))
     cfg = resolve_config(task, config)
     spec = get_head(cfg["head"], task)
     out_dir = Path(out_dir)
@@ -63,9 +73,13 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     _check_labels(task, data, cfg)
     device = pick_device(cfg["device"])
     head = spec.build(task, data.shapes, cfg).to(device)
-    write_json(out_dir / "config.json", _record(task, cfg, head, data, entries, device))
+    record = _record(task, cfg, head, data, entries, device)
+    keys = {role: entry["key"] for role, entry in record["entries"].items()}
+    state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
+    write_json(out_dir / "config.json", record)
 
-    history, best_state, best_epoch = _fit(task, head, data, cfg, device)
+    history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
+                                           {"task": task, "config": cfg, "entries": keys})
     head.load_state_dict(best_state)
     torch.save({"state_dict": best_state, "task": task, "head": cfg["head"], "config": cfg,
                 "shapes": {n: list(s) for n, s in data.shapes.items()}}, out_dir / "head.pt")
@@ -112,9 +126,12 @@ def predict_run(run_dir: Path, split: str = "test",
 
 
 # ---- training ------------------------------------------------------------------------------
-def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any],
-         device: torch.device) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
-    """AdamW + warm-up/cosine; returns the history, the best-on-val state and its epoch."""
+def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,
+         checkpoint: Path | None = None, state: dict[str, Any] | None = None,
+         identity: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
+    """AdamW + warm-up/cosine; returns the history, the best-on-val state and its epoch.
+    After each epoch everything the next one depends on is saved to `checkpoint`; `state`
+    (a loaded checkpoint) continues from there."""
     train = data.splits["train"]
     items = np.flatnonzero(train.labels >= 0)
     has_val = bool((data.splits["val"].labels >= 0).any())
@@ -130,7 +147,17 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any],
     criterion = _criterion(task, cfg, train.labels[items], device)
     rng = np.random.default_rng(cfg["seed"])
     rows, best_score, best_state, best_epoch, stale = [], (-math.inf, -math.inf), {}, 0, 0
-    epochs = tqdm(range(1, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
+    first = 1
+    if state is not None:
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        _set_rng_states(state["rng"], rng)
+        rows, best_state, best_epoch, stale = state["history"], state["best_state"], state["best_epoch"], state["stale"]
+        best_score = tuple(state["best_score"])
+        first = cfg["epochs"] + 1 if state["stopped"] else state["epoch"] + 1
+        log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
+    epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
     for epoch in epochs:
         started = time.perf_counter()
@@ -165,10 +192,87 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any],
         log.debug("epoch %d/%d  %s%s", epoch, cfg["epochs"],
                  "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
                  "  *" if best_epoch == epoch else "")
-        if has_val and cfg["patience"] and stale >= cfg["patience"]:
+        stop = bool(has_val and cfg["patience"] and stale >= cfg["patience"])
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                **(identity or {}), "epoch": epoch, "stopped": stop, "head": head.state_dict(),
+                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "rng": _rng_states(rng), "history": _plain(rows), "best_state": best_state,
+                "best_epoch": best_epoch, "best_score": _plain(list(best_score)), "stale": stale})
+        if stop:
             log.info("early stop: no better val %s for %d epochs", cfg["monitor"], stale)
             break
     return pd.DataFrame(rows), best_state, best_epoch
+
+
+# ---- resume --------------------------------------------------------------------------------
+def _rng_states(order: np.random.Generator) -> dict[str, Any]:
+    """Every random state training draws from (tensors and plain values: weights_only loads them)."""
+    legacy = np.random.get_state(legacy=False)
+    legacy["state"] = {**legacy["state"], "key": torch.from_numpy(legacy["state"]["key"].astype(np.int64))}
+    states = {"python": random.getstate(), "numpy": legacy, "torch": torch.get_rng_state(),
+              "order": order.bit_generator.state}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any], order: np.random.Generator) -> None:
+    random.setstate(states["python"])
+    legacy = dict(states["numpy"])
+    legacy["state"] = {**legacy["state"], "key": legacy["state"]["key"].numpy().astype(np.uint32)}
+    np.random.set_state(legacy)
+    torch.set_rng_state(states["torch"])
+    order.bit_generator.state = states["order"]
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars as Python ones (NaN kept), so that weights_only loading accepts them."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save to a temp name, fsync, rename: a kill leaves the previous epoch's checkpoint."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:
+    """The run's last checkpoint, if it belongs to this very run (task, config, entries)."""
+    if not path.exists():
+        log.info("no %s in %s: training from epoch 1", CHECKPOINT, path.parent)
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot resume from {path}: not a readable checkpoint ({exc})") from None
+    if state.get("task") != task:
+        raise ValueError(f"cannot resume: {path} is a {state.get('task')!r} run, not {task!r}")
+    saved = state.get("config", {})
+    differ = sorted(k for k in set(saved) | set(cfg)
+                    if k not in RUNTIME_KEYS and jsonable(saved.get(k)) != jsonable(cfg.get(k)))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {cfg.get(k)!r}" for k in differ[:5])
+        raise ValueError(f"cannot resume {path.parent}: its config differs ({shown}); resume with the "
+                         "same settings, or train into a new --out")
+    if state.get("entries") != keys:
+        raise ValueError(f"cannot resume {path.parent}: it was trained on other cache entries "
+                         f"({state.get('entries')} vs {keys})")
+    return state
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:

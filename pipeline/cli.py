@@ -15,15 +15,53 @@ from .extract import MODALITIES, ExtractOptions
 log = logging.getLogger("migue")
 
 CACHE_HELP = "Feature store root (default: $MIGUE_CACHE or ~/.cache/migue)."
+DATA_LAYOUTS = ("auto", "imigue", "miga2025", "miga2023", "openpose-json", "stgcn")
+JOINT_LAYOUTS = ("imigue22", "coco", "openpose18", "body25")
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not verbose:  # Dask's own start/stop chatter is noise at the command line
+        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input, a bad file or a full disk: printed as one line, no traceback."""
+    from migue.cache import DiskFullError, DuplicateUnitsError, ShardError
+    from migue.extractors.checkpoints import CheckpointError
+
+    from .skeleton import SkeletonError
+    from .video import VideoError
+
+    return (ShardError, DiskFullError, DuplicateUnitsError, CheckpointError, SkeletonError, VideoError,
+            ValueError, LookupError, OSError)
+
+
+class _Migue(click.Group):
+    """The top-level group: the project's own errors become `error: <message>` and exit code 2
+    (with -v, the traceback too)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if not isinstance(exc, _user_errors()):
+                raise
+            if ctx.params.get("verbose"):
+                import traceback
+
+                traceback.print_exc()
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            click.echo(f"error: {' '.join(str(message).splitlines())}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Migue, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; with an error, its traceback.")
 def main(verbose: bool) -> None:
     """migue: micro-gesture and emotion recognition on iMiGUE over cached backbone features."""
     _setup_logging(verbose)
@@ -36,12 +74,21 @@ def main(verbose: bool) -> None:
 @click.option("--frames", default=400, show_default=True, help="Frames per video.")
 @click.option("--width", default=160, show_default=True)
 @click.option("--height", default=120, show_default=True)
-def synth(out: Path, videos: int, seed: int, frames: int, width: int, height: int) -> None:
-    """Write a deterministic synthetic sample in the MiGA 2025 release layout."""
+@click.option("--layout", type=click.Choice(DATA_LAYOUTS[1:]), default="miga2025", show_default=True,
+              help="Release layout to write the (same) sample in.")
+@click.option("--rgb/--no-rgb", default=True, show_default=True,
+              help="Write the videos too (--no-rgb: skeletons and labels only, as the MiGA skeleton download).")
+def synth(out: Path, videos: int, seed: int, frames: int, width: int, height: int, layout: str,
+          rgb: bool) -> None:
+    """Write a deterministic synthetic sample in a release layout (default MiGA 2025)."""
     from .synth import write_sample
 
-    summary = write_sample(out, videos=videos, seed=seed, frames=frames, width=width, height=height)
-    click.echo(f"wrote {len(summary.video_ids)} videos, {summary.n_clips} MG clips to {out} "
+    try:
+        summary = write_sample(out, videos=videos, seed=seed, frames=frames, width=width, height=height,
+                               layout=layout, rgb=rgb)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {len(summary.video_ids)} videos, {summary.n_clips} MG clips to {out} as {layout} "
                f"(train {len(summary.splits['train'])}, validate {len(summary.splits['validate'])}, "
                f"test {len(summary.splits['test'])} videos)")
 
@@ -53,13 +100,23 @@ def data() -> None:
 
 @data.command("check")
 @click.argument("root", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--layout", default="auto", show_default=True)
-def data_check(root: Path, layout: str) -> None:
+@click.option("--layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
+              help="Dataset layout; auto detects it.")
+@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
+@click.option("--skeletons/--no-skeletons", default=True, show_default=True,
+              help="Parse every skeleton file to report bad ones (kept parsed under <cache>/parsed, so "
+                   "extract reuses them). --no-skeletons parses only those of videos without a video file.")
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
     """Print what the dataset holds and every problem; exit 1 when there are problems."""
     from .datasets import read_dataset
     from .report import describe_manifest
 
-    manifest = read_dataset(root, layout)
+    try:
+        manifest = read_dataset(root, layout, window, read_skeletons=skeletons,
+                                parsed_dir=FeatureStore(cache).root / "parsed")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(describe_manifest(manifest))
     if manifest.problems:
         click.secho(f"{len(manifest.problems)} problem(s):", fg="red", err=True)
@@ -78,35 +135,66 @@ def data_check(root: Path, layout: str) -> None:
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow full pickle loading of the checkpoint. Pickle can run arbitrary code, so "
                    "only for files you trust; by default only tensors are loaded (weights_only).")
+@click.option("--non-strict-checkpoint", is_flag=True,
+              help="Load what fits of a checkpoint that does not fully fit, warn naming the keys left "
+                   "RANDOM, instead of refusing it. Recorded in the cache key.")
 @click.option("--arch", type=click.Choice(["small", "tiny"]), default="small", show_default=True,
               help="MViTv2 size (rgb, context).")
 @click.option("--frames", type=int, default=None, help="Frames per unit (default: rgb/context 16, pose 64, face 8).")
 @click.option("--size", type=int, default=None, help="Input side in pixels (default: rgb/context 224, face 112).")
-@click.option("--layout", "joint_layout", default="imigue22", show_default=True,
-              help="Joint layout for pose (imigue22, coco, openpose18).")
+@click.option("--layout", "data_layout", default="auto", show_default=True,
+              help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
+@click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
+              show_default=True, help="Joint layout for pose.")
 @click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
 @click.option("--batch-size", type=int, default=4, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Units per shard: the unit of publishing, resuming and splitting work between runs.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (with --scheduler local: Dask worker processes).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA, fp32 on CPU. Part of the cache key.")
+@click.option("--scheduler", default=None, metavar="ADDRESS|local",
+              help="Extract on Dask: chunks of units are tasks on the cluster at ADDRESS, or on a "
+                   "LocalCluster of --workers processes with 'local'.")
 def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tuple[str, ...],
-            trust_checkpoint: bool, arch: str, frames: int | None, size: int | None, joint_layout: str,
-            window: int, batch_size: int, workers: int, device: str, precision: str) -> None:
+            trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
+            size: int | None, data_layout: str,
+            joint_layout: str, window: int, batch_size: int, shard_size: int, workers: int, device: str,
+            precision: str, scheduler: str | None) -> None:
     """Run a frozen backbone over the dataset and cache its token embeddings."""
     from .datasets import read_dataset
     from .extract import extract as run_extract
 
-    manifest = read_dataset(data_root, window=window)
+    if data_layout in JOINT_LAYOUTS:  # `--layout` named the joint layout before `--joints` existed
+        click.secho(f"note: --layout {data_layout} is a joint layout; use --joints {data_layout}", err=True)
+        joint_layout, data_layout = data_layout, "auto"
+    if data_layout not in DATA_LAYOUTS:
+        raise click.BadParameter(f"{data_layout!r} is not one of {', '.join(DATA_LAYOUTS)}",
+                                 param_hint="--layout")
+    manifest = read_dataset(data_root, data_layout, window=window,
+                            parsed_dir=FeatureStore(cache).root / "parsed")
     for problem in manifest.problems:
         log.warning("data: %s", problem)
     opts = ExtractOptions(modality=modality, arch=arch, frames=frames, size=size, layout=joint_layout,
                           batch_size=batch_size, device=device, precision=precision,
-                          checkpoints=checkpoint, trust_checkpoint=trust_checkpoint, workers=workers)
+                          checkpoints=checkpoint, trust_checkpoint=trust_checkpoint,
+                          strict_checkpoint=not non_strict_checkpoint, workers=workers, shard_size=shard_size)
     if not checkpoint:
         click.secho(f"WARNING: no --checkpoint given: the {modality} backbone has RANDOM weights "
                     "(seeded). Features are reproducible but not pretrained.", fg="red", bold=True, err=True)
-    report = run_extract(manifest, FeatureStore(cache), opts)
+    from migue.extractors.checkpoints import CheckpointError
+
+    try:
+        if scheduler:
+            from .distributed import extract_distributed
+
+            report = extract_distributed(manifest, data_root, data_layout, window, FeatureStore(cache), opts,
+                                         scheduler=scheduler, workers=workers)
+        else:
+            report = run_extract(manifest, FeatureStore(cache), opts)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{modality}: {report.extracted} extracted, {report.done_before} already cached, "
                f"{len(report.failures)} failed -> {report.entry}")
     for unit_id, reason in sorted(report.failures.items()):
@@ -115,7 +203,7 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
 
 @main.group()
 def cache() -> None:
-    """Inspect the feature store."""
+    """Inspect, check and clean the feature store."""
 
 
 @cache.command("ls")
@@ -131,6 +219,79 @@ def cache_ls(root: Path | None) -> None:
     for e in entries:
         click.echo(f"{e.name:<48} {e.modality:<8} {e.units:>7} {e.shards:>6} {e.failures:>6} "
                    f"{e.bytes / 1e6:>9.2f}")
+
+
+def _entry_dirs(store: FeatureStore, names: tuple[str, ...]) -> list[Path]:
+    dirs = [store.resolve(n) for n in names] if names else store.entry_dirs()
+    if not dirs:
+        raise click.ClickException(f"no entries in {store.root}")
+    return dirs
+
+
+@cache.command("verify", short_help="Check shards against the index; name the bad ones.")
+@click.argument("entries", nargs=-1, metavar="[ENTRY]...")
+@click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+def cache_verify(entries: tuple[str, ...], root: Path | None) -> None:
+    """Check every shard of the entries (default: all) against its SHA-256 and size in the index,
+    and its HDF5 structure; name each bad shard. Exit 1 if any is bad."""
+    from migue.cache import verify_entry
+
+    bad = 0
+    for entry_dir in _entry_dirs(FeatureStore(root), entries):
+        report = verify_entry(entry_dir)
+        status = "ok" if report.ok else "FAILED"
+        click.echo(f"{status:<6} {report.entry}: {report.shards} shards, {report.units} units verified")
+        for problem in report.problems:
+            click.echo(f"  bad shard {problem}" if problem.startswith("shard-") else f"  {problem}")
+        for warning in report.warnings:
+            click.echo(f"  note: {warning}")
+        bad += not report.ok
+    if bad:
+        click.echo(f"{bad} entr{'y' if bad == 1 else 'ies'} failed verification", err=True)
+        sys.exit(1)
+
+
+@cache.command("digest", short_help="Content hash of an entry's unit ids and tokens.")
+@click.argument("entry")
+@click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+def cache_digest(entry: str, root: Path | None) -> None:
+    """Print a content hash of ENTRY's unit ids and token bytes (first line), then one per stream.
+    It ignores shard layout and unit order: equal digests mean the same units with bit-identical
+    tokens, on two machines or after an interrupted and resumed run."""
+    from migue.cache import digest_entry
+
+    digest = digest_entry(FeatureStore(root).resolve(entry))
+    click.echo(f"{digest.entry}  {Path(entry).name}")
+    click.echo(f"  unit_ids  {digest.units:>7} units  {digest.unit_ids}")
+    for stream, value in digest.streams.items():
+        click.echo(f"  {stream:<9} {digest.units:>7} units  {value}")
+
+
+@cache.command("gc", short_help="Remove what killed runs left behind.")
+@click.argument("entries", nargs=-1, metavar="[ENTRY]...")
+@click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+def cache_gc(entries: tuple[str, ...], root: Path | None, dry_run: bool) -> None:
+    """Remove what killed runs left in the entries (default: all): temp files of dead writers,
+    shards never recorded in the index whose units are published already or that cannot be read
+    (others are adopted into the index), stale claim files. Published shards are never touched."""
+    from migue.cache import collect_garbage
+
+    verb = "would remove" if dry_run else "removed"
+    for entry_dir in _entry_dirs(FeatureStore(root), entries):
+        report = collect_garbage(entry_dir, dry_run=dry_run)
+        removed = len(report.temp_files) + len(report.orphans) + len(report.claims)
+        click.echo(f"{report.entry}: {verb} {len(report.temp_files)} temp files, {len(report.orphans)} "
+                   f"orphan shards, {len(report.claims)} claim files ({report.bytes_freed / 1e6:.2f} MB); "
+                   f"{'would adopt' if dry_run else 'adopted'} {len(report.adopted)} shards")
+        for name in report.temp_files:
+            click.echo(f"  {verb} temp file {name}")
+        for name, why in report.orphans:
+            click.echo(f"  {verb} orphan shard {name}: {why}")
+        for name in report.adopted:
+            click.echo(f"  {'would adopt' if dry_run else 'adopted'} shard {name}")
+        if not removed and not report.adopted:
+            click.echo("  nothing to do")
 
 
 class _FusionChoice(click.ParamType):
@@ -159,8 +320,11 @@ class _FusionChoice(click.ParamType):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any head/training config value (JSON-parsed), e.g. --set lr=3e-4.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last completed epoch (same config and entries; "
+                   "the result equals an uninterrupted run's).")
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
-               epochs: int | None, seed: int, overrides: tuple[str, ...]) -> None:
+               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool) -> None:
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.train import train_run
 
@@ -173,6 +337,8 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
         config["head"] = fusion
     if epochs is not None:
         config["epochs"] = epochs
+    if resume:
+        config["resume"] = True
     metrics = train_run(task, readers, out, config)
     click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
 
@@ -213,6 +379,25 @@ def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
     run_demo(workdir, videos=videos, arch=arch, epochs=epochs)
 
 
+@main.command()
+@click.argument("grid_file", metavar="GRID.yaml", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for runs and results.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (e.g. tcp://host:8786); default: a LocalCluster here.")
+@click.option("--workers", type=int, default=2, show_default=True, help="LocalCluster worker processes.")
+def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None, workers: int) -> None:
+    """Run every combination of a grid's axes as Dask tasks over one cache (resumable)."""
+    from .ablate import Grid, run_ablation
+
+    table = run_ablation(Grid.load(grid_file), cache, out, scheduler=scheduler, workers=workers)
+    failed = int((table["status"] != "ok").sum())
+    click.echo((out / "results.md").read_text())
+    if failed:
+        click.secho(f"{failed} run(s) failed; see {out / 'results.csv'}", fg="red", err=True)
+        sys.exit(1)
+
+
 def _pairs(items: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -237,3 +422,49 @@ def _install_fusion_epilog() -> None:
 
 
 _install_fusion_epilog()
+
+
+@main.command("weights")
+@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder of downloaded checkpoints (default: <cache root>/weights).")
+def weights_command(folder: Path | None) -> None:
+    """List the released checkpoints migue reads, where they are published, their known
+    SHA-256 (prefix), and which files in --dir match. Exit 1 when a file's hash contradicts
+    the published one."""
+    from migue.extractors.weights import CATALOGUE, FORMATS, scan_folder
+
+    folder = folder or default_cache_root() / "weights"
+    local = scan_folder(folder)
+    by_key: dict[str, list] = {}
+    for f in local:
+        if f.known:
+            by_key.setdefault(f.known.key, []).append(f)
+    click.echo(f"Known checkpoints (local folder: {folder}{'' if folder.is_dir() else ', absent'})")
+    for w in CATALOGUE:
+        if w.sha256:
+            digest = w.sha256
+        elif w.sha256_prefix:
+            digest = f"{w.sha256_prefix}... (prefix from the published file name; full digest unknown)"
+        else:
+            digest = "unknown (none published)"
+        click.echo(f"\n{w.key}  [{w.extractor}: {w.use}]")
+        click.echo(f"  file:    {w.file_name}")
+        click.echo(f"  from:    {w.url}")
+        click.echo(f"  format:  {w.format}: {FORMATS[w.format]}")
+        click.echo(f"  sha256:  {digest}")
+        if w.note:
+            click.echo(f"  note:    {w.note}")
+        found = by_key.get(w.key, [])
+        if not found:
+            click.echo("  local:   not found")
+        for f in found:
+            click.echo(f"  local:   {f.path.name}: {f.status} (sha256 {f.sha256})")
+    others = [f for f in local if not f.known]
+    if others:
+        click.echo("\nOther files in the folder (not in the catalogue):")
+        for f in others:
+            click.echo(f"  {f.path.name}: sha256 {f.sha256}")
+    if any(f.status == "MISMATCH" for f in local):
+        click.secho("\nA file named like a published checkpoint has a different SHA-256: re-download it.",
+                    fg="red", err=True)
+        sys.exit(1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, file_sha256
+from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, WorkClaims, chunk_name, file_sha256
+from migue.cache.claims import Claim
+from migue.cache.writer import disk_full
 from migue.extractors.registry import create_extractor
 from migue.extractors.skeleton_layouts import get_layout
 
@@ -56,6 +59,7 @@ class ExtractOptions:
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
     checkpoints: tuple[str, ...] = ()
     trust_checkpoint: bool = False
+    strict_checkpoint: bool = True  # False: load what fits, warn, leave the rest random
     workers: int = 2
     shard_size: int = 64
     seed: int = 0  # seeds the random weights when no checkpoint is given
@@ -101,11 +105,17 @@ def build_model(opts: ExtractOptions) -> tuple[torch.nn.Module, InputConfig, dic
         kwargs = {"frames": frames}
         cfg = InputConfig(frames=frames, face_size=size)
     checkpoint = opts.checkpoints[0] if len(opts.checkpoints) == 1 else (list(opts.checkpoints) or None)
-    model = create_extractor(mod.extractor, checkpoint=checkpoint,
-                             trust_checkpoint=opts.trust_checkpoint, **kwargs)
+    model = create_extractor(mod.extractor, checkpoint=checkpoint, trust_checkpoint=opts.trust_checkpoint,
+                             strict_checkpoint=opts.strict_checkpoint, **kwargs)
     if opts.checkpoints:
         weights = {"files": [Path(p).name for p in opts.checkpoints],
                    "sha256": [file_sha256(p) for p in opts.checkpoints]}
+        if not opts.strict_checkpoint:  # partly random weights must never share a key with full ones
+            reports = getattr(model, "checkpoint_report", None)
+            reports = reports if isinstance(reports, list) else [reports]
+            weights["non_strict"] = [{"missing": r.missing, "unexpected": r.unexpected,
+                                      "mismatched": r.mismatched} for r in reports if r is not None]
+            weights["random_init_seed"] = opts.seed  # what the weights left out were seeded with
     else:
         weights = {"random_init_seed": opts.seed}
     return model, cfg, weights
@@ -168,18 +178,23 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not fight the model for cores
 
 
-def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions) -> ExtractReport:
-    """Extract every pending unit of the modality into its cache entry; resumable."""
+def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None = None,
+            built: tuple[torch.nn.Module, InputConfig, dict[str, Any]] | None = None) -> ExtractReport:
+    """Extract every pending unit of the modality into its cache entry; resumable.
+
+    `only` restricts the work to these unit ids (a Dask task's chunk); `built` is a backbone
+    already built by `build_model(opts)` (a Dask worker keeps one for all its tasks)."""
     if opts.modality not in MODALITIES:
         raise ValueError(f"unknown modality {opts.modality!r}; known: {sorted(MODALITIES)}")
     mod = MODALITIES[opts.modality]
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
-    model, cfg, weights = build_model(opts)
+    model, cfg, weights = built or build_model(opts)
     config = entry_config(opts, model, cfg, weights, precision, manifest)
     writer = store.writer(config)
     done = writer.done_units()
-    units = sorted((u for u in manifest.of_kind(mod.unit_kind) if u.unit_id not in done),
+    units = sorted((u for u in manifest.of_kind(mod.unit_kind)
+                    if u.unit_id not in done and (only is None or u.unit_id in only)),
                    key=lambda u: (u.video_id, u.start))
     report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
@@ -188,40 +203,118 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions) -> Ex
         return report
     parsed_dir = store.root / "parsed"
     if opts.modality in ("pose", "face"):
-        units = _parse_skeletons(units, manifest.videos, parsed_dir, report.failures)
+        try:
+            units = _parse_skeletons(units, manifest.videos, parsed_dir, report.failures)
+        except OSError as exc:  # only ENOSPC gets here
+            raise disk_full(writer.dir, exc, what=f"keeping parsed skeletons under {parsed_dir}") from exc
     model = model.to(device)
-    loader = DataLoader(UnitInputs(units, manifest.videos, opts.modality, cfg, parsed_dir),
-                        batch_size=opts.batch_size, num_workers=opts.workers, collate_fn=_collate,
-                        worker_init_fn=_worker_init, prefetch_factor=4 if opts.workers else None,
-                        persistent_workers=False)
+    dataset = UnitInputs(units, manifest.videos, opts.modality, cfg, parsed_dir)
     by_id = {u.unit_id: u for u in units}
+    # Fixed chunks of the whole unit list, one shard each, claimed while computed: concurrent
+    # runs split the work, and a unit's batch is the same in every run (same tokens to the bit).
+    chunks = [[u.unit_id for u in c] for c in _chunks(manifest.of_kind(mod.unit_kind), opts.shard_size)]
     with ThreadPoolExecutor(max_workers=1) as pool, tqdm(total=len(units), desc=f"extract {opts.modality}",
                                                         unit="unit", disable=None) as bar:
-        buffer = _ShardBuffer()
         pending: list[Future] = []
-        for ids, batch, failed in loader:
-            report.failures.update(failed)
-            bar.update(len(failed))
-            if batch is None:
-                continue
+        todo = list(range(len(chunks)))
+        while todo:
+            batches = _ClaimedBatches(chunks, todo, {u.unit_id: i for i, u in enumerate(units)}, writer,
+                                      opts.batch_size)
+            loader = DataLoader(dataset, batch_sampler=batches, num_workers=opts.workers, collate_fn=_collate,
+                                worker_init_fn=_worker_init, prefetch_factor=4 if opts.workers else None,
+                                persistent_workers=False,
+                                # never fork a process that has initialised CUDA
+                                multiprocessing_context="forkserver" if device.type == "cuda" and opts.workers
+                                else None)
+            buffer, chunk = _ShardBuffer(), None
             try:
-                outputs = _forward(model, batch, device, precision)
-            except Exception as exc:  # a batch that breaks the model fails its units only
-                report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
-                bar.update(len(ids))
-                continue
-            buffer.add([by_id[uid] for uid in ids], outputs)
-            report.extracted += len(ids)
-            bar.update(len(ids))
-            if len(buffer) >= opts.shard_size:
-                pending.append(pool.submit(_publish, writer, buffer))  # written off the critical path
-                buffer = _ShardBuffer()
-        if len(buffer):
-            pending.append(pool.submit(_publish, writer, buffer))
-        for future in pending:
-            future.result()
+                for ids, batch, failed in loader:
+                    now = batches.chunk_of[(ids or list(failed))[0]]
+                    if now != chunk:  # batches come chunk by chunk: the previous one is complete
+                        if chunk is not None:
+                            pending.append(pool.submit(_publish, writer, buffer, batches.take(chunk)))
+                        buffer, chunk = _ShardBuffer(), now
+                    report.failures.update(failed)
+                    bar.update(len(failed))
+                    _raise_failed(pending)
+                    if batch is None:
+                        continue
+                    try:
+                        outputs = _forward(model, batch, device, precision)
+                    except Exception as exc:  # a batch that breaks the model fails its units only
+                        report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
+                        bar.update(len(ids))
+                        continue
+                    log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[chunk]))
+                    buffer.add([by_id[uid] for uid in ids], outputs)
+                    report.extracted += len(ids)
+                    bar.update(len(ids))
+                if chunk is not None:  # written off the critical path
+                    pending.append(pool.submit(_publish, writer, buffer, batches.take(chunk)))
+                for future in pending:
+                    future.result()
+            finally:
+                batches.release()
+            todo = batches.busy  # chunks another live run held: wait for it, then see what is left
+            if todo:
+                log.info("%d chunks were held by another run: waiting for it to publish or die", len(todo))
+                WorkClaims(writer.dir).wait(chunk_name(chunks[todo[0]]))
     writer.record_failures(report.failures)
     return report
+
+
+def _chunks(units: list[Unit], size: int) -> list[list[Unit]]:
+    """The kind's units in (video, start) order, cut every `size` units: the same in every run."""
+    ordered = sorted(units, key=lambda u: (u.video_id, u.start, u.unit_id))
+    return [ordered[i:i + size] for i in range(0, len(ordered), max(1, size))]
+
+
+class _ClaimedBatches:
+    """Batch sampler over chunks: claims a chunk (WorkClaims) when the loader reaches it, then
+    yields batches of its units still unpublished; a chunk another live run holds goes to `busy`."""
+
+    def __init__(self, chunks: list[list[str]], todo: list[int], position: dict[str, int],
+                 writer: EntryWriter, batch_size: int) -> None:
+        self.chunks, self.todo, self.position = chunks, todo, position
+        self.writer, self.batch_size = writer, batch_size
+        self.claims = WorkClaims(writer.dir)
+        self.chunk_of = {uid: k for k, chunk in enumerate(chunks) for uid in chunk}
+        self.held: dict[int, Claim] = {}
+        self.busy: list[int] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for k in self.todo:
+            if not any(u in self.position for u in self.chunks[k]):
+                continue
+            claim = self.claims.try_claim(chunk_name(self.chunks[k]))
+            if claim is None:
+                self.busy.append(k)
+                continue
+            done = self.writer.done_units()  # read after claiming: another run may have published it
+            rows = [self.position[u] for u in self.chunks[k] if u in self.position and u not in done]
+            if not rows:
+                claim.release()
+                continue
+            log.debug("claimed %s: %d units to compute", chunk_name(self.chunks[k]), len(rows))
+            self.held[k] = claim
+            for start in range(0, len(rows), self.batch_size):
+                yield rows[start:start + self.batch_size]
+
+    def take(self, k: int) -> Claim:
+        """Hand chunk k's claim to whoever publishes it (and then releases it)."""
+        return self.held.pop(k)
+
+    def release(self) -> None:
+        for claim in self.held.values():
+            claim.release()
+        self.held = {}
+
+
+def _raise_failed(pending: list[Future]) -> None:
+    """Stop at once when a publish failed (a full disk), not after computing everything."""
+    for future in pending:
+        if future.done() and future.exception() is not None:
+            future.result()
 
 
 def _forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
@@ -253,11 +346,15 @@ class _ShardBuffer:
         return {key: [r[key] for r in rows] for key in rows[0]}
 
 
-def _publish(writer: EntryWriter, buffer: _ShardBuffer) -> None:
+def _publish(writer: EntryWriter, buffer: _ShardBuffer, claim: Claim) -> None:
     try:
-        writer.write(buffer.columns(), buffer.streams)
+        if len(buffer):
+            path = writer.write(buffer.columns(), buffer.streams)
+            log.debug("published %s: %d units as %s", claim.path.stem, len(buffer), path.name)
     except DuplicateUnitsError as exc:  # a concurrent run published them first: nothing lost
         log.info("skipped a shard: %s", exc)
+    finally:
+        claim.release()
 
 
 def _parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Path,
@@ -269,6 +366,8 @@ def _parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Pa
         try:
             skeleton_of(videos[vid], parsed_dir)
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not this file
+                raise
             bad[vid] = f"{type(exc).__name__}: {exc}"
     failures.update({u.unit_id: bad[u.video_id] for u in units if u.video_id in bad})
     return [u for u in units if u.video_id not in bad]

@@ -130,3 +130,130 @@ def test_cache_root_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MIGUE_CACHE", str(tmp_path / "x"))
     assert FeatureStore().root == tmp_path / "x"
     assert FeatureStore(tmp_path / "y").root == tmp_path / "y"
+
+
+# ---- robustness: verify, digest, gc, temp files, claims, index format ---------------------------
+from migue.cache import (  # noqa: E402
+    IndexFormatError, WorkClaims, collect_garbage, digest_entry, verify_entry)
+from migue.cache.index import temp_prefix  # noqa: E402
+
+
+def test_digest_ignores_shard_layout_and_order_but_not_one_bit(tmp_path):
+    streams = _streams("abcd", 3)
+    one = FeatureStore(tmp_path / "one").writer(CONFIG)
+    one.write(_units("abcd"), streams)
+    two = FeatureStore(tmp_path / "two").writer(CONFIG)
+    pick = lambda idx: {k: [v[i] for i in idx] for k, v in streams.items()}  # noqa: E731
+    two.write(_units("dc"), pick([3, 2]))
+    two.write(_units("ba"), pick([1, 0]))
+    assert digest_entry(one.dir) == digest_entry(two.dir)
+    changed = {k: [a.copy() for a in v] for k, v in streams.items()}
+    changed["cls"][2] = changed["cls"][2].astype(np.float16)
+    changed["cls"][2].view(np.uint16)[0, 0] ^= 1  # one bit of one unit of one stream
+    three = FeatureStore(tmp_path / "three").writer(CONFIG)
+    three.write(_units("abcd"), changed)
+    d1, d3 = digest_entry(one.dir), digest_entry(three.dir)
+    assert d1.entry != d3.entry and d1.streams["tokens"] == d3.streams["tokens"]
+    assert d1.streams["cls"] != d3.streams["cls"] and d1.unit_ids == d3.unit_ids
+
+
+def test_verify_names_flipped_truncated_and_missing_shards(tmp_path):
+    writer = FeatureStore(tmp_path).writer(CONFIG)
+    paths = [writer.write(_units([f"{c}{i}" for i in range(3)]), _streams("xyz", i)) for i, c in enumerate("pqrs")]
+    assert verify_entry(writer.dir).ok and verify_entry(writer.dir).units == 12
+    data = bytearray(paths[0].read_bytes())
+    data[len(data) - 100] ^= 0x01
+    paths[0].write_bytes(bytes(data))
+    paths[1].write_bytes(paths[1].read_bytes()[:500])
+    paths[2].unlink()
+    report = verify_entry(writer.dir)
+    assert not report.ok and report.units == 3
+    text = "\n".join(report.problems)
+    assert f"{paths[0].name}: SHA-256 differs" in text
+    assert f"{paths[1].name}: truncated: 500 bytes" in text
+    assert f"{paths[2].name}: missing" in text
+
+
+def test_reader_refuses_a_truncated_shard_by_name(tmp_path):
+    writer = FeatureStore(tmp_path).writer(CONFIG)
+    path = writer.write(_units("ab"), _streams("ab"))
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ShardError, match=f"{path.name} has 1000 bytes"):
+        EntryReader(writer.dir)
+
+
+def test_writer_start_removes_dead_writers_temp_files_only(tmp_path):
+    writer = FeatureStore(tmp_path).writer(CONFIG)
+    dead = writer.dir / ".tmp-999999999-shard-1.h5"                 # old-style name, no such pid
+    dead_here = writer.dir / temp_prefix("shard-2.h5").replace(str(os.getpid()), "999999998")
+    alive = writer.dir / temp_prefix("shard-3.h5")                  # this very process
+    foreign = writer.dir / ".tmp-1@another.machine-shard-4.h5"      # another host's: kept for a day
+    stale_index = writer.dir / ".tmp-index.json-abc"                 # old-style index temp file
+    for p in (dead, dead_here, alive, foreign, stale_index):
+        p.write_bytes(b"x")
+    FeatureStore(tmp_path).writer(CONFIG)
+    left = {p.name for p in writer.dir.iterdir() if p.name.startswith(".tmp-")}
+    assert left == {alive.name, foreign.name}
+
+
+def test_gc_adopts_what_it_can_and_removes_the_rest(tmp_path):
+    writer = FeatureStore(tmp_path).writer(CONFIG)
+    writer.write(_units("ab"), _streams("ab"))
+    # Killed writers leave: a published-unindexed shard of new units (adoptable), one of units
+    # already published (a duplicate), one unreadable, and a temp file.
+    write_shard(writer.dir / "shard-0000000000000000001-00000001.h5", _units("cd"), _streams("cd"))
+    write_shard(writer.dir / "shard-0000000000000000002-00000002.h5", _units("b"), _streams("b"))
+    (writer.dir / "shard-0000000000000000003-00000003.h5").write_bytes(b"not hdf5")
+    (writer.dir / ".tmp-999999999-shard-9.h5").write_bytes(b"half")
+    WorkClaims(writer.dir).try_claim("chunk-dead")  # a killed run's claim file (lock dropped on gc)
+    assert verify_entry(writer.dir).ok and len(verify_entry(writer.dir).warnings) == 5
+    report = collect_garbage(writer.dir)
+    assert report.adopted == ["shard-0000000000000000001-00000001.h5"]
+    assert sorted(n for n, _ in report.orphans) == ["shard-0000000000000000002-00000002.h5",
+                                                   "shard-0000000000000000003-00000003.h5"]
+    assert report.temp_files == [".tmp-999999999-shard-9.h5"] and report.bytes_freed > 0
+    assert report.claims == ["chunk-dead.lock"]
+    after = verify_entry(writer.dir)
+    assert after.ok and after.units == 4 and not after.warnings
+    assert EntryReader(writer.dir).units["unit_id"].tolist() == ["a", "b", "c", "d"]
+
+
+def test_claims_exclude_each_other_and_die_with_their_holder(tmp_path):
+    claims = WorkClaims(tmp_path)
+    held = claims.try_claim("chunk-1")
+    assert held is not None and claims.try_claim("chunk-1") is None
+    assert claims.try_claim("chunk-2") is not None
+    held.release()
+    assert not (tmp_path / "claims" / "chunk-1.lock").exists()
+    again = claims.try_claim("chunk-1")
+    assert again is not None
+    again._handle.close()  # what a SIGKILL does: the kernel drops the lock, the file stays
+    assert claims.try_claim("chunk-1") is not None
+
+
+def test_claims_are_off_without_file_locking(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGUE_USE_FILE_LOCKING", "FALSE")
+    claims = WorkClaims(tmp_path)
+    assert claims.try_claim("c") is not None and claims.try_claim("c") is not None
+
+
+@pytest.mark.parametrize("change", [
+    lambda i: i.pop("shards"),
+    lambda i: i.update(shards={"file": "x"}),
+    lambda i: i["shards"][0].update(units=7),
+    lambda i: i["shards"][0].update(sha256="nope"),
+    lambda i: i["shards"][0].update(unit_ids=[1]),
+    lambda i: i["shards"][0].update(file="/etc/passwd"),
+    lambda i: i["shards"].append(dict(i["shards"][0])),
+    lambda i: i.update(failures=["a"]),
+])
+def test_malformed_index_is_a_clear_error(tmp_path, change):
+    writer = FeatureStore(tmp_path).writer(CONFIG)
+    writer.write(_units("a"), _streams("a"))
+    index = json.loads((writer.dir / "index.json").read_text())
+    change(index)
+    (writer.dir / "index.json").write_text(json.dumps(index))
+    with pytest.raises(IndexFormatError, match="index.json"):
+        EntryReader(writer.dir)
+    assert not FeatureStore(tmp_path).entries()  # `cache ls` skips it (and logs why)
+    assert not verify_entry(writer.dir).ok

@@ -127,3 +127,32 @@ def test_ablate_against_a_separately_started_scheduler(mg_cache, tmp_path, separ
     with Client(separate_cluster) as client:
         ran_on = client.run(_imported_heavy_modules)
     assert len(ran_on) == 2 and all(mods == [] for mods in ran_on.values())
+
+
+def test_extract_on_dask_gives_the_single_process_cache(sample_dir, tmp_path, cluster):
+    import torch
+    from dask.distributed import Client
+
+    from migue.cache.verify import digest_entry
+    from migue.pipeline.datasets import read_dataset
+    from migue.pipeline.distributed import backbone_builds, extract_distributed
+    from migue.pipeline.extract import ExtractOptions, extract
+
+    manifest = read_dataset(sample_dir)
+    opts = ExtractOptions(modality="pose", frames=16, workers=0, shard_size=32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # Dask workers run one thread each; float sums then agree to the bit
+    try:
+        local = extract(manifest, FeatureStore(tmp_path / "local"), opts)
+    finally:
+        torch.set_num_threads(threads)
+    remote = extract_distributed(manifest, sample_dir, "auto", 64, FeatureStore(tmp_path / "dask"), opts,
+                                 scheduler=cluster.scheduler_address, workers=2)
+    assert remote.extracted == local.extracted == len(manifest.of_kind("mg")) and not remote.failures
+    assert digest_entry(remote.entry).entry == digest_entry(local.entry).entry
+    with Client(cluster.scheduler_address) as client:
+        builds = client.run(backbone_builds)
+    assert sum(builds.values()) >= 1 and max(builds.values()) == 1  # once per worker, not per task
+    again = extract_distributed(manifest, sample_dir, "auto", 64, FeatureStore(tmp_path / "dask"), opts,
+                                scheduler=cluster.scheduler_address, workers=2)
+    assert again.extracted == 0  # idempotent: published chunks are skipped
