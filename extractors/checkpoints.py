@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,3 +114,11 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: str 
 def _few(items: list[str], n: int = 6) -> str:
     shown = ", ".join(items[:n])
     return f"[{shown}{f', ... ({len(items)} in all)' if len(items) > n else ''}]"
+
+
+def rename(name: str, rules: list[tuple[str, str]]) -> str | None:
+    """`name` rewritten by the first (regex, template) rule that matches it whole, or None."""
+    for pattern, template in rules:
+        if re.fullmatch(pattern, name):
+            return re.sub(pattern, template, name)
+    return None

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 
 import torch
 
+from .checkpoints import rename
+
 SUBNETS = ("state_dict_backbone", "state_dict_fam", "state_dict_tss", "state_dict_om")
 TRAINING_EXTRAS = ("state_dict_softmax_fc", "state_optimizer", "state_lr_scheduler")
 DROPPED_BACKBONE_KEYS = ("head.weight", "head.bias")
@@ -100,7 +102,7 @@ def convert(backbone: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor
             if target in own and not torch.equal(own[target], value.to(own[target].dtype)):
                 problems.append(f"{key} differs from the index migue's window attention uses")
             dropped.append(key)
-        elif (m := re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)", key)) and (new := _block_key(m.group(3))):
+        elif (m := re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)", key)) and (new := rename(m.group(3), _BLOCK_RULES)):
             out[f"backbone.stages.{m.group(1)}.blocks.{m.group(2)}.{new}"] = value
         else:
             unknown.append(key)
@@ -122,11 +124,7 @@ def source_key(key: str) -> str:
     if m := re.fullmatch(r"backbone\.stages\.(\d+)\.downsample\.(.+)", key):
         return f"layers.{m.group(1)}.downsample.{m.group(2)}"
     if m := re.fullmatch(r"backbone\.stages\.(\d+)\.blocks\.(\d+)\.(.+)", key):
-        suffix = m.group(3)
-        for pattern, template in _INVERSE_RULES:
-            if re.fullmatch(pattern, suffix):
-                suffix = re.sub(pattern, template, suffix)
-                break
+        suffix = rename(m.group(3), _INVERSE_RULES) or m.group(3)
         return f"layers.{m.group(1)}.blocks.{m.group(2)}.{suffix}"
     return key
 
@@ -137,9 +135,3 @@ _INVERSE_RULES = [
     (r"ffn\.layers\.1\.(weight|bias)", r"mlp.fc2.\1"),
 ]
 
-
-def _block_key(suffix: str) -> str | None:
-    for pattern, template in _BLOCK_RULES:
-        if re.fullmatch(pattern, suffix):
-            return re.sub(pattern, template, suffix)
-    return None

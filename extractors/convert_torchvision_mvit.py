@@ -39,6 +39,8 @@ from collections.abc import Mapping
 
 import torch
 
+from .checkpoints import rename
+
 MARKERS = ("conv_proj.weight", "pos_encoding.class_token")
 DROPPED_PREFIXES = ("head.",)  # the Kinetics-400 classifier
 
@@ -74,7 +76,7 @@ def convert(state: Mapping[str, torch.Tensor], final_norm: str = "norm3"
             out["cls_token"] = value.reshape(1, 1, -1)
         elif key in ("norm.weight", "norm.bias"):
             out[f"{final_norm}.{key.split('.')[-1]}"] = value
-        elif (m := re.fullmatch(r"blocks\.(\d+)\.(.+)", key)) and (new := _block_key(m.group(2))):
+        elif (m := re.fullmatch(r"blocks\.(\d+)\.(.+)", key)) and (new := rename(m.group(2), _BLOCK_RULES)):
             out[f"blocks.{m.group(1)}.{new}"] = value
         else:  # e.g. pos_encoding.spatial_pos of MViTv1 (absolute positions): no counterpart
             unknown.append(key)
@@ -91,9 +93,8 @@ def source_key(key: str) -> str:
     if m := re.fullmatch(r"norm\d+\.(weight|bias)", key):
         return f"norm.{m.group(1)}"
     if m := re.fullmatch(r"(blocks\.\d+\.)(.+)", key):
-        for pattern, template in _INVERSE_RULES:
-            if re.fullmatch(pattern, m.group(2)):
-                return m.group(1) + re.sub(pattern, template, m.group(2))
+        if (old := rename(m.group(2), _INVERSE_RULES)) is not None:
+            return m.group(1) + old
     return key
 
 
@@ -106,9 +107,3 @@ _INVERSE_RULES = [
     (r"proj\.(weight|bias)", r"project.\1"),
 ]
 
-
-def _block_key(suffix: str) -> str | None:
-    for pattern, template in _BLOCK_RULES:
-        if re.fullmatch(pattern, suffix):
-            return re.sub(pattern, template, suffix)
-    return None

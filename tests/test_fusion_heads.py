@@ -10,12 +10,7 @@ from migue.fusion.synthetic import write_emotion, write_mg
 TINY = {"width": 32, "depth": 1, "num_heads": 2, "dropout": 0.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
