@@ -64,3 +64,17 @@ def plot_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
         metric_ax.plot(history["epoch"], history[column], color="tab:green")
     metric_ax.set(xlabel="epoch", ylabel=column, title=column)
     fig.savefig(path, dpi=100)
+
+
+def write_tensorboard(history: pd.DataFrame, folder: Path) -> bool:
+    """Per-epoch scalars as TensorBoard event files in `folder`, when tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; history.csv and curves.png hold the same numbers
+        return False
+    with SummaryWriter(log_dir=str(folder)) as writer:
+        for row in history.to_dict(orient="records"):
+            for name, value in row.items():
+                if name != "epoch" and pd.notna(value):
+                    writer.add_scalar(name.replace("_", "/", 1), float(value), int(row["epoch"]))
+    return True

@@ -35,7 +35,7 @@ from .config import MONITORS, resolve_config
 from .data import FusionData, SplitData, build_data
 from .metrics import chance_levels, confusion, predictions, task_metrics
 from .registry import get_head
-from .reports import jsonable, plot_confusion, plot_curves, write_json
+from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     write_json(out_dir / "metrics.json", metrics)
     history.to_csv(out_dir / "history.csv", index=False)
     plot_curves(history, out_dir / "curves.png", cfg["monitor"])
+    write_tensorboard(history, out_dir / "tensorboard")
     shown = "test" if metrics["test"]["n"] else "val"
     labels, logits = results[shown][1]
     plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",

@@ -23,7 +23,8 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not verbose:  # Dask's own start/stop chatter is noise at the command line
-        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core"):
+        for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core",
+                     "distributed.http.proxy"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -105,6 +105,11 @@ def test_run_folder_reports(task, runs, stores):
         assert EntryReader(entry["path"]).index["key"] == entry["key"] == stores[task][role].index["key"]
     checkpoint = torch.load(folder / "head.pt", weights_only=True)
     assert checkpoint["head"] == metrics["head"] and checkpoint["state_dict"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert losses == pytest.approx(list(history["train_loss"]), rel=1e-6)
 
 
 @pytest.mark.parametrize("task", ["mg", "emotion"])
