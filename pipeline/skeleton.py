@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .openpose import BODY_25, BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
+from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
 
 JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
 

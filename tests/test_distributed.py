@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from migue.cache import EntryReader, FeatureStore
+from migue.cache import FeatureStore
 from migue.fusion.synthetic import write_mg
 from migue.pipeline.ablate import Grid, run_ablation
 from migue.pipeline.cli import main
