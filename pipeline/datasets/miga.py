@@ -24,6 +24,16 @@ from .labels import read_clip_labels
 SkeletonFinder = Callable[[Path, str], Path | None]
 
 
+def named_file(template: str) -> SkeletonFinder:
+    """A finder for the skeleton file `template.format(id=...)` in a video's folder."""
+
+    def find(video_dir: Path, vid: str) -> Path | None:
+        path = video_dir / template.format(id=vid)
+        return path if path.exists() else None
+
+    return find
+
+
 def looks_like(root: Path, pattern: str) -> bool:
     """Any `imigue_skeleton_*/<id>/<pattern>` at the root or one level down."""
     return any(root.glob(f"imigue_skeleton_*/*/{pattern}")) or any(

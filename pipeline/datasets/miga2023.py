@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions
 from .miga import looks_like as _looks_like
-from .miga import read_miga
+from .miga import named_file, read_miga
 
 NAME = "miga2023"
 SKELETON = "{id}_light_hand.csv"
@@ -24,9 +24,7 @@ def looks_like(root: Path) -> bool:
     return _looks_like(root, "*_light_hand.csv")
 
 
-def find_skeleton(video_dir: Path, vid: str) -> Path | None:
-    path = video_dir / SKELETON.format(id=vid)
-    return path if path.exists() else None
+find_skeleton = named_file(SKELETON)
 
 
 def read(root: Path, opts: ReadOptions) -> DatasetManifest:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions
 from .miga import looks_like as _looks_like
-from .miga import read_miga
+from .miga import named_file, read_miga
 
 NAME = "miga2025"
 SKELETON = "{id}_openpose.xlsx"
@@ -23,9 +23,7 @@ def looks_like(root: Path) -> bool:
     return _looks_like(root, "*_openpose.xlsx")
 
 
-def find_skeleton(video_dir: Path, vid: str) -> Path | None:
-    path = video_dir / SKELETON.format(id=vid)
-    return path if path.exists() else None
+find_skeleton = named_file(SKELETON)
 
 
 def read(root: Path, opts: ReadOptions) -> DatasetManifest:
