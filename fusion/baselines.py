@@ -1,7 +1,9 @@
 """Baselines: single-stream probes, late (score-averaging) fusion, and concat fusion.
 
-Every baseline reads pooled features: the mean over a unit's tokens, and for emotion
-the mean over a video's real windows. Outputs follow the task: (B, num_classes) logits
+Every baseline reads pooled features (config `baseline_pool`): by default each stream is
+averaged over time and its per-place tokens (rgb h x w cells, pose joints) concatenated, so a
+probe still sees *where* a hand is; `mean` averages everything into one token. For emotion
+the per-window features are then averaged over a video's real windows. Outputs follow the task: (B, num_classes) logits
 for micro-gestures, (B,) logits for emotion (num_outputs == 1).
 """
 from __future__ import annotations
@@ -15,11 +17,12 @@ PROBES = ("linear", "mlp")
 
 
 def pooled(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over tokens, then over real windows: (B, L, D) or (B, W, L, D) with mask (B, W) -> (B, D)."""
-    x = x.mean(dim=-2)                                        # (B, D) or (B, W, D)
+    """Tokens concatenated, then averaged over real windows:
+    (B, L, D) or (B, W, L, D) with mask (B, W) -> (B, L * D)."""
+    x = x.flatten(-2)                                         # (B, L*D) or (B, W, L*D)
     if x.dim() == 3:
         m = mask.unsqueeze(-1).to(x.dtype)                    # (B, W, 1)
-        x = (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1)    # (B, D)
+        x = (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1)    # (B, L*D)
     return x
 
 
@@ -38,7 +41,7 @@ def _squeeze(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Probe(nn.Module):
-    """A linear or MLP classifier over one pooled input stream."""
+    """A linear or MLP classifier over one pooled input stream of `dim` = L * D features."""
 
     def __init__(self, name: str, dim: int, num_outputs: int, kind: str = "linear",
                  hidden: int = 256, dropout: float = 0.1) -> None:
@@ -48,7 +51,7 @@ class Probe(nn.Module):
         self.apply(init_weights)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        z = pooled(batch[self.name], batch.get("mask"))       # (B, D)
+        z = pooled(batch[self.name], batch.get("mask"))       # (B, L*D)
         return _squeeze(self.net(z))                          # (B, C) or (B,)
 
 
@@ -73,7 +76,7 @@ class Late(nn.Module):
 
 
 class Concat(nn.Module):
-    """Concatenated pooled features of several streams (each layer-normed) -> MLP."""
+    """Concatenated pooled features of several streams (each layer-normed; `dims` = L * D each) -> MLP."""
 
     def __init__(self, dims: dict[str, int], num_outputs: int, hidden: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
@@ -85,5 +88,5 @@ class Concat(nn.Module):
         self.apply(init_weights)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        z = torch.cat([self.norms[n](pooled(batch[n], batch.get("mask"))) for n in self.names], dim=-1)  # (B, sum D)
+        z = torch.cat([self.norms[n](pooled(batch[n], batch.get("mask"))) for n in self.names], dim=-1)  # (B, sum L*D)
         return _squeeze(self.net(z))                                                                   # (B, C) or (B,)

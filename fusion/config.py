@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "pose_pool": "space",               # none | time (mean over joints per time step) | space (mean over time per joint) | mean
     "face_pool": "none",                # none (one token per sampled frame) | mean
     "context_pool": "time",             # none | time | mean | cls
+    "baseline_pool": "space",           # probes, late, concat: space (mean over time, per-place features
+                                        # concatenated: rgb h*w cells, pose joints) | time | mean (one vector)
     "max_windows": None,                # emotion: at most this many windows per video (uniform subsample)
     "align": "strict",                  # strict: entries must hold the same units | inner: common units only
     # optimisation
@@ -50,6 +52,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "pose_pool": ("none", "time", "space", "mean"),
     "face_pool": ("none", "time", "mean"),
     "context_pool": ("none", "time", "mean", "cls"),
+    "baseline_pool": ("space", "time", "mean"),
     "align": ("strict", "inner"),
     "class_balance": ("none", "weighted-loss", "sampler"),
     "in_memory": ("auto", True, False),

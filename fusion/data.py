@@ -65,24 +65,42 @@ def _time_steps(reader: EntryReader, inp: Input) -> int:
 
 def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray:
     """Pooled float16 tokens (N, L', D) of the given table rows, read in bounded runs."""
+    return load_views(reader, {"x": inp}, rows)["x"]
+
+
+def load_views(reader: EntryReader, views: Mapping[str, Input], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Several poolings of one stream from a single read: {name: (N, L', D) float16}.
+
+    Every view must read the same stream of `reader`; the rows are read once, in bounded
+    runs of at most READ_SPAN consecutive table rows, and each run is pooled every way asked.
+    """
+    streams = {inp.stream for inp in views.values()}
+    if len(streams) != 1:
+        raise ValueError(f"load_views reads one stream at a time, got {sorted(streams)}")
+    (stream,) = streams
     rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16)
-    steps = _time_steps(reader, inp) if inp.pool in ("time", "space") else 0
+    out = {name: np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16) for name, inp in views.items()}
     order = np.argsort(rows, kind="stable")
     ordered = rows[order]
     start = 0
     while start < len(rows):
         stop = int(np.searchsorted(ordered, ordered[start] + READ_SPAN))
-        x = reader.read(inp.stream, ordered[start:stop])                       # (n, L, D) float16
-        if inp.pool == "mean":
-            x = x.astype(np.float32).mean(axis=1, keepdims=True)               # (n, 1, D)
-        elif inp.pool == "time":
-            x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1]).mean(axis=2)  # (n, T, D)
-        elif inp.pool == "space":
-            x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1]).mean(axis=1)  # (n, S, D)
-        out[order[start:stop]] = x
+        x = reader.read(stream, ordered[start:stop])                            # (n, L, D) float16
+        for name, inp in views.items():
+            out[name][order[start:stop]] = _pool(x, inp.pool, reader, inp)
         start = stop
     return out
+
+
+def _pool(x: np.ndarray, pool: str, reader: EntryReader, inp: Input) -> np.ndarray:
+    """(n, L, D) -> (n, L', D) as `pool` says."""
+    if pool == "mean":
+        return x.astype(np.float32).mean(axis=1, keepdims=True)                 # (n, 1, D)
+    if pool in ("time", "space"):
+        steps = _time_steps(reader, inp)
+        x = x.astype(np.float32).reshape(len(x), steps, -1, x.shape[-1])        # (n, T, S, D)
+        return x.mean(axis=2 if pool == "time" else 1)                          # (n, T, D) | (n, S, D)
+    return x                                                                    # (n, L, D)
 
 
 def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "strict") -> pd.DataFrame:
@@ -141,31 +159,44 @@ class SplitData:
         self.video_ids = items["video_id"].tolist()
         self.labels = items["label"].to_numpy(dtype=np.int64)
         self.offsets, self.rows = offsets, rows  # item i owns rows[name][offsets[i]:offsets[i+1]]
-        self.tokens = ({name: load_tokens(readers[inp.entry], inp, rows[name]) for name, inp in inputs.items()}
-                       if in_memory else None)
+        # inputs reading the same stream share one read (their rows are the same: one entry)
+        self.groups: dict[tuple[str, str], dict[str, Input]] = {}
+        for name, inp in inputs.items():
+            self.groups.setdefault((inp.entry, inp.stream), {})[name] = inp
+        self.tokens = self._load(None) if in_memory else None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _take(self, name: str, positions: np.ndarray) -> np.ndarray:
-        if self.tokens is not None:
-            return self.tokens[name][positions]
-        inp = self.inputs[name]
-        return load_tokens(self.readers[inp.entry], inp, self.rows[name][positions])
+    def _load(self, positions: np.ndarray | None, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Pooled tokens of the inputs `names` (None: all) at `positions` of the flat row list
+        (None: all), one read per (entry, stream)."""
+        out = {}
+        for (entry, _), views in self.groups.items():
+            views = {n: v for n, v in views.items() if names is None or n in names}
+            if views:
+                rows = self.rows[next(iter(views))]
+                out.update(load_views(self.readers[entry], views, rows if positions is None else rows[positions]))
+        return out
 
-    def batch(self, idx: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        """Items `idx` as float32 tensors: MG (B, L, D) per input; emotion (B, W, L, D) + mask (B, W)."""
+    def _take(self, positions: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        if self.tokens is not None:
+            return {name: tokens[positions] for name, tokens in self.tokens.items() if names is None or name in names}
+        return self._load(positions, names)
+
+    def batch(self, idx: Sequence[int] | np.ndarray, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Items `idx` as float32 tensors of the inputs `names` (None: all):
+        MG (B, L, D) per input; emotion (B, W, L, D) + mask (B, W)."""
         idx = np.asarray(idx, dtype=np.int64)
         out = {"label": torch.from_numpy(self.labels[idx])}
         if self.task == "mg":
-            for name in self.inputs:
-                out[name] = torch.from_numpy(self._take(name, idx)).float()          # (B, L, D)
+            for name, x in self._take(idx, names).items():
+                out[name] = torch.from_numpy(x).float()                              # (B, L, D)
             return out
         counts = self.offsets[idx + 1] - self.offsets[idx]
         positions = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx])
         mask = np.arange(counts.max()) < counts[:, None]                             # (B, W)
-        for name in self.inputs:
-            x = self._take(name, positions)                                          # (sum W_i, L, D)
+        for name, x in self._take(positions, names).items():                               # (sum W_i, L, D)
             padded = np.zeros((len(idx), mask.shape[1], *x.shape[1:]), dtype=np.float32)
             padded[mask] = x                                                         # (B, W, L, D)
             out[name] = torch.from_numpy(padded)

@@ -53,8 +53,13 @@ def _outputs(task: str, config: dict[str, Any]) -> int:
     return int(config["num_classes"]) if task == "mg" else 1
 
 
+def _flat(shape: tuple[int, int]) -> int:
+    """Features a baseline sees per unit: all L pooled tokens of D, concatenated."""
+    return shape[0] * shape[1]
+
+
 def _probe(name: str, kind: str, task: str, shapes: Shapes, config: dict[str, Any]) -> Probe:
-    return Probe(name, shapes[name][1], _outputs(task, config), kind, config["width"], config["dropout"])
+    return Probe(name, _flat(shapes[name]), _outputs(task, config), kind, config["width"], config["dropout"])
 
 
 def _probe_spec(target: str, kind: str) -> HeadSpec:
@@ -63,15 +68,15 @@ def _probe_spec(target: str, kind: str) -> HeadSpec:
     what = "windows averaged per video" if task == "emotion" else "clip"
     return HeadSpec(
         f"probe-{kind}-{target}", (task,),
-        f"{kind} probe on mean-pooled {target} features ({what})",
-        lambda task, cfg: {name: view(name, cfg, "mean")},
+        f"{kind} probe on pooled {target} features ({what})",
+        lambda task, cfg: {name: view(name, cfg, cfg["baseline_pool"])},
         lambda task, shapes, cfg: _probe(name, kind, task, shapes, cfg))
 
 
 def _late_spec(name: str, members: dict[str, list[str]], description: str) -> HeadSpec:
     return HeadSpec(
         name, tuple(members), description,
-        lambda task, cfg: {m: view(m, cfg, "mean") for m in members[task]},
+        lambda task, cfg: {m: view(m, cfg, cfg["baseline_pool"]) for m in members[task]},
         lambda task, shapes, cfg: Late([_probe(m, cfg["late_probe"], task, shapes, cfg) for m in members[task]]))
 
 
@@ -95,9 +100,9 @@ HEADS: dict[str, HeadSpec] = {spec.name: spec for spec in [
                                    "(mg: rgb, joint, bone; emotion: face, context)"),
     _late_spec("late-pose", {"mg": ["joint", "bone"]},
                "classic 2s-AGCN ensemble: average of joint and bone probe scores"),
-    HeadSpec("concat", TASKS, "concatenated mean-pooled features of all modalities -> MLP",
-             lambda task, cfg: {m: view(m, cfg, "mean") for m in MODALITIES[task]},
-             lambda task, shapes, cfg: Concat({n: s[1] for n, s in shapes.items()}, _outputs(task, cfg),
+    HeadSpec("concat", TASKS, "concatenated pooled features of all modalities -> MLP",
+             lambda task, cfg: {m: view(m, cfg, cfg["baseline_pool"]) for m in MODALITIES[task]},
+             lambda task, shapes, cfg: Concat({n: _flat(s) for n, s in shapes.items()}, _outputs(task, cfg),
                                               cfg["width"], cfg["dropout"])),
     *[_probe_spec(target, kind) for target in PROBE_TARGETS for kind in ("linear", "mlp")],
 ]}

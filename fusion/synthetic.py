@@ -100,7 +100,7 @@ def write_emotion(root: Path, videos: tuple[int, int, int] = (32, 12, 16), windo
     manifest = "synthetic-emotion"
     return {
         "face": _write(root, "face", manifest, units, {"embedding": planted("embedding", face_frames)},
-                       {"embedding": {"tokens": face_frames, "dim": face_dim}}),
+                       {"embedding": _spec((face_frames,), face_dim)}),
         "context": _write(root, "context", manifest, units,
                           {"tokens": planted("tokens", ctx_len), "cls": planted("cls", 1)},
                           {"tokens": _spec(context_grid, context_dim), "cls": {"tokens": 1, "dim": context_dim}}),

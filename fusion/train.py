@@ -81,10 +81,18 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
                                            {"task": task, "config": cfg, "entries": keys})
     head.load_state_dict(best_state)
-    torch.save({"state_dict": best_state, "task": task, "head": cfg["head"], "config": cfg,
-                "shapes": {n: list(s) for n, s in data.shapes.items()}}, out_dir / "head.pt")
-
     results = {s: _evaluate(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
+    return write_results(out_dir, task, cfg, head, data, history, best_epoch, results)
+
+
+def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
+                  history: pd.DataFrame, best_epoch: int,
+                  results: dict[str, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
+    """head.pt, metrics.json, history.csv, curves.png, TensorBoard events and confusion.png of
+    a trained head (its best state loaded) from its val and test `results`; returns the metrics."""
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()}, "task": task,
+                "head": cfg["head"], "config": cfg, "shapes": {n: list(s) for n, s in data.shapes.items()}},
+               out_dir / "head.pt")
     train_labels = data.splits["train"].labels
     test = data.splits["test"]
     metrics = {
@@ -127,83 +135,124 @@ def predict_run(run_dir: Path, split: str = "test",
 
 
 # ---- training ------------------------------------------------------------------------------
-def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,
-         checkpoint: Path | None = None, state: dict[str, Any] | None = None,
-         identity: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
-    """AdamW + warm-up/cosine; returns the history, the best-on-val state and its epoch.
-    After each epoch everything the next one depends on is saved to `checkpoint`; `state`
-    (a loaded checkpoint) continues from there."""
-    train = data.splits["train"]
-    items = np.flatnonzero(train.labels >= 0)
+class Fitter:
+    """One head's optimisation: AdamW + warm-up/cosine, its loss, early stopping on val and
+    the best-on-val state. The caller owns the batches (one loop can drive many fitters)."""
+
+    def __init__(self, task: str, head: nn.Module, cfg: dict[str, Any], train_labels: np.ndarray,
+                 steps_per_epoch: int, has_val: bool, device: torch.device) -> None:
+        self.task, self.head, self.cfg, self.has_val, self.device = task, head, cfg, has_val, device
+        warmup, total = round(cfg["warmup_epochs"] * steps_per_epoch), cfg["epochs"] * steps_per_epoch
+        decay = [p for p in head.parameters() if p.dim() >= 2]
+        no_decay = [p for p in head.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                          lambda step: _lr_factor(step, warmup, total))
+        self.criterion = _criterion(task, cfg, train_labels, device)
+        self.rows: list[dict[str, Any]] = []
+        self.best_score: tuple[float, float] = (-math.inf, -math.inf)
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.best_epoch, self.stale, self.stopped = 0, 0, False
+        self._loss_sum, self._seen, self._started = 0.0, 0, time.perf_counter()
+
+    def step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One optimiser step on a batch already on the device."""
+        self.head.train()
+        with _autocast(self.device, self.cfg["amp"]):
+            terms = self.head.train_logits(batch) if hasattr(self.head, "train_logits") else [self.head(batch)]
+            loss = sum(self.criterion(logits.float(), batch["label"]) for logits in terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg["grad_clip"]:
+            nn.utils.clip_grad_norm_(self.head.parameters(), self.cfg["grad_clip"])
+        self.optimizer.step()
+        self.schedule.step()
+        self._loss_sum += loss.item() * len(batch["label"])
+        self._seen += len(batch["label"])
+
+    def end_epoch(self, epoch: int, val: dict[str, Any] | None) -> bool:
+        """Record the epoch (val: its val metrics, None without val); True when training should stop."""
+        row = {"epoch": epoch, "train_loss": self._loss_sum / max(self._seen, 1),
+               "lr": self.optimizer.param_groups[0]["lr"]}
+        score = (float(epoch), 0.0)  # without val: the latest epoch is the best
+        if self.has_val and val is not None:
+            row.update({f"val_{k}": val[k] for k in ("loss", *MONITORS[self.task])})
+            monitored = row[f"val_{self.cfg['monitor']}"]
+            score = (-math.inf if math.isnan(monitored) else monitored, -row["val_loss"])
+        row["seconds"] = time.perf_counter() - self._started
+        self.rows.append(row)
+        self.stale += 1
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()}
+        log.debug("%s epoch %d/%d  %s%s", self.cfg["head"], epoch, self.cfg["epochs"],
+                  "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
+                  "  *" if self.best_epoch == epoch else "")
+        self.stopped = bool(self.has_val and self.cfg["patience"] and self.stale >= self.cfg["patience"])
+        if self.stopped:
+            log.info("%s: early stop, no better val %s for %d epochs", self.cfg["head"], self.cfg["monitor"],
+                     self.stale)
+        self._loss_sum, self._seen, self._started = 0.0, 0, time.perf_counter()
+        return self.stopped
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def state(self) -> dict[str, Any]:
+        """Everything the next epoch depends on, as plain values and tensors (weights_only loads it)."""
+        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "history": _plain(self.rows),
+                "best_state": self.best_state, "best_epoch": self.best_epoch,
+                "best_score": _plain(list(self.best_score)), "stale": self.stale, "stopped": self.stopped}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.rows, self.best_state, self.best_epoch = state["history"], state["best_state"], state["best_epoch"]
+        self.best_score, self.stale, self.stopped = tuple(state["best_score"]), state["stale"], state["stopped"]
+
+
+def training_setup(data: FusionData, cfg: dict[str, Any]) -> tuple[np.ndarray, int, bool]:
+    """(labelled train items, optimiser steps per epoch, whether val has labels)."""
+    items = np.flatnonzero(data.splits["train"].labels >= 0)
     has_val = bool((data.splits["val"].labels >= 0).any())
     if not has_val:
         log.warning("no labelled val items: no early stopping, the last epoch is kept")
-    steps = math.ceil(len(items) / cfg["batch_size"])
-    warmup, total = round(cfg["warmup_epochs"] * steps), cfg["epochs"] * steps
-    decay = [p for p in head.parameters() if p.dim() >= 2]
-    no_decay = [p for p in head.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, warmup, total))
-    criterion = _criterion(task, cfg, train.labels[items], device)
+    return items, math.ceil(len(items) / cfg["batch_size"]), has_val
+
+
+def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,
+         checkpoint: Path | None = None, state: dict[str, Any] | None = None,
+         identity: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
+    """Train `head`; returns the history, the best-on-val state and its epoch.
+    After each epoch everything the next one depends on is saved to `checkpoint`; `state`
+    (a loaded checkpoint) continues from there."""
+    train = data.splits["train"]
+    items, steps, has_val = training_setup(data, cfg)
+    fitter = Fitter(task, head, cfg, train.labels[items], steps, has_val, device)
     rng = np.random.default_rng(cfg["seed"])
-    rows, best_score, best_state, best_epoch, stale = [], (-math.inf, -math.inf), {}, 0, 0
     first = 1
     if state is not None:
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        fitter.load_state(state)
         _set_rng_states(state["rng"], rng)
-        rows, best_state, best_epoch, stale = state["history"], state["best_state"], state["best_epoch"], state["stale"]
-        best_score = tuple(state["best_score"])
         first = cfg["epochs"] + 1 if state["stopped"] else state["epoch"] + 1
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
     epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
     for epoch in epochs:
-        started = time.perf_counter()
         order = _epoch_order(rng, items, train.labels, cfg["class_balance"])
-        head.train()
-        loss_sum = 0.0
         for start in range(0, len(order), cfg["batch_size"]):
-            batch = _to(train.batch(order[start:start + cfg["batch_size"]]), device)
-            with _autocast(device, cfg["amp"]):
-                terms = head.train_logits(batch) if hasattr(head, "train_logits") else [head(batch)]
-                loss = sum(criterion(logits.float(), batch["label"]) for logits in terms)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg["grad_clip"]:
-                nn.utils.clip_grad_norm_(head.parameters(), cfg["grad_clip"])
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.item() * len(batch["label"])
-        row = {"epoch": epoch, "train_loss": loss_sum / len(order), "lr": optimizer.param_groups[0]["lr"]}
-        score = (float(epoch), 0.0)  # without val: the latest epoch is the best
-        if has_val:
-            val = _evaluate(task, head, data.splits["val"], cfg, device)[0]
-            row.update({f"val_{k}": val[k] for k in ("loss", *MONITORS[task])})
-            monitored = row[f"val_{cfg['monitor']}"]
-            score = (-math.inf if math.isnan(monitored) else monitored, -row["val_loss"])
-        row["seconds"] = time.perf_counter() - started
-        rows.append(row)
-        stale += 1
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
-        log.debug("epoch %d/%d  %s%s", epoch, cfg["epochs"],
-                 "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
-                 "  *" if best_epoch == epoch else "")
-        stop = bool(has_val and cfg["patience"] and stale >= cfg["patience"])
+            fitter.step(_to(train.batch(order[start:start + cfg["batch_size"]]), device))
+        val = _evaluate(task, head, data.splits["val"], cfg, device)[0] if has_val else None
+        stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                **(identity or {}), "epoch": epoch, "stopped": stop, "head": head.state_dict(),
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "rng": _rng_states(rng), "history": _plain(rows), "best_state": best_state,
-                "best_epoch": best_epoch, "best_score": _plain(list(best_score)), "stale": stale})
+            _save_checkpoint(checkpoint, {**(identity or {}), "epoch": epoch, **fitter.state(),
+                                          "rng": _rng_states(rng)})
         if stop:
-            log.info("early stop: no better val %s for %d epochs", cfg["monitor"], stale)
             break
-    return pd.DataFrame(rows), best_state, best_epoch
+    return fitter.history(), fitter.best_state, fitter.best_epoch
 
 
 # ---- resume --------------------------------------------------------------------------------

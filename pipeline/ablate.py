@@ -3,7 +3,9 @@
 A grid file names a task, a base config and axes; every combination is one run of
 `migue.fusion.train_run` in its own folder. Workers only read the cache: no video is decoded
 and no backbone is built. Finished runs (metrics.json present) are skipped on a rerun; a
-failing run is reported with its error and the others go on.
+failing run is reported with its error and the others go on. With `one_pass: true` the
+grid's probe runs are trained together, many heads per read of the cache
+(`migue.fusion.sweep_probes`): one Dask task per group of probes sharing their data settings.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class Grid:
     base: dict[str, Any] = field(default_factory=dict)
     axes: dict[str, list[Any]] = field(default_factory=dict)
     entries: dict[str, str] = field(default_factory=dict)
+    one_pass: bool = False  # train the probe runs together: many heads, one read of the cache
 
     @classmethod
     def load(cls, path: Path) -> "Grid":
@@ -43,15 +46,18 @@ class Grid:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML ({exc})") from None
-        unknown = set(raw) - {"task", "base", "axes", "entries"}
+        unknown = set(raw) - {"task", "base", "axes", "entries", "one_pass"}
         if unknown or "task" not in raw:
-            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries'; "
+            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass'; "
                              f"unexpected keys {sorted(unknown)}" if unknown else f"{path}: no 'task'")
         axes = raw.get("axes") or {}
         for name, values in axes.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"{path}: axis {name!r} must be a non-empty list, got {values!r}")
-        return cls(raw["task"], raw.get("base") or {}, axes, raw.get("entries") or {})
+        if not isinstance(raw.get("one_pass", False), bool):
+            raise ValueError(f"{path}: one_pass must be true or false, got {raw['one_pass']!r}")
+        return cls(raw["task"], raw.get("base") or {}, axes, raw.get("entries") or {},
+                   bool(raw.get("one_pass", False)))
 
     def runs(self) -> list[dict[str, Any]]:
         """Every combination of the axes, each merged over the base config."""
@@ -86,6 +92,39 @@ def _safe_train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config:
     except Exception as exc:  # one failing run must not stop the others
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
+
+
+def _safe_sweep(task: str, entry_dirs: dict[str, str], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A group of probe runs trained in one pass on a Dask worker: {run folder: outcome}."""
+    from migue.cache import EntryReader
+    from migue.fusion import sweep_probes
+
+    readers = {role: EntryReader(path) for role, path in entry_dirs.items()}
+    try:
+        metrics = sweep_probes(task, readers, {Path(d): c for d, c in runs.items()})
+        return {d: {"status": "ok", "metrics": metrics[Path(d)]} for d in runs}
+    except Exception as exc:  # the group fails together; the grid's other runs go on
+        failed = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        return {d: failed for d in runs}
+    finally:
+        for reader in readers.values():
+            reader.close()
+
+
+def _sweep_groups(task: str, todo: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Probe runs grouped by the settings that shape their data (one read per group)."""
+    from migue.fusion.config import resolve_config
+    from migue.fusion.sweep import DATA_KEYS, is_probe
+
+    groups: dict[str, list[str]] = {}
+    for rid, config in todo.items():
+        try:
+            cfg = resolve_config(task, config)
+        except (KeyError, ValueError):
+            continue  # run alone: its own task reports the error
+        if is_probe(cfg["head"]):
+            groups.setdefault(json.dumps([cfg[k] for k in DATA_KEYS], default=str), []).append(rid)
+    return list(groups.values())
 
 
 def connect(scheduler: str | None, workers: int) -> Any:
@@ -127,15 +166,26 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     if todo:
         with connect(scheduler, workers) as client:
             resources = gpu_resources(client)
-            futures = {client.submit(_safe_train_one, grid.task, entry_dirs, str(out / "runs" / rid), config,
-                                     key=f"ablate-{rid}", resources=resources or None, pure=False): rid
-                       for rid, config in todo.items()}
-            for future in tqdm(as_completed(futures), total=len(futures), desc="ablation", unit="run",
-                               disable=None):
-                rid = futures[future]
-                outcomes[rid] = future.result()
-                if outcomes[rid]["status"] != "ok":
-                    log.error("run %s failed: %s", rid, outcomes[rid]["error"])
+            futures: dict[Any, tuple[list[str], bool]] = {}  # future -> (its runs, whether a sweep)
+            for group in (_sweep_groups(grid.task, todo) if grid.one_pass else []):
+                runs = {str(out / "runs" / rid): todo.pop(rid) for rid in group}
+                log.info("%d probe runs in one pass over the cache", len(runs))
+                futures[client.submit(_safe_sweep, grid.task, entry_dirs, runs, key=f"sweep-{group[0]}",
+                                      resources=resources or None, pure=False)] = (group, True)
+            for rid, config in todo.items():
+                futures[client.submit(_safe_train_one, grid.task, entry_dirs, str(out / "runs" / rid), config,
+                                      key=f"ablate-{rid}", resources=resources or None, pure=False)] = ([rid], False)
+            progress = tqdm(total=sum(len(g) for g, _ in futures.values()), desc="ablation", unit="run",
+                            disable=None)
+            for future in as_completed(futures):
+                rids, sweep = futures[future]
+                result = future.result()
+                for rid in rids:
+                    outcomes[rid] = result[str(out / "runs" / rid)] if sweep else result
+                    if outcomes[rid]["status"] != "ok":
+                        log.error("run %s failed: %s", rid, outcomes[rid]["error"])
+                progress.update(len(rids))
+            progress.close()
     table = results_table(grid, configs, outcomes)
     write_reports(grid, table, out)
     return table

@@ -68,6 +68,19 @@ def test_rerun_skips_finished_runs(mg_cache, tmp_path, cluster):
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("runs/*/metrics.json")}
 
 
+def test_one_pass_grid_trains_its_probes_together(mg_cache, tmp_path, cluster):
+    grid = dict(GRID, one_pass=True, axes={"head": ["probe-linear-rgb", "probe-mlp-pose-joint", "late-pose"],
+                                           "lr": [5e-4, 2e-3], "seed": [0]})
+    table = run_ablation(Grid(**grid), mg_cache, tmp_path / "abl", scheduler=cluster.scheduler_address)
+    assert len(table) == 6 and (table["status"] == "ok").all(), table[["run", "error"]]
+    swept = {}
+    for row in table.itertuples():
+        record = json.loads((tmp_path / "abl" / "runs" / row.run / "config.json").read_text())
+        swept[row.run] = record.get("sweep", {}).get("runs")
+        assert record["config"]["lr"] == row.lr and record["config"]["head"] == row.head
+    assert sorted(swept.values(), key=str) == [4, 4, 4, 4, None, None]  # 4 probes in one pass, late-pose alone
+
+
 def test_a_failing_run_is_reported_and_the_others_finish(mg_cache, tmp_path, cluster):
     grid = dict(GRID, axes={"head": ["probe-linear-rgb", "no-such-head"], "seed": [0]})
     (tmp_path / "g.yaml").write_text(yaml.safe_dump(grid))

@@ -92,7 +92,7 @@ def test_wrong_roles_and_pools_are_errors(mg, emotion):
     with pytest.raises(ValueError, match="is a 'pose' entry, given as 'rgb'"):
         build_data("mg", {"rgb": mg["pose"], "pose": mg["pose"]}, MG_INPUTS)
     with pytest.raises(ValueError, match="no token grid"):
-        build_data("emotion", emotion, {"face": Input("face", "embedding", "time")})
+        build_data("emotion", emotion, {"context": Input("context", "cls", "time")})
 
 
 def test_metrics_degenerate_splits_give_nan_with_a_note():
