@@ -17,7 +17,12 @@ from .shard import ShardError, check_stream, open_shard, read_units
 
 class EntryReader:
     """Read-only view of one entry. HDF5 files open lazily in the process that reads
-    (never inherited across fork), so a reader can be handed to DataLoader or Dask workers."""
+    (never inherited across fork), so a reader can be handed to DataLoader or Dask workers.
+
+    Token datasets are contiguous (see shard.py), so rows are read with one `preadv` per
+    unit straight from the file into the output array: exactly the bytes asked for, one copy,
+    at the speed of a plain file read. A chunked or compressed dataset (written by another
+    tool) falls back to h5py slicing."""
 
     def __init__(self, entry_dir: str | os.PathLike) -> None:
         self.dir = Path(entry_dir)
@@ -26,8 +31,14 @@ class EntryReader:
         self.name = self.dir.name
         self._files: dict[str, h5py.File] = {}
         self._offsets: dict[tuple[int, str], np.ndarray] = {}  # checked once per shard and stream
+        self._layouts: dict[tuple[int, str], tuple[np.dtype, int, tuple[int, int] | None]] = {}
+        self._fds: dict[str, int] = {}
+        self._groups: dict[tuple[int, str], h5py.Group] = {}
+        self._plans: dict[str, _StreamPlan] = {}
         self._pid = os.getpid()
         self.units = self._unit_table()
+        self._shard_col = self.units["_shard"].to_numpy(dtype=np.int64)
+        self._row_col = self.units["_row"].to_numpy(dtype=np.int64)
 
     # ---- metadata -------------------------------------------------------
     def _unit_table(self) -> pd.DataFrame:
@@ -59,9 +70,14 @@ class EntryReader:
         return len(self.units)
 
     # ---- tokens ---------------------------------------------------------
+    def _forget_if_forked(self) -> None:
+        """In a forked child, drop the parent's handles (and the plans that name its fds)."""
+        if os.getpid() != self._pid:
+            self._files, self._offsets, self._layouts, self._fds, self._groups, self._plans = {}, {}, {}, {}, {}, {}
+            self._pid = os.getpid()
+
     def _file(self, shard_no: int) -> h5py.File:
-        if os.getpid() != self._pid:  # forked: never reuse the parent's handles
-            self._files, self._offsets, self._pid = {}, {}, os.getpid()
+        self._forget_if_forked()
         name = self.index["shards"][shard_no]["file"]
         if name not in self._files:
             try:
@@ -71,28 +87,79 @@ class EntryReader:
         return self._files[name]
 
     def read(self, stream: str, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Tokens of the given table rows (all rows by default), stacked to (N, L, D).
-
-        Reads whole shards' contiguous slices at once: one HDF5 call per shard run."""
+        """Tokens of the given table rows (all rows by default), stacked to (N, L, D) in that order."""
         rows = np.arange(len(self.units)) if rows is None else np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             return np.zeros((0, 0, 0), dtype=np.float16)
-        shard_of = self.units["_shard"].to_numpy()[rows]
-        row_in = self.units["_row"].to_numpy()[rows]
-        out: list[np.ndarray | None] = [None] * len(rows)
-        for shard_no in np.unique(shard_of):
-            pick = np.nonzero(shard_of == shard_no)[0]
+        plan = self._plan(stream, rows)
+        lengths = np.unique(plan.length[rows])
+        if len(lengths) != 1:
+            raise ValueError(f"stream {stream!r} has units of different token counts {lengths.tolist()}; "
+                             "use read_ragged")
+        dtypes = {plan.dtype[n] for n in np.unique(self._shard_col[rows]).tolist()}
+        dtype = plan.dtype[int(self._shard_col[rows[0]])]
+        out = np.empty((len(rows), int(lengths[0]), plan.dim), dtype=dtype)
+        if len(dtypes) == 1 and (plan.fd[rows] >= 0).all():
+            self._pread(plan, rows, out)
+        else:
+            self._read_h5py(stream, rows, out)
+        return out
+
+    def _plan(self, stream: str, rows: np.ndarray) -> "_StreamPlan":
+        """Where each unit's tokens of `stream` lie, filled in shard by shard as rows ask for them."""
+        self._forget_if_forked()
+        plan = self._plans.get(stream)
+        if plan is None:
+            plan = self._plans[stream] = _StreamPlan(len(self.units))
+        for shard_no in np.unique(self._shard_col[rows[plan.length[rows] < 0]]).tolist():
             group, offsets = self._stream(shard_no, stream)
+            dtype, dim, raw = self._layout(shard_no, stream, group)
+            mine = np.flatnonzero(self._shard_col == shard_no)
+            at = mine[np.argsort(self._row_col[mine])]            # table row of each shard row
+            plan.length[at] = np.diff(offsets)
+            plan.dtype[shard_no], plan.dim = dtype, dim
+            if raw is not None:
+                plan.fd[at] = raw[0]
+                plan.start[at] = raw[1] + offsets[:-1] * dim * np.dtype(dtype).itemsize
+        return plan
+
+    def _read_h5py(self, stream: str, rows: np.ndarray, out: np.ndarray) -> None:
+        """Rows through h5py: one slice per shard run (chunked or compressed datasets)."""
+        shard_of, row_in = self._shard_col[rows], self._row_col[rows]
+        for shard_no in np.unique(shard_of).tolist():
+            group, offsets = self._stream(shard_no, stream)
+            pick = np.flatnonzero(shard_of == shard_no)
             lo, hi = row_in[pick].min(), row_in[pick].max()
             block = self._tokens(shard_no, group, offsets[lo], offsets[hi + 1])
             for i in pick:
                 r = row_in[i]
                 out[i] = block[offsets[r] - offsets[lo]:offsets[r + 1] - offsets[lo]]
-        lengths = {a.shape[0] for a in out}
-        if len(lengths) != 1:
-            raise ValueError(f"stream {stream!r} has units of different token counts {sorted(lengths)}; "
-                             "use read_ragged")
-        return np.stack(out)
+
+    def _layout(self, shard_no: int, stream: str, group: h5py.Group) -> tuple[np.dtype, int, tuple[int, int] | None]:
+        """(dtype, D, raw) of a shard's tokens; raw = (fd, byte offset) when the dataset is
+        contiguous and uncompressed, None when it must be read through h5py."""
+        key = (int(shard_no), stream)
+        if key not in self._layouts:
+            dataset = group["tokens"]
+            start = dataset.id.get_offset() if dataset.chunks is None and dataset.compression is None else None
+            raw = None
+            if start is not None:
+                name = self.index["shards"][int(shard_no)]["file"]
+                if name not in self._fds:
+                    self._fds[name] = os.open(safe_child(self.dir, name), os.O_RDONLY)
+                raw = (self._fds[name], int(start))
+            self._layouts[key] = (dataset.dtype, int(dataset.shape[1]), raw)
+        return self._layouts[key]
+
+    def _pread(self, plan: "_StreamPlan", rows: np.ndarray, out: np.ndarray) -> None:
+        """Row `rows[k]` into `out[k]`, one preadv each, in file order."""
+        fds, starts = plan.fd[rows], plan.start[rows]
+        for k in np.lexsort((starts, fds)).tolist():
+            target = memoryview(out[k]).cast("B")
+            if os.preadv(int(fds[k]), [target], int(starts[k])) != target.nbytes:
+                name = self.index["shards"][int(self._shard_col[rows[k]])]["file"]
+                raise ShardError(f"cache entry {self.name}: shard {name} ends inside its tokens "
+                                 "(truncated): run `migue cache verify`")
 
     def read_ragged(self, stream: str, rows: Sequence[int]) -> list[np.ndarray]:
         """Tokens of the given rows as a list of (L_i, D) arrays."""
@@ -111,6 +178,8 @@ class EntryReader:
     def _stream(self, shard_no: int, stream: str) -> tuple[h5py.Group, np.ndarray]:
         """A shard's stream group and its offsets, its structure checked on first use."""
         shard_no = int(shard_no)
+        if (shard_no, stream) in self._groups and os.getpid() == self._pid:
+            return self._groups[(shard_no, stream)], self._offsets[(shard_no, stream)]
         f = self._file(shard_no)
         name = self.index["shards"][shard_no]["file"]
         try:
@@ -132,6 +201,7 @@ class EntryReader:
             raise ShardError(f"cache entry {self.name}: {exc}") from exc
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ShardError(f"cache entry {self.name}: shard {name} is unreadable: {exc}") from exc
+        self._groups[(shard_no, stream)] = group
         return group, self._offsets[(shard_no, stream)]
 
     def _tokens(self, shard_no: int, group: h5py.Group, lo: int, hi: int) -> np.ndarray:
@@ -158,11 +228,15 @@ class EntryReader:
     def close(self) -> None:
         for f in self._files.values():
             f.close()
-        self._files, self._offsets = {}, {}
+        if os.getpid() == self._pid:
+            for fd in self._fds.values():
+                os.close(fd)
+        self._files, self._offsets, self._layouts, self._fds, self._groups, self._plans = {}, {}, {}, {}, {}, {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_files"], state["_offsets"] = {}, {}
+        for handles in ("_files", "_offsets", "_layouts", "_fds", "_groups", "_plans"):
+            state[handles] = {}
         return state
 
     def __enter__(self) -> "EntryReader":
@@ -170,6 +244,18 @@ class EntryReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _StreamPlan:
+    """Per table row of one stream: token count (-1 until its shard is opened), the file
+    descriptor and byte offset of its tokens (-1: read through h5py); dtype per shard."""
+
+    def __init__(self, n: int) -> None:
+        self.length = np.full(n, -1, dtype=np.int64)
+        self.fd = np.full(n, -1, dtype=np.int64)
+        self.start = np.zeros(n, dtype=np.int64)
+        self.dtype: dict[int, np.dtype] = {}
+        self.dim = 0
 
 
 def _read_rows(entry_dir: str, stream: str, rows: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ SPLITS = ("train", "val", "test")
 UNIT_KIND = {"mg": "mg", "emotion": "window"}
 LABEL_COLUMN = {"mg": "mg_label", "emotion": "emotion"}
 POOLS = ("none", "time", "space", "mean")
-READ_SPAN = 256  # at most this many consecutive table rows per HDF5 read (bounds memory)
+READ_ROWS = 256  # at most this many units per cache read (bounds memory while pooling)
 
 
 class UnitMismatchError(ValueError):
@@ -71,24 +71,25 @@ def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray
 def load_views(reader: EntryReader, views: Mapping[str, Input], rows: np.ndarray) -> dict[str, np.ndarray]:
     """Several poolings of one stream from a single read: {name: (N, L', D) float16}.
 
-    Every view must read the same stream of `reader`; the rows are read once, in bounded
-    runs of at most READ_SPAN consecutive table rows, and each run is pooled every way asked.
+    Every view must read the same stream of `reader`; the rows are read once, in runs of at
+    most READ_ROWS units (the reader visits each run in file order), and each run is pooled
+    every way asked.
     """
     streams = {inp.stream for inp in views.values()}
     if len(streams) != 1:
         raise ValueError(f"load_views reads one stream at a time, got {sorted(streams)}")
     (stream,) = streams
     rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return {name: np.empty((0, *pooled_shape(reader, inp)), dtype=np.float16) for name, inp in views.items()}
+    if len(rows) <= READ_ROWS:  # one read, pooled straight into the result (no further copy)
+        x = reader.read(stream, rows)                                           # (n, L, D) float16
+        return {name: _pool(x, inp.pool, reader, inp).astype(np.float16, copy=False) for name, inp in views.items()}
     out = {name: np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16) for name, inp in views.items()}
-    order = np.argsort(rows, kind="stable")
-    ordered = rows[order]
-    start = 0
-    while start < len(rows):
-        stop = int(np.searchsorted(ordered, ordered[start] + READ_SPAN))
-        x = reader.read(stream, ordered[start:stop])                            # (n, L, D) float16
+    for start in range(0, len(rows), READ_ROWS):
+        x = reader.read(stream, rows[start:start + READ_ROWS])                  # (n, L, D) float16
         for name, inp in views.items():
-            out[name][order[start:stop]] = _pool(x, inp.pool, reader, inp)
-        start = stop
+            out[name][start:start + len(x)] = _pool(x, inp.pool, reader, inp)
     return out
 
 
@@ -184,22 +185,24 @@ class SplitData:
             return {name: tokens[positions] for name, tokens in self.tokens.items() if names is None or name in names}
         return self._load(positions, names)
 
-    def batch(self, idx: Sequence[int] | np.ndarray, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-        """Items `idx` as float32 tensors of the inputs `names` (None: all):
-        MG (B, L, D) per input; emotion (B, W, L, D) + mask (B, W)."""
+    def batch(self, idx: Sequence[int] | np.ndarray, names: Sequence[str] | None = None,
+              dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+        """Items `idx` as `dtype` tensors of the inputs `names` (None: all): MG (B, L, D) per
+        input; emotion (B, W, L, D) + mask (B, W). float16 is the cache's own precision (half
+        the bytes to move to a GPU; `train.to_device` widens it there)."""
         idx = np.asarray(idx, dtype=np.int64)
         out = {"label": torch.from_numpy(self.labels[idx])}
         if self.task == "mg":
             for name, x in self._take(idx, names).items():
-                out[name] = torch.from_numpy(x).float()                              # (B, L, D)
+                out[name] = torch.from_numpy(x).to(dtype)                            # (B, L, D)
             return out
         counts = self.offsets[idx + 1] - self.offsets[idx]
         positions = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx])
         mask = np.arange(counts.max()) < counts[:, None]                             # (B, W)
-        for name, x in self._take(positions, names).items():                               # (sum W_i, L, D)
-            padded = np.zeros((len(idx), mask.shape[1], *x.shape[1:]), dtype=np.float32)
-            padded[mask] = x                                                         # (B, W, L, D)
-            out[name] = torch.from_numpy(padded)
+        for name, x in self._take(positions, names).items():                        # (sum W_i, L, D)
+            padded = torch.zeros((len(idx), mask.shape[1], *x.shape[1:]), dtype=dtype)
+            padded[torch.from_numpy(mask)] = torch.from_numpy(x).to(dtype)          # (B, W, L, D)
+            out[name] = padded
         out["mask"] = torch.from_numpy(mask)
         return out
 

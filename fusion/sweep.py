@@ -31,7 +31,7 @@ from .metrics import task_metrics
 from .registry import get_head
 from .reports import write_json
 from .train import (Fitter, _autocast, _check_labels, _epoch_order, _record, _to, pick_device,
-                    seed_everything, training_setup, write_results)
+                    seed_everything, training_setup, wire_dtype, write_results)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
             break
         order = _epoch_order(rng, items, train.labels, lead["class_balance"])
         for start in range(0, len(order), lead["batch_size"]):
-            batch = _to(train.batch(order[start:start + lead["batch_size"]], wanted), device)
+            batch = _to(train.batch(order[start:start + lead["batch_size"]], wanted, wire_dtype(device)),
+                        device)
             for fitter in active.values():
                 fitter.step(batch)
         vals = _evaluate_many(task, {o: f.head for o, f in active.items()}, data, "val", cfgs, device,
@@ -158,7 +159,7 @@ def _evaluate_many(task: str, heads: dict[Path, nn.Module], data: FusionData, sp
     for head in heads.values():
         head.eval()
     for start in range(0, len(items), lead["batch_size"]):
-        batch = _to(part.batch(items[start:start + lead["batch_size"]], names), device)
+        batch = _to(part.batch(items[start:start + lead["batch_size"]], names, wire_dtype(device)), device)
         for out, head in heads.items():
             with _autocast(device, cfgs[out]["amp"]):
                 outs[out].append(head(batch).float().cpu())

@@ -244,7 +244,8 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
     for epoch in epochs:
         order = _epoch_order(rng, items, train.labels, cfg["class_balance"])
         for start in range(0, len(order), cfg["batch_size"]):
-            fitter.step(_to(train.batch(order[start:start + cfg["batch_size"]]), device))
+            batch = train.batch(order[start:start + cfg["batch_size"]], dtype=wire_dtype(device))
+            fitter.step(_to(batch, device))
         val = _evaluate(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:
@@ -372,7 +373,7 @@ def _logits(task: str, head: nn.Module, split: SplitData, items: np.ndarray, cfg
     head.eval()
     outs = [torch.empty((0, cfg["num_classes"]) if task == "mg" else (0,))]
     for start in range(0, len(items), cfg["batch_size"]):
-        batch = _to(split.batch(items[start:start + cfg["batch_size"]]), device)
+        batch = _to(split.batch(items[start:start + cfg["batch_size"]], dtype=wire_dtype(device)), device)
         with _autocast(device, cfg["amp"]):
             outs.append(head(batch).float().cpu())
     return torch.cat(outs).numpy()
@@ -382,8 +383,15 @@ def _autocast(device: torch.device, amp: bool) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
+def wire_dtype(device: torch.device) -> torch.dtype:
+    """What batches travel as: the cache's float16 to a GPU (half the bytes), float32 on CPU."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """The batch on `device`, token tensors widened to float32 there."""
+    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.float() if v.is_floating_point() else v for k, v in moved.items()}
 
 
 def _summary(metrics: dict[str, Any], task: str) -> str:

@@ -5,8 +5,11 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
+from scipy.stats import binomtest
 
+from migue.fusion import list_heads
 from migue.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
@@ -37,6 +40,25 @@ def test_heads_beat_chance_on_the_planted_signal(demo_dir):
     results = {r["head"]: r for r in json.loads((demo_dir / "summary.json").read_text())["results"]}
     assert results["cmtf"]["test top-1"] >= 2 * MG_CHANCE, results["cmtf"]
     assert results["interfusion"]["test accuracy"] >= 0.75, results["interfusion"]
+
+
+@pytest.mark.parametrize("task", ["mg", "emotion"])
+def test_every_baseline_beats_chance_on_the_generated_sample(demo_dir, tmp_path, task):
+    """Each probe, late fusion and concat, trained on the demo's cache (probes in one pass),
+    is better than chance on the test split: a one-sided binomial test at 5%."""
+    baselines = [h for h in list_heads(task) if h not in ("cmtf", "interfusion")]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"task": task, "one_pass": True, "axes": {"head": baselines, "seed": [0]}}))
+    result = CliRunner().invoke(main, ["ablate", str(grid), "--cache", str(demo_dir / "cache"),
+                                       "--out", str(tmp_path / "abl"), "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "abl" / "results.csv")
+    assert sorted(table["head"]) == sorted(baselines) and (table["status"] == "ok").all()
+    for row in table.itertuples():
+        test = json.loads((tmp_path / "abl" / "runs" / row.run / "metrics.json").read_text())["test"]
+        score, chance = (test["top1"], MG_CHANCE) if task == "mg" else (test["accuracy"], 0.5)
+        p = binomtest(round(score * test["n"]), test["n"], chance, alternative="greater").pvalue
+        assert p < 0.05, f"{row.head}: test {score:.3f} on {test['n']} items, chance {chance:.3f} (p={p:.3f})"
 
 
 def test_cache_ls_lists_the_four_modalities(demo_dir):

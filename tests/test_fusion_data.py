@@ -86,6 +86,15 @@ def test_streaming_gives_the_same_batches_as_memory(task, inputs, mg, emotion):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_an_empty_split_gives_empty_batches_of_the_pooled_shape(tmp_path, in_memory):
+    entries = write_mg(tmp_path, per_class=(1, 0, 1))
+    data = build_data("mg", entries, MG_INPUTS, in_memory=in_memory)
+    assert len(data.splits["val"]) == 0 and len(data.splits["test"]) == 32
+    batch = data.splits["val"].batch([])
+    assert batch["rgb"].shape == (0, *data.shapes["rgb"]) and batch["joint"].shape == (0, *data.shapes["joint"])
+
+
 def test_wrong_roles_and_pools_are_errors(mg, emotion):
     with pytest.raises(ValueError, match="missing \\['pose'\\]"):
         build_data("mg", {"rgb": mg["rgb"]}, MG_INPUTS)
