@@ -117,11 +117,11 @@ def raw_read(entries: list[EntryReader], streams: dict[str, list[str]]) -> tuple
 def loader(root: Path) -> Callable[[], tuple[int, float]]:
     """A function timing one epoch of the fuse-train loader: every train/val/test unit's full
     token maps (pool none) in shuffled batches of BATCH, float16 as shipped to a device,
-    streaming from the cache -> (bytes delivered, seconds). Opening the entries (each shard's
+    streaming from the cache through the trainer's prefetching iterator -> (bytes delivered, seconds). Opening the entries (each shard's
     unit table) happens here, untimed, as the raw read opens nothing either."""
     import torch
 
-    from migue.fusion.data import Input, build_data
+    from migue.fusion.data import Input, build_data, iter_batches
 
     entries = {m: EntryReader(p) for m, p in _entries(root).items()}
     inputs = {"rgb": Input("rgb", "tokens", "none"), "joint": Input("pose", "joint", "none"),
@@ -132,9 +132,7 @@ def loader(root: Path) -> Callable[[], tuple[int, float]]:
     def epoch() -> tuple[int, float]:
         total, t = 0, time.perf_counter()
         for part in data.splits.values():
-            order = rng.permutation(len(part))
-            for start in range(0, len(order), BATCH):
-                batch = part.batch(order[start:start + BATCH], dtype=torch.float16)
+            for batch in iter_batches(part, rng.permutation(len(part)), BATCH, dtype=torch.float16):
                 total += sum(v.numel() * v.element_size() for k, v in batch.items() if k != "label")
         return total, time.perf_counter() - t
 

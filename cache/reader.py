@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class EntryReader:
         self._fds: dict[str, int] = {}
         self._groups: dict[tuple[int, str], h5py.Group] = {}
         self._plans: dict[str, _StreamPlan] = {}
+        self._lock = threading.Lock()  # opening shards; reads of planned rows need no lock
         self._pid = os.getpid()
         self.units = self._unit_table()
         self._shard_col = self.units["_shard"].to_numpy(dtype=np.int64)
@@ -109,19 +111,25 @@ class EntryReader:
         """Where each unit's tokens of `stream` lie, filled in shard by shard as rows ask for them."""
         self._forget_if_forked()
         plan = self._plans.get(stream)
-        if plan is None:
-            plan = self._plans[stream] = _StreamPlan(len(self.units))
-        for shard_no in np.unique(self._shard_col[rows[plan.length[rows] < 0]]).tolist():
+        if plan is not None and (plan.length[rows] >= 0).all():
+            return plan
+        with self._lock:  # loader threads may ask at once
+            plan = self._plans.setdefault(stream, _StreamPlan(len(self.units)))
+            self._plan_shards(stream, plan, np.unique(self._shard_col[rows[plan.length[rows] < 0]]).tolist())
+        return plan
+
+    def _plan_shards(self, stream: str, plan: "_StreamPlan", shards: list[int]) -> None:
+        """Open `shards` and record where their units' tokens lie (under the lock)."""
+        for shard_no in shards:
             group, offsets = self._stream(shard_no, stream)
             dtype, dim, raw = self._layout(shard_no, stream, group)
             mine = np.flatnonzero(self._shard_col == shard_no)
             at = mine[np.argsort(self._row_col[mine])]            # table row of each shard row
-            plan.length[at] = np.diff(offsets)
             plan.dtype[shard_no], plan.dim = dtype, dim
             if raw is not None:
-                plan.fd[at] = raw[0]
                 plan.start[at] = raw[1] + offsets[:-1] * dim * np.dtype(dtype).itemsize
-        return plan
+                plan.fd[at] = raw[0]
+            plan.length[at] = np.diff(offsets)  # last: a row with a length is fully planned
 
     def _read_h5py(self, stream: str, rows: np.ndarray, out: np.ndarray) -> None:
         """Rows through h5py: one slice per shard run (chunked or compressed datasets)."""
@@ -237,7 +245,12 @@ class EntryReader:
         state = dict(self.__dict__)
         for handles in ("_files", "_offsets", "_layouts", "_fds", "_groups", "_plans"):
             state[handles] = {}
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __enter__(self) -> "EntryReader":
         return self

@@ -9,7 +9,9 @@ budget, otherwise read per batch from the HDF5 shards (bounded memory).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,11 +63,6 @@ def _time_steps(reader: EntryReader, inp: Input) -> int:
         raise ValueError(f"entry {reader.name}: stream {inp.stream!r} has no token grid matching its "
                          f"{length} tokens (spec grid {grid}); pool {inp.pool!r} needs one: use 'mean' or 'none'")
     return int(grid[0])
-
-
-def load_tokens(reader: EntryReader, inp: Input, rows: np.ndarray) -> np.ndarray:
-    """Pooled float16 tokens (N, L', D) of the given table rows, read in bounded runs."""
-    return load_views(reader, {"x": inp}, rows)["x"]
 
 
 def load_views(reader: EntryReader, views: Mapping[str, Input], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -189,7 +186,7 @@ class SplitData:
               dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         """Items `idx` as `dtype` tensors of the inputs `names` (None: all): MG (B, L, D) per
         input; emotion (B, W, L, D) + mask (B, W). float16 is the cache's own precision (half
-        the bytes to move to a GPU; `train.to_device` widens it there)."""
+        the bytes to move to a GPU; the trainer widens it there)."""
         idx = np.asarray(idx, dtype=np.int64)
         out = {"label": torch.from_numpy(self.labels[idx])}
         if self.task == "mg":
@@ -205,6 +202,25 @@ class SplitData:
             out[name] = padded
         out["mask"] = torch.from_numpy(mask)
         return out
+
+
+def iter_batches(split: SplitData, order: np.ndarray, batch_size: int, names: Sequence[str] | None = None,
+                 dtype: torch.dtype = torch.float32, prefetch: int = 2) -> Iterator[dict[str, torch.Tensor]]:
+    """The batches of `order`, in turn. A streamed split is read up to `prefetch` batches ahead
+    on background threads (reads release the GIL), so reading overlaps the step that consumes."""
+    starts = range(0, len(order), batch_size)
+    if split.tokens is not None or prefetch <= 0:
+        for start in starts:
+            yield split.batch(order[start:start + batch_size], names, dtype)
+        return
+    with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="migue-read") as pool:
+        pending: deque = deque()
+        for start in starts:
+            pending.append(pool.submit(split.batch, order[start:start + batch_size], names, dtype))
+            if len(pending) > prefetch:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @dataclass

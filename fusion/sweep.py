@@ -7,7 +7,8 @@ scores them all. Probes that share the seed, batch size, epochs and sampling sha
 A linear probe trained in a sweep gives exactly the metrics of its own `train_run`; an MLP
 probe's dropout draws from the pass's shared random stream, so it differs from its solo run
 (seeded and reproducible all the same). Each configuration gets the run folder `train_run`
-writes (evaluate_run and predict_run read it the same way).
+writes (evaluate_run and predict_run read it the same way); its history's `seconds` are the
+pass's, shared by every probe in it.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from migue.cache import EntryReader
 
 from .baselines import Probe
 from .config import resolve_config
-from .data import FusionData, Input, build_data
+from .data import FusionData, Input, build_data, iter_batches
 from .metrics import task_metrics
 from .registry import get_head
 from .reports import write_json
@@ -80,7 +81,7 @@ def sweep_probes(task: str, entries: Mapping[str, EntryReader],
 
 
 def _view(task: str, cfg: dict[str, Any]) -> tuple[str, Input]:
-    """The probe's one input under a name unique to its stream and pooling, e.g. 'rgb@space'."""
+    """The probe's one input under a name unique to its stream and pooling, e.g. 'rgb@tokens@space'."""
     (name, inp), = get_head(cfg["head"], task).inputs(task, cfg).items()
     return f"{name}@{inp.stream}@{inp.pool}", inp
 
@@ -104,9 +105,8 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
         if not active:
             break
         order = _epoch_order(rng, items, train.labels, lead["class_balance"])
-        for start in range(0, len(order), lead["batch_size"]):
-            batch = _to(train.batch(order[start:start + lead["batch_size"]], wanted, wire_dtype(device)),
-                        device)
+        for batch in iter_batches(train, order, lead["batch_size"], wanted, wire_dtype(device)):
+            batch = _to(batch, device)
             for fitter in active.values():
                 fitter.step(batch)
         vals = _evaluate_many(task, {o: f.head for o, f in active.items()}, data, "val", cfgs, device,
@@ -124,7 +124,7 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
         out.mkdir(parents=True, exist_ok=True)
         renamed = _renamed(data, names[out])
         write_json(out / "config.json", {**_record(task, cfg, fitter.head, renamed, entries, device),
-                                         "sweep": {"runs": len(fitters), "view": names[out]}})
+                                         "sweep": {"probes_in_pass": len(fitters), "view": names[out]}})
         metrics[out] = write_results(out, task, cfg, fitter.head, renamed, fitter.history(), fitter.best_epoch,
                                      {s: results[s][out] for s in results})
     return metrics
@@ -158,8 +158,8 @@ def _evaluate_many(task: str, heads: dict[Path, nn.Module], data: FusionData, sp
     outs: dict[Path, list[torch.Tensor]] = {o: [] for o in heads}
     for head in heads.values():
         head.eval()
-    for start in range(0, len(items), lead["batch_size"]):
-        batch = _to(part.batch(items[start:start + lead["batch_size"]], names, wire_dtype(device)), device)
+    for batch in iter_batches(part, items, lead["batch_size"], names, wire_dtype(device)):
+        batch = _to(batch, device)
         for out, head in heads.items():
             with _autocast(device, cfgs[out]["amp"]):
                 outs[out].append(head(batch).float().cpu())

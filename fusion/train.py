@@ -32,7 +32,7 @@ from migue.cache import EntryReader
 from migue.cache.keys import project_version
 
 from .config import MONITORS, resolve_config
-from .data import FusionData, SplitData, build_data
+from .data import FusionData, SplitData, build_data, iter_batches
 from .metrics import chance_levels, confusion, predictions, task_metrics
 from .registry import get_head
 from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
@@ -243,8 +243,7 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
                   disable=not sys.stderr.isatty())
     for epoch in epochs:
         order = _epoch_order(rng, items, train.labels, cfg["class_balance"])
-        for start in range(0, len(order), cfg["batch_size"]):
-            batch = train.batch(order[start:start + cfg["batch_size"]], dtype=wire_dtype(device))
+        for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
             fitter.step(_to(batch, device))
         val = _evaluate(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
@@ -372,8 +371,8 @@ def _logits(task: str, head: nn.Module, split: SplitData, items: np.ndarray, cfg
             device: torch.device) -> np.ndarray:
     head.eval()
     outs = [torch.empty((0, cfg["num_classes"]) if task == "mg" else (0,))]
-    for start in range(0, len(items), cfg["batch_size"]):
-        batch = _to(split.batch(items[start:start + cfg["batch_size"]], dtype=wire_dtype(device)), device)
+    for batch in iter_batches(split, items, cfg["batch_size"], dtype=wire_dtype(device)):
+        batch = _to(batch, device)
         with _autocast(device, cfg["amp"]):
             outs.append(head(batch).float().cpu())
     return torch.cat(outs).numpy()

@@ -148,7 +148,10 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 @click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
               show_default=True, help="Joint layout for pose.")
 @click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
+                   "larger CPU batches), 4 for pose/face; on CUDA as many as fit in 60% of the free "
+                   "memory, measured with one unit.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Units per shard: the unit of publishing, resuming and splitting work between runs.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Decoding processes (with --scheduler local: Dask worker processes).")
@@ -161,7 +164,7 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tuple[str, ...],
             trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
             size: int | None, data_layout: str,
-            joint_layout: str, window: int, batch_size: int, shard_size: int, workers: int, device: str,
+            joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int, device: str,
             precision: str, scheduler: str | None) -> None:
     """Run a frozen backbone over the dataset and cache its token embeddings."""
     from .datasets import read_dataset

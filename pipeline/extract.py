@@ -54,7 +54,7 @@ class ExtractOptions:
     frames: int | None = None
     size: int | None = None
     layout: str = "imigue22"
-    batch_size: int = 4
+    batch_size: int | None = None  # None: auto (see resolve_batch_size)
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
     checkpoints: tuple[str, ...] = ()
@@ -88,6 +88,41 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
     return precision
+
+
+# CPU: MViTv2 runs slower per clip in larger batches (cache pressure, perf-facts.md); the small
+# 2s-AGCN and SwinFace models keep a few units per batch to amortise per-call overhead.
+CPU_BATCH = {"rgb": 1, "context": 1, "pose": 4, "face": 4}
+CUDA_MEMORY_SHARE = 0.6  # auto batch on CUDA: use at most this share of the free memory
+MAX_AUTO_BATCH = 256
+
+
+def batch_for_memory(free_bytes: int, per_unit_bytes: int, share: float = CUDA_MEMORY_SHARE,
+                     cap: int = MAX_AUTO_BATCH) -> int:
+    """Units per batch that fit `share` of `free_bytes` at `per_unit_bytes` each, rounded down to
+    a power of two (stable across small changes in free memory), between 1 and `cap`."""
+    fit = int(share * free_bytes // max(per_unit_bytes, 1))
+    return max(1, min(cap, 1 << (fit.bit_length() - 1) if fit >= 1 else 1))
+
+
+def resolve_batch_size(opts: ExtractOptions, model: torch.nn.Module, device: torch.device, precision: str,
+                       sample: np.ndarray | None) -> int:
+    """opts.batch_size when given. Auto: CPU_BATCH on CPU; on CUDA as many units as fit in
+    CUDA_MEMORY_SHARE of the free memory, measured with a forward of one decoded `sample`."""
+    if opts.batch_size:
+        return opts.batch_size
+    if device.type != "cuda" or sample is None:
+        return CPU_BATCH[opts.modality] if device.type != "cuda" else 4
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    _forward(model, torch.from_numpy(sample[None]), device, precision)
+    per_unit = torch.cuda.max_memory_allocated(device) - before
+    free, _ = torch.cuda.mem_get_info(device)
+    batch = batch_for_memory(free, per_unit)
+    log.info("%s: batch size %d (one unit peaks at %.0f MB, %.1f GB free on %s)", opts.modality, batch,
+             per_unit / 1e6, free / 1e9, torch.cuda.get_device_name(device))
+    return batch
 
 
 def build_model(opts: ExtractOptions) -> tuple[torch.nn.Module, InputConfig, dict[str, Any]]:
@@ -209,6 +244,8 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
             raise disk_full(writer.dir, exc, what=f"keeping parsed skeletons under {parsed_dir}") from exc
     model = model.to(device)
     dataset = UnitInputs(units, manifest.videos, opts.modality, cfg, parsed_dir)
+    batch_size = resolve_batch_size(opts, model, device, precision, _first_input(dataset) if
+                                    device.type == "cuda" and not opts.batch_size else None)
     by_id = {u.unit_id: u for u in units}
     # Fixed chunks of the whole unit list, one shard each, claimed while computed: concurrent
     # runs split the work, and a unit's batch is the same in every run (same tokens to the bit).
@@ -219,7 +256,7 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
         todo = list(range(len(chunks)))
         while todo:
             batches = _ClaimedBatches(chunks, todo, {u.unit_id: i for i, u in enumerate(units)}, writer,
-                                      opts.batch_size)
+                                      batch_size)
             loader = DataLoader(dataset, batch_sampler=batches, num_workers=opts.workers, collate_fn=_collate,
                                 worker_init_fn=_worker_init, prefetch_factor=4 if opts.workers else None,
                                 persistent_workers=False,
@@ -261,6 +298,15 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                 WorkClaims(writer.dir).wait(chunk_name(chunks[todo[0]]))
     writer.record_failures(report.failures)
     return report
+
+
+def _first_input(dataset: "UnitInputs", tries: int = 8) -> np.ndarray | None:
+    """One decoded unit (of the first `tries`), to measure what a unit costs on the device."""
+    for i in range(min(tries, len(dataset))):
+        _, array, _ = dataset[i]
+        if array is not None:
+            return array
+    return None
 
 
 def _chunks(units: list[Unit], size: int) -> list[list[Unit]]:

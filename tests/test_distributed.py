@@ -76,7 +76,7 @@ def test_one_pass_grid_trains_its_probes_together(mg_cache, tmp_path, cluster):
     swept = {}
     for row in table.itertuples():
         record = json.loads((tmp_path / "abl" / "runs" / row.run / "config.json").read_text())
-        swept[row.run] = record.get("sweep", {}).get("runs")
+        swept[row.run] = record.get("sweep", {}).get("probes_in_pass")
         assert record["config"]["lr"] == row.lr and record["config"]["head"] == row.head
     assert sorted(swept.values(), key=str) == [4, 4, 4, 4, None, None]  # 4 probes in one pass, late-pose alone
 

@@ -8,7 +8,7 @@ import pytest
 
 from migue.cache import EntryReader, FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import ExtractOptions, extract
+from migue.pipeline.extract import ExtractOptions, batch_for_memory, extract, resolve_batch_size
 
 FAST = {
     "rgb": dict(arch="tiny", frames=8, size=64),
@@ -73,3 +73,22 @@ def test_a_broken_video_fails_its_units_only(sample_dir, tmp_path):
     assert set(report.failures) == bad and all(victim.name in r for r in report.failures.values())
     assert report.extracted == len(manifest.of_kind("mg")) - len(bad)
     assert set(FeatureStore(tmp_path / "cache").writer(EntryReader(report.entry).config).failures()) == bad
+
+
+@pytest.mark.parametrize(("free", "per_unit", "expected"), [
+    (80e9, 1e9, 32),      # 0.6 * 80 / 1 = 48 fit -> 32, a power of two
+    (80e9, 0.1e9, 256),   # 480 fit -> the cap
+    (1e9, 2e9, 1),        # not even one fits -> 1 (the forward will say if it does not)
+    (10e9, 0.3e9, 16),    # 20 fit -> 16
+])
+def test_auto_cuda_batch_fills_the_free_memory_share(free, per_unit, expected):
+    assert batch_for_memory(int(free), int(per_unit)) == expected
+
+
+def test_auto_batch_on_cpu_follows_the_measured_defaults():
+    import torch
+
+    cpu = torch.device("cpu")
+    for modality, expected in {"rgb": 1, "context": 1, "pose": 4, "face": 4}.items():
+        assert resolve_batch_size(ExtractOptions(modality=modality), torch.nn.Identity(), cpu, "fp32", None) == expected
+    assert resolve_batch_size(ExtractOptions(modality="rgb", batch_size=6), torch.nn.Identity(), cpu, "fp32", None) == 6

@@ -75,7 +75,7 @@ def test_sweep_run_folders_are_ordinary_runs(stores, tmp_path):
         for name in ("config.json", "head.pt", "metrics.json", "history.csv", "confusion.png", "curves.png"):
             assert (out / name).is_file(), f"{out.name} lacks {name}"
         record = json.loads((out / "config.json").read_text())
-        assert record["sweep"]["runs"] == 2 and record["head"]["shapes"] == {"rgb": [4, 16]}
+        assert record["sweep"]["probes_in_pass"] == 2 and record["head"]["shapes"] == {"rgb": [4, 16]}
         assert evaluate_run(out)["top1"] == pytest.approx(metrics["test"]["top1"])
         assert len(json.loads((out / "metrics.json").read_text())["test"]["per_class_accuracy"]) == 32
 
