@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,6 +131,16 @@ class EntryReader:
                 plan.start[at] = raw[1] + offsets[:-1] * dim * np.dtype(dtype).itemsize
                 plan.fd[at] = raw[0]
             plan.length[at] = np.diff(offsets)  # last: a row with a length is fully planned
+            if raw is not None:  # reads bypass h5py: an open HDF5 file costs ~0.5 MB, keep none
+                self._release_h5py(shard_no)
+
+    def _release_h5py(self, shard_no: int) -> None:
+        """Close a shard's HDF5 file (it reopens if needed); its raw descriptor stays open."""
+        f = self._files.pop(self.index["shards"][shard_no]["file"], None)
+        for key in [k for k in self._groups if k[0] == shard_no]:
+            del self._groups[key]
+        if f is not None:
+            f.close()
 
     def _read_h5py(self, stream: str, rows: np.ndarray, out: np.ndarray) -> None:
         """Rows through h5py: one slice per shard run (chunked or compressed datasets)."""
@@ -154,6 +165,7 @@ class EntryReader:
             if start is not None:
                 name = self.index["shards"][int(shard_no)]["file"]
                 if name not in self._fds:
+                    _allow_open_files(len(self.index["shards"]))
                     self._fds[name] = os.open(safe_child(self.dir, name), os.O_RDONLY)
                 raw = (self._fds[name], int(start))
             self._layouts[key] = (dataset.dtype, int(dataset.shape[1]), raw)
@@ -257,6 +269,17 @@ class EntryReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _allow_open_files(shards: int) -> None:
+    """Raise the soft open-file limit towards the hard one when an entry has many shards (one
+    descriptor per shard stays open while reading; a common soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4 * shards + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(hard, max(want, soft))
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class _StreamPlan:

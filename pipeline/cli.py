@@ -391,7 +391,15 @@ def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
               help="Dask scheduler address (e.g. tcp://host:8786); default: a LocalCluster here.")
 @click.option("--workers", type=int, default=2, show_default=True, help="LocalCluster worker processes.")
 def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None, workers: int) -> None:
-    """Run every combination of a grid's axes as Dask tasks over one cache (resumable)."""
+    """Run every combination of a grid's axes as Dask tasks over one cache (resumable).
+
+    \b
+    GRID.yaml:
+      task: mg                  # or emotion
+      base: {epochs: 60}        # shared settings (any `fuse-train --set` key)
+      axes: {head: [cmtf, concat], lr: [5.0e-4, 1.0e-3], seed: [0, 1, 2]}
+      one_pass: true            # optional: train the probe-* runs together, one read of the cache
+    """
     from .ablate import Grid, run_ablation
 
     table = run_ablation(Grid.load(grid_file), cache, out, scheduler=scheduler, workers=workers)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from migue.cache import DuplicateUnitsError, EntryReader, FeatureStore, ShardError, entry_key
+from migue.cache.index import read_index, write_index
+from migue.cache.keys import file_sha256
 from migue.cache.shard import write_shard
 
 CONFIG = {"modality": "rgb", "backbone": "mvit", "arch": "tiny",
@@ -47,6 +49,47 @@ def test_rows_across_shards_come_back_in_asked_order(tmp_path):
     all_tokens = reader.read("tokens")
     np.testing.assert_array_equal(reader.read("tokens", [2, 0, 1]), all_tokens[[2, 0, 1]])
     np.testing.assert_array_equal(reader.to_dask("tokens", units_per_chunk=2).compute(), all_tokens)
+
+
+def test_reads_keep_no_hdf5_file_open_and_threads_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = FeatureStore(tmp_path)
+    writer = store.writer(CONFIG)
+    expected = {}
+    for k in range(6):
+        ids = [f"{k}-{i}" for i in range(5)]
+        streams = _streams(ids, seed=k)
+        writer.write(_units(ids), streams)
+        expected.update({u: streams["tokens"][i].astype(np.float16) for i, u in enumerate(ids)})
+    reader = store.reader(store.entries()[0].name)
+    rows = np.random.default_rng(0).permutation(len(reader))
+    with ThreadPoolExecutor(4) as pool:  # the trainer reads ahead on threads
+        parts = list(pool.map(lambda r: reader.read("tokens", r), np.array_split(rows, 8)))
+    got = np.concatenate(parts)
+    for row, tokens in zip(rows, got):
+        np.testing.assert_array_equal(tokens, expected[reader.units["unit_id"].iat[row]])
+    assert reader._files == {}  # contiguous shards are read with preadv: no HDF5 handle stays open
+    np.testing.assert_array_equal(reader.read("cls", [3])[0], reader.read("cls")[3])  # reopens for a new stream
+
+
+def test_chunked_compressed_shards_from_other_tools_read_the_same(tmp_path):
+    import h5py
+
+    store = FeatureStore(tmp_path)
+    writer = store.writer(CONFIG)
+    writer.write(_units("abcd"), _streams("abcd"))
+    reader = store.reader(store.entries()[0].name)
+    contiguous = reader.read("tokens", [3, 1])
+    shard = next(reader.dir.glob("*.h5"))
+    with h5py.File(shard, "a") as f:  # rewrite the tokens chunked and gzip'ed, as another tool might
+        data = f["streams/tokens/tokens"][()]
+        del f["streams/tokens/tokens"]
+        f.create_dataset("streams/tokens/tokens", data=data, chunks=(4, 8), compression="gzip")
+    index = read_index(reader.dir)
+    index["shards"][0].update(bytes=shard.stat().st_size, sha256=file_sha256(str(shard)))
+    write_index(reader.dir, index)
+    np.testing.assert_array_equal(EntryReader(reader.dir).read("tokens", [3, 1]), contiguous)
 
 
 def test_publish_leaves_no_temp_files_and_records_checksum(tmp_path):
