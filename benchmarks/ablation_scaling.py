@@ -2,7 +2,8 @@
 
 Prints, in one run on a generated sample:
   - wall time of K ablation runs on one worker and on two, and the parallel efficiency;
-  - K ablations over the cache against K x (extraction + training), as a ratio.
+  - K ablations over the cache against K x (extraction + training), as a ratio;
+  - 12 linear probes as separate runs against the same 12 in one pass (many heads, one read).
 
 Usage: .venv/bin/python benchmarks/ablation_scaling.py [--videos 30] [--runs 6] [--epochs 20]
 """
@@ -59,6 +60,20 @@ def main() -> None:
     print(f"speed-up 2 vs 1 worker: {walls[1] / walls[2]:.2f}x; parallel efficiency {walls[1] / (2 * walls[2]):.2f}")
     print(f"K x (extraction + training) = {without_cache:.1f} s vs K ablations over the cache = {walls[1]:.1f} s: "
           f"ratio {without_cache / walls[1]:.1f}x")
+
+    # many heads, one read: P linear probes as P runs, or in one pass over the cache (1 worker)
+    probes = {"head": ["probe-linear-rgb", "probe-linear-pose-joint"], "lr": [1e-4, 5e-4, 2e-3],
+              "weight_decay": [0.0, 0.05], "seed": [0]}
+    sweep = {}
+    for one_pass in (False, True):
+        out = work / f"probes-{one_pass}"
+        t = time.perf_counter()
+        run_ablation(Grid("mg", {"epochs": args.epochs, "patience": 0}, probes, one_pass=one_pass), store.root, out,
+                     workers=1)
+        sweep[one_pass] = time.perf_counter() - t
+    count = len(Grid("mg", {}, probes).runs())
+    print(f"{count} linear probes, 1 worker: {sweep[False]:.1f} s as separate runs, {sweep[True]:.1f} s in one pass "
+          f"(one_pass: true): {sweep[False] / sweep[True]:.1f}x")
     shutil.rmtree(work)
 
 

@@ -63,7 +63,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="migue-storage-"))
     try:
-        write_sample(work / "data", videos=6, seed=3)
+        write_sample(work / "data", videos=12, seed=3)
         manifest = read_dataset(work / "data")
         store = FeatureStore(work / "cache")
         print(f"{'modality':<9} {'tokens x dim per stream':<34} {'payload/unit':>13} {'on disk/unit':>13} "

@@ -93,6 +93,18 @@ def test_a_failing_run_is_reported_and_the_others_finish(mg_cache, tmp_path, clu
     assert "no-such-head" in (tmp_path / "abl" / "results.md").read_text()
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_grids_expand_to_valid_runs(path):
+    from migue.fusion import get_head, resolve_config
+
+    grid = Grid.load(path)
+    runs = grid.runs()
+    assert len(runs) > 1
+    for run in runs:
+        cfg = resolve_config(grid.task, run)
+        get_head(cfg["head"], grid.task)
+
+
 def test_bad_grid_files_are_named(tmp_path):
     (tmp_path / "g.yaml").write_text("task: mg\naxes:\n  head: cmtf\n")
     with pytest.raises(ValueError, match="axis 'head' must be a non-empty list"):
