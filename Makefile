@@ -15,7 +15,8 @@ test: setup  ## the whole test suite (the end-to-end tests included)
 
 bench: setup  ## speed figures, printed side by side (see benchmarks/RESULTS.md)
 	$(PY) benchmarks/demo_time.py
-	$(PY) benchmarks/extract_speed.py --baseline --units 32
+	$(PY) benchmarks/extract_speed.py --baseline --units 32 --modalities rgb,context,face
+	$(PY) benchmarks/extract_speed.py --units 256 --videos 30 --modalities pose
 	$(PY) benchmarks/train_speed.py
 	$(PY) benchmarks/storage.py
 	$(PY) benchmarks/ablation_scaling.py

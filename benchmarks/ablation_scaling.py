@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="migue-ablate-bench-"))
     write_sample(work / "data", videos=args.videos)
     manifest = read_dataset(work / "data")
