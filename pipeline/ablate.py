@@ -134,7 +134,7 @@ def connect(scheduler: str | None, workers: int) -> Any:
     if scheduler and scheduler != "local":
         return Client(scheduler)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.WARNING)
+                           dashboard_address=":0", silence_logs=logging.WARNING)  # any free port
     return Client(cluster)
 
 

@@ -40,7 +40,7 @@ def mg_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster():
     from dask.distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
         yield c
 
 
