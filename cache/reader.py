@@ -77,6 +77,7 @@ class EntryReader:
         """In a forked child, drop the parent's handles (and the plans that name its fds)."""
         if os.getpid() != self._pid:
             self._files, self._offsets, self._layouts, self._fds, self._groups, self._plans = {}, {}, {}, {}, {}, {}
+            self._lock = threading.Lock()  # a parent thread may have held it at the fork
             self._pid = os.getpid()
 
     def _file(self, shard_no: int) -> h5py.File:
