@@ -28,10 +28,9 @@ from migue.cache import EntryReader
 from .baselines import Probe
 from .config import resolve_config
 from .data import FusionData, Input, build_data, iter_batches
-from .metrics import task_metrics
 from .registry import get_head
 from .reports import write_json
-from .train import (Fitter, _autocast, _check_labels, _epoch_order, _record, _to, pick_device,
+from .train import (Fitter, _check_labels, _epoch_order, _record, _to, evaluate_heads, pick_device,
                     seed_everything, training_setup, wire_dtype, write_results)
 
 log = logging.getLogger(__name__)
@@ -109,15 +108,15 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
             batch = _to(batch, device)
             for fitter in active.values():
                 fitter.step(batch)
-        vals = _evaluate_many(task, {o: f.head for o, f in active.items()}, data, "val", cfgs, device,
+        vals = evaluate_heads(task, {o: f.head for o, f in active.items()}, data.splits["val"], cfgs, device,
                               wanted) if has_val else {}
         for out, fitter in active.items():
             fitter.end_epoch(epoch, vals[out][0] if has_val else None)
 
     for fitter in fitters.values():
         fitter.head.load_state_dict(fitter.best_state)
-    results = {s: _evaluate_many(task, {o: f.head for o, f in fitters.items()}, data, s, cfgs, device, wanted)
-               for s in ("val", "test")}
+    results = {s: evaluate_heads(task, {o: f.head for o, f in fitters.items()}, data.splits[s], cfgs, device,
+                                 wanted) for s in ("val", "test")}
     metrics = {}
     for out, fitter in fitters.items():
         cfg = cfgs[out]
@@ -145,28 +144,3 @@ def _stream_name(view: str) -> str:
 def _renamed(data: FusionData, view: str) -> FusionData:
     """The data as the probe's own run sees it: its one input under its stream name."""
     return FusionData(data.splits, {_stream_name(view): data.shapes[view]}, data.in_memory)
-
-
-@torch.inference_mode()
-def _evaluate_many(task: str, heads: dict[Path, nn.Module], data: FusionData, split: str,
-                   cfgs: dict[Path, dict[str, Any]], device: torch.device, names: list[str]
-                   ) -> dict[Path, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]:
-    """Metrics and (labels, logits) of every head on the labelled items of `split`, one read."""
-    part = data.splits[split]
-    items = np.flatnonzero(part.labels >= 0)
-    lead = next(iter(cfgs.values()))
-    outs: dict[Path, list[torch.Tensor]] = {o: [] for o in heads}
-    for head in heads.values():
-        head.eval()
-    for batch in iter_batches(part, items, lead["batch_size"], names, wire_dtype(device)):
-        batch = _to(batch, device)
-        for out, head in heads.items():
-            with _autocast(device, cfgs[out]["amp"]):
-                outs[out].append(head(batch).float().cpu())
-    labels = part.labels[items]
-    result = {}
-    for out in heads:
-        shape = (0, cfgs[out]["num_classes"]) if task == "mg" else (0,)
-        logits = torch.cat([torch.empty(shape), *outs[out]]).numpy()
-        result[out] = (task_metrics(task, labels, logits, cfgs[out]["num_classes"]), (labels, logits))
-    return result

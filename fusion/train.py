@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def predict_run(run_dir: Path, split: str = "test",
     mg (unit_id, video_id, label = class index)."""
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
     part = data.splits[split]
-    labels = predictions(task, _logits(task, head, part, np.arange(len(part)), cfg, device))
+    labels = predictions(task, _logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0])
     if task == "emotion":
         return pd.DataFrame({"video_id": part.ids, "label": labels})
     return pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels})
@@ -360,22 +360,35 @@ def _criterion(task: str, cfg: dict[str, Any], labels: np.ndarray,
 def _evaluate(task: str, head: nn.Module, split: SplitData, cfg: dict[str, Any],
               device: torch.device) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
     """Metrics of the labelled items of a split, and their (labels, logits)."""
+    return evaluate_heads(task, {0: head}, split, {0: cfg}, device)[0]
+
+
+def evaluate_heads(task: str, heads: Mapping[Any, nn.Module], split: SplitData, cfgs: Mapping[Any, dict[str, Any]],
+                   device: torch.device, names: Sequence[str] | None = None
+                   ) -> dict[Any, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]:
+    """Metrics and (labels, logits) of each head on the labelled items of a split; the batches
+    (of inputs `names`, None: all) are read once for all heads."""
     items = np.flatnonzero(split.labels >= 0)
-    logits = _logits(task, head, split, items, cfg, device)
     labels = split.labels[items]
-    return task_metrics(task, labels, logits, cfg["num_classes"]), (labels, logits)
+    logits = _logits(task, heads, split, items, cfgs, device, names)
+    return {k: (task_metrics(task, labels, logits[k], cfgs[k]["num_classes"]), (labels, logits[k])) for k in heads}
 
 
 @torch.inference_mode()
-def _logits(task: str, head: nn.Module, split: SplitData, items: np.ndarray, cfg: dict[str, Any],
-            device: torch.device) -> np.ndarray:
-    head.eval()
-    outs = [torch.empty((0, cfg["num_classes"]) if task == "mg" else (0,))]
-    for batch in iter_batches(split, items, cfg["batch_size"], dtype=wire_dtype(device)):
+def _logits(task: str, heads: Mapping[Any, nn.Module], split: SplitData, items: np.ndarray,
+            cfgs: Mapping[Any, dict[str, Any]], device: torch.device,
+            names: Sequence[str] | None = None) -> dict[Any, np.ndarray]:
+    """Each head's logits for `items`, one pass over their batches."""
+    lead = next(iter(cfgs.values()))
+    outs = {k: [torch.empty((0, cfgs[k]["num_classes"]) if task == "mg" else (0,))] for k in heads}
+    for head in heads.values():
+        head.eval()
+    for batch in iter_batches(split, items, lead["batch_size"], names, wire_dtype(device)):
         batch = _to(batch, device)
-        with _autocast(device, cfg["amp"]):
-            outs.append(head(batch).float().cpu())
-    return torch.cat(outs).numpy()
+        for k, head in heads.items():
+            with _autocast(device, cfgs[k]["amp"]):
+                outs[k].append(head(batch).float().cpu())
+    return {k: torch.cat(parts).numpy() for k, parts in outs.items()}
 
 
 def _autocast(device: torch.device, amp: bool) -> torch.autocast:
