@@ -210,9 +210,15 @@ def read_emotion_files(root: Path, reader: Reader) -> dict[str, int]:
 
 
 def split_folders(root: Path) -> list[Path]:
-    """`imigue_skeleton_<split>` folders at the root or one level down."""
-    return sorted(p for p in list(root.glob("imigue_skeleton_*")) + list(root.glob("*/imigue_skeleton_*"))
-                  if p.is_dir())
+    """`imigue_skeleton_<split>` folders at any depth below the root (the 2025 zips unpack them
+    two levels down, `imigue_data_phase1/datasets/`). One walk over folders only; a split
+    folder's own subtree is not walked."""
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
+        dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
+    return sorted(found)
 
 
 SPLIT_NAMES = {"train": "train", "validate": "val", "validation": "val", "val": "val", "test": "test"}

@@ -5,7 +5,7 @@
     <id>.mp4 anywhere under the root (MiGA: imigue_rgb_<split>/<id>/<id>.mp4), optional
     train_label.csv, validation_label.csv[, test_label.csv]        (video_id,label)
 
-The `imigue_skeleton_*` folders may also sit one level below the root. MiGA names no subjects:
+The `imigue_skeleton_*` folders may sit at any depth below the root. MiGA names no subjects:
 its splits are already cross-subject, so each video is its own subject group and the split
 comes from the folder. The RGB videos are a separate download: with none under the root the
 data is pose-only (a note, not a problem); with some, each missing one is a problem.
@@ -35,9 +35,8 @@ def named_file(template: str) -> SkeletonFinder:
 
 
 def looks_like(root: Path, pattern: str) -> bool:
-    """Any `imigue_skeleton_*/<id>/<pattern>` at the root or one level down."""
-    return any(root.glob(f"imigue_skeleton_*/*/{pattern}")) or any(
-        root.glob(f"*/imigue_skeleton_*/*/{pattern}"))
+    """Any `imigue_skeleton_*/<id>/<pattern>` at any depth below the root."""
+    return any(any(folder.glob(f"*/{pattern}")) for folder in split_folders(root))
 
 
 def read_miga(root: Path, layout: str, opts: ReadOptions, find_skeleton: SkeletonFinder,
