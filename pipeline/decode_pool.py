@@ -34,7 +34,9 @@ class UnitInput:
 
 @dataclass
 class DecodeTotals:
-    videos: list[VideoStats] = field(default_factory=list)
+    videos: list[VideoStats] = field(default_factory=list)  # one per video decoded
+    start_method: str = ""
+    worker_parents: set[int] = field(default_factory=set)  # who started the workers
 
     @property
     def frames_decoded(self) -> int:

@@ -72,6 +72,7 @@ class ExtractReport:
     extracted: int
     failures: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
+    decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -221,6 +222,10 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     already built by `build_model(opts)` (a Dask worker keeps one for all its tasks)."""
     if opts.modality not in MODALITIES:
         raise ValueError(f"unknown modality {opts.modality!r}; known: {sorted(MODALITIES)}")
+    if opts.modality != "pose":  # video modalities: the one-pass decoding engine, seek or stream
+        from .onepass import single
+
+        return single(manifest, store, opts, only, built)
     mod = MODALITIES[opts.modality]
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
