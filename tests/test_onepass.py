@@ -79,3 +79,13 @@ def test_stream_and_seek_give_the_same_entry(manifest, tmp_path, videos):
     assert {v.mode for v in runs["seek"].decode.videos} == {"seek"}
     assert {v.mode for v in runs["stream"].decode.videos} == {"stream"}
     assert digest_entry(runs["seek"].entry) == digest_entry(runs["stream"].entry)
+
+
+def test_modality_lists():
+    from migue.pipeline.cli import resolve_modalities
+
+    assert resolve_modalities("rgb,context,face") == ["rgb", "context", "face"]
+    assert resolve_modalities("all") == ["context", "face", "pose", "rgb"]
+    assert resolve_modalities("rgb, rgb") == ["rgb"]
+    with pytest.raises(ValueError, match="unknown modality .depth"):
+        resolve_modalities("rgb,depth")
