@@ -368,11 +368,16 @@ def _raise_failed(pending: list[Future]) -> None:
             future.result()
 
 
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the model's device for 'bf16'; nothing for 'fp32'."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
              precision: str) -> dict[str, np.ndarray]:
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast_for(device, precision):
         out = model(batch.to(device, non_blocking=True))
     return {k: v.float().cpu().numpy().astype(np.float16) for k, v in out.items()}
 
