@@ -9,6 +9,7 @@ and never hold CUDA state.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class _Slots:
         if g not in self.open:
             members = self.groups[g]
             total = sum(int(np.prod(self.shapes[u])) for u in members)
-            shm = None if self.in_process else shared_memory.SharedMemory(create=True, size=max(total, 1))
+            shm = None if self.in_process else _shared_block(max(total, 1))
             if shm is not None:  # the model process attaches, copies and unlinks it: it owns it
                 resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
             arrays, layout, offset = {}, [], 0
@@ -201,6 +202,25 @@ class _Slots:
     def _fail(self, keys: list[tuple[str, str]], stats: VideoStats) -> None:
         for key in keys:
             stats.failed.setdefault(key, f"{self.job.path}: frames past the end of the video or undecodable")
+
+
+SHM_DIR = "/dev/shm"
+SHM_WAIT_S = 120.0  # how long a worker waits for the model process to free shared memory
+
+
+def _shared_block(nbytes: int) -> shared_memory.SharedMemory:
+    """A new segment once /dev/shm has room for it: writing past a full tmpfs would kill the
+    worker (SIGBUS), so wait for the model process to consume blocks, then fail clearly."""
+    deadline = time.monotonic() + SHM_WAIT_S
+    while os.path.isdir(SHM_DIR):
+        stat = os.statvfs(SHM_DIR)
+        if stat.f_bavail * stat.f_frsize >= nbytes:
+            break
+        if time.monotonic() > deadline:
+            raise OSError(f"{SHM_DIR} has no room for a {nbytes / 1e6:.0f} MB block of decoded frames "
+                          f"after {SHM_WAIT_S:.0f} s: enlarge it (docker --shm-size) or use fewer --workers")
+        time.sleep(0.05)
+    return shared_memory.SharedMemory(create=True, size=nbytes)
 
 
 def decode_video(job: VideoJob, emit: Callable[[Block], None], in_process: bool = False) -> VideoStats:

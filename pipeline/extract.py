@@ -73,6 +73,7 @@ class ExtractReport:
     failures: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
     decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
+    batch_size: int | None = None  # as resolved (auto or given)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -212,7 +212,7 @@ def extract_videos(manifest: Manifest, store: FeatureStore, options: list[Extrac
         totals.worker_parents = set(pool.worker_parents)
     for run in runs.values():
         run.writer.record_failures(run.report.failures)
-        run.report.decode = totals
+        run.report.decode, run.report.batch_size = totals, run.batch_size
     return {m: run.report for m, run in runs.items()}
 
 
