@@ -16,7 +16,7 @@ from migue.cache import FeatureStore
 from .datasets import read_dataset
 from .extract import ExtractOptions, cpu_threads, extract
 from .synth import write_sample
-from .train import select_entries
+from .train import head_roles, select_entries
 
 log = logging.getLogger("migue.demo")
 
@@ -70,7 +70,8 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         config: dict[str, Any] = {"head": head, "seed": seed}
         if epochs is not None:
             config["epochs"] = epochs
-        metrics = train_run(task, select_entries(store, task), workdir / "runs" / f"{task}-{head}", config)
+        entries = select_entries(store, task, roles=head_roles(task, config), head=head)
+        metrics = train_run(task, entries, workdir / "runs" / f"{task}-{head}", config)
         timings[f"train {task} {head}"] = time.perf_counter() - t
         rows.append({"task": task, "head": head, **_headline(task, metrics)})
     timings["total"] = time.perf_counter() - t0
