@@ -376,14 +376,37 @@ def evaluate(run_dir: Path, split: str) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
-def predict(run_dir: Path, split: str, out: Path) -> None:
-    """Write predictions in the MiGA submission format (emotion: video_id,label; MG: per clip)."""
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
+@click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
+              help="migue: ids, predicted label, release names, label rows and class probabilities. "
+                   "miga: the challenge's file (mg run: Track 1 Id,Target; emotion run: Track 3 video_id,label).")
+@click.option("--zip", "zipped", is_flag=True,
+              help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              multiple=True, help="With --format miga: check completeness against this dataset's split "
+                                  "(default: the run's cache entries and their failed units). " + DATA_HELP)
+@click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
+def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
+            data_layout: str) -> None:
+    """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
+    and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.train import predict_run
 
+    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
+
+    task = json.loads((run_dir / "config.json").read_text())["task"]
     table = predict_run(run_dir, split)
-    table.to_csv(out, index=False)
-    click.echo(f"wrote {len(table)} predictions to {out}")
+    if fmt == "miga":
+        if data_root:
+            from .datasets import read_dataset
+
+            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
+        else:
+            expected = expected_from_run(task, run_dir, split)
+        table = miga_table(task, table, expected)
+    write_submission(table, out, task, zipped)
+    track = {"mg": "Track 1", "emotion": "Track 3"}[task] if fmt == "miga" else "migue"
+    click.echo(f"wrote {len(table)} {split} predictions ({track}, {', '.join(table.columns[:2])}) to {out}")
 
 
 @main.command()

@@ -96,9 +96,15 @@ def _headline(task: str, metrics: dict[str, Any]) -> dict[str, float]:
     test = metrics["test"]
     if task == "mg":
         return {"test top-1": test["top1"], "test top-5": test["top5"], "test macro-F1": test["macro_f1"],
-                "chance top-1": metrics.get("chance", {}).get("top1", 1 / 32)}
+                "chance top-1": _chance(metrics["chance"])}
     return {"test accuracy": test["accuracy"], "test F1": test["f1"], "test ROC-AUC": test["roc_auc"],
-            "chance accuracy": metrics.get("chance", {}).get("accuracy", 0.5)}
+            "chance accuracy": _chance(metrics["chance"])}
+
+
+def _chance(chance: dict[str, Any]) -> float:
+    """The better of uniform guessing and always answering the training majority class, on test."""
+    majority = chance.get("majority")
+    return max(chance["uniform"], majority) if majority is not None and majority == majority else chance["uniform"]
 
 
 def _write_summary(workdir: Path, summary: pd.DataFrame, timings: dict[str, float], manifest: Any) -> None:
