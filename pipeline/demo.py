@@ -47,7 +47,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data_dir = workdir / "data"
-    if not (data_dir / "train_label.csv").exists():
+    if not (data_dir / "README.txt").exists():  # written last: the sample is complete
         write_sample(data_dir, videos=videos, seed=seed)
     timings["synth"] = time.perf_counter() - t0
     manifest = read_dataset(data_dir)
