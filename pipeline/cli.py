@@ -133,9 +133,10 @@ def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: boo
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(describe_manifest(manifest))
-    if manifest.problems:
-        click.secho(f"{len(manifest.problems)} problem(s):", fg="red", err=True)
-        for problem in manifest.problems:
+    problems = [*manifest.empty_splits.values(), *manifest.problems]
+    if problems:
+        click.secho(f"{len(problems)} problem(s):", fg="red", err=True)
+        for problem in problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(1)
 

@@ -298,7 +298,7 @@ def test_bad_label_rows_each_named_once_and_the_rest_read(miga2023, manifests):
         f"{path}: row {n + 3}: end frame 300 is past the video's last frame 259",
         f"{path}: row {n + 4}: class 'x' is not an integer",
         f"{path}: row {n + 5}: has 2 columns, expected 3 (class,start,end)",
-        f"{path}: row {n + 6}: duplicate clip {next(iter(_row_ids(m, '6')))} (same video and frame range as "
+        f"{path}: row {n + 6}: duplicate clip {next(iter(_row_ids(m, '0006')))} (same video and frame range as "
         f"{path}: row 1); kept the first",
     ]
     assert ids(m) == ids(manifests["miga2023"])
@@ -309,14 +309,14 @@ def _row_ids(m, vid):
 
 
 def test_missing_and_undecodable_videos_are_named(release, manifests):
-    (release / "videos" / "3.mp4").unlink()
-    (release / "videos" / "5.mp4").unlink()
-    (release / "videos" / "5.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
+    (release / "videos" / "0003.mp4").unlink()
+    (release / "videos" / "0005.mp4").unlink()
+    (release / "videos" / "0005.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
     m = read_bad(release)
     assert len(m.problems) == 2
-    assert m.problems[0].startswith(f"{release / 'labels.csv'}: video 3.mp4 (rows ")
+    assert m.problems[0].startswith(f"{release / 'labels.csv'}: video 0003.mp4 (rows ")
     assert m.problems[0].endswith(f"not found under {release}")
-    assert m.problems[1].startswith(f"{release / 'videos' / '5.mp4'}: cannot open video")
+    assert m.problems[1].startswith(f"{release / 'videos' / '0005.mp4'}: cannot open video")
     assert m.problems[1].endswith("(its units are left without video)")
     ref = manifests["imigue"]
     assert mg(m) == mg(ref), "their clips stay (pose still works); rgb units fail at extraction"
@@ -366,7 +366,7 @@ def test_missing_label_and_skeleton_files(miga2023, manifests):
     m = read_bad(miga2023)
     assert sorted(m.problems) == sorted([
         f"{labels}: label file missing",
-        f"{skeleton.parent}: skeleton file missing (expected 2_light_hand.csv)"])
+        f"{skeleton.parent}: skeleton file missing (expected 0002_light_hand.csv)"])
     lost = {u.unit_id for u in manifests["miga2023"].of_kind("mg") if u.video_id == labels.parent.name}
     assert ids(m) == ids(manifests["miga2023"]) - lost
 
@@ -475,7 +475,10 @@ def test_data_check_reports_and_exits_non_zero_on_problems(miga2023, tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["data", "check", str(miga2023), "--cache", str(tmp_path / "cache")])
     assert ok.exit_code == 0, ok.output
-    assert "layout miga2023" in ok.output and "MG clips: 144" in ok.output
+    assert "layout miga2023" in ok.output and "MG clips" in ok.output
+    counts = {line.split()[0]: line.split()[4] for line in ok.output.splitlines()
+              if line.split()[:1] in (["train"], ["val"], ["test"]) and len(line.split()) == 6}
+    assert sum(map(int, counts.values())) == 144, ok.output
     assert "emotion labels: train win" in ok.output
     skeleton_csv(miga2023, "0004").write_text("1,2,3\n")
     bad = runner.invoke(main, ["data", "check", str(miga2023), "--cache", str(tmp_path / "cache")])

@@ -32,7 +32,9 @@ def detect_layout(root: str | Path | Sequence[str | Path]) -> list[str]:
 def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", window: int = DEFAULT_WINDOW, *,
                  read_skeletons: bool = False, parsed_dir: str | Path | None = None) -> DatasetManifest:
     """Read a dataset folder, or several read as one dataset, into a manifest of units; bad
-    input becomes `manifest.problems`, an empty train or val split among them.
+    input becomes `manifest.problems`; an empty train or val split is in `manifest.empty_splits`
+    (a sentence saying where the reader looked: `migue data check` reports it as a problem,
+    `migue extract` refuses an empty train split).
 
     `read_skeletons` parses every skeleton file (what `migue data check` does); otherwise only
     those of videos without a decodable video file, which give those videos their frame count
@@ -64,7 +66,6 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
             looked = LAYOUTS[layout].LOOKS_FOR.format(split=split, folder=SPLIT_FOLDERS[split])
             manifest.empty_splits[split] = (f"the {split} split is empty: the {layout} reader looked for "
                                             f"{looked} under {where} and found no video there")
-            manifest.problems.append(manifest.empty_splits[split])
     return manifest
 
 

@@ -37,7 +37,7 @@ from migue.extractors.skeleton_layouts import IMIGUE22
 from ..classes import N_MG_CLASSES
 from ..openpose import N_KEYPOINTS
 from ..skeleton import JOINT_INDEX, PACK_REF, SkeletonError
-from .common import DatasetManifest, ReadOptions, Reader, Roots, as_roots, read_emotion_files, video_key
+from .common import DatasetManifest, ReadOptions, Reader, Roots, as_roots, read_emotion_files, scan, video_key
 from .labels import LabelError, parse_clip, parse_clip_row, read_release_labels
 
 NAME = "stgcn"
