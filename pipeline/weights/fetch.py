@@ -229,7 +229,7 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
             exc.close()
             if whole == offset:
                 return _Opened(_Empty(), offset, offset)
-            part.unlink()
+            part.unlink(missing_ok=True)
             return _open_http(wanted, part, 0, timeout)
         raise WeightsError(f"{wanted.name}: {wanted.source} answered HTTP {exc.code} {exc.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
@@ -242,7 +242,7 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
         match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
         if not match or int(match[1]) != offset:  # not the part asked for: start again
             response.close()
-            part.unlink()
+            part.unlink(missing_ok=True)
             return _open_http(wanted, part, 0, timeout)
         start, total = offset, (int(match[3]) if match[3] != "*" else None)
     return _Opened(response, start, total)
@@ -250,6 +250,11 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
 
 def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: bool) -> None:
     """Write the stream into `part` from `opened.start` on; a full disk removes `part`."""
+    try:
+        _check_space(opened, wanted, root)
+    except WeightsError:
+        opened.stream.close()
+        raise
     fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         try:
@@ -259,7 +264,6 @@ def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: 
                                f"(it holds {part.name}); wait for it to finish") from None
         os.ftruncate(fd, opened.start)
         os.lseek(fd, opened.start, os.SEEK_SET)
-        _check_space(opened, wanted, root)
         at = _copy(opened, fd, wanted.name, progress)
         os.fsync(fd)
     except OSError as exc:
