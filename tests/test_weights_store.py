@@ -299,7 +299,7 @@ def test_a_matching_prefix_passes_and_says_only_the_prefix_was_checked(server, s
     _serve(server, monkeypatch, agcn_files, **{BONE: {"sha256_prefix": prefix}})
     result = _run("weights", "fetch", BONE)
     assert result.exit_code == 0, result.output
-    assert f"matches the published SHA-256 prefix {prefix} (no full digest is published)" in result.stdout
+    assert f"matches the published SHA-256 prefix {prefix} (no full digest to check)" in result.stdout
     assert _manifest(store)[BONE_FILE]["sha256"] == _sha(agcn_files[BONE_FILE])
 
 
@@ -363,6 +363,14 @@ def test_any_url_without_sha256_is_recorded_and_said_unchecked(server, store, ag
     assert "mine.pth: not catalogued" in listing.stdout and "NOT CHECKED" in listing.stdout
     refused = _run("weights", "fetch", "--url", f"{server.url}/any/mine.pth", "--sha256", "0" * 64)
     assert refused.exit_code == 1 and "SHA-256 mismatch" in refused.stderr
+
+
+def test_a_url_to_a_published_file_name_is_held_to_the_published_digest(server, store, monkeypatch, agcn_files):
+    _serve(server, monkeypatch, agcn_files, **{JOINT: {"sha256_prefix": "4c0ed77e"}})  # the real file's prefix
+    server.files[f"/elsewhere/{JOINT_FILE}"] = agcn_files[JOINT_FILE]
+    result = _run("weights", "fetch", "--url", f"{server.url}/elsewhere/{JOINT_FILE}")
+    assert result.exit_code == 1 and "expected 4c0ed77e... (published prefix)" in result.stderr
+    assert _nothing_in(store) == []
 
 
 # ---------------------------------------------------------------- disk full
