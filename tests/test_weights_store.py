@@ -58,7 +58,10 @@ class _Handler(BaseHTTPRequestHandler):
         rest = body[start:]
         cut = srv.cut.pop(self.path, None)  # cut this path's next response after `cut` bytes
         sent = rest[:cut] if cut is not None else rest
-        self.wfile.write(sent)
+        try:
+            self.wfile.write(sent)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a refusal)
+            return
         srv.sent.append(len(sent))
         self.close_connection = True
 
@@ -204,6 +207,7 @@ def test_a_cut_download_resumes_with_a_range_request_for_the_rest(server, store,
     assert "download interrupted at" in first.stderr and "rerun the same command to resume" in first.stderr
     part = store / f".{JOINT_FILE}.part"
     assert part.stat().st_size == half and not (store / JOINT_FILE).exists()
+    assert f"partial download {part.name} ({half / 1e6:.1f} MB)" in _run("weights").stdout
 
     second = _run("weights", "fetch", JOINT)
     assert second.exit_code == 0, second.output

@@ -128,6 +128,7 @@ def fetch(wanted: Wanted, store: WeightsStore, retries: int = 3, timeout: float 
         if ok:
             if rec is None or rec.sha256 != digest:
                 _record(store, wanted, digest, check, source=rec.source if rec else str(final))
+            store.partial(wanted.name).unlink(missing_ok=True)  # a stale earlier attempt
             return Fetched(final, digest, check, already=True, key=wanted.key)
         log.warning("%s in %s has SHA-256 %s, expected %s: fetching it again",
                     wanted.name, store.root, digest, wanted.expected())
