@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.cache.files import require_regular_file
+
 from ..manifest import Manifest, Unit, Video, make_unit_id, window_units
 from ..skeleton import JSON_FRAME, SkeletonError, frame_size_of, parse_skeleton
 from ..video import VideoError, probe, read_frames
@@ -134,6 +136,12 @@ def _scan_folder(found: Found, suffixes: dict[str, dict[str, Path]], folder: Pat
 
 def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
     key = video_key(video_id)
+    if table is not found.json_dirs:
+        try:
+            require_regular_file(path)
+        except OSError as exc:  # a FIFO would block the first open, a device read forever
+            found.problems.append(f"{exc} (left out)")
+            return
     if key in table:
         found.problems.append(f"{path}: a second file for video {video_id} (also {table[key]}); "
                               "kept the first")
