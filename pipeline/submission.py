@@ -11,6 +11,7 @@ test units of the run's cache entries plus those that failed extraction there.
 """
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from migue.cache import EntryReader
+from migue.cache.atomic import atomic_write_bytes
 
 from .datasets.common import video_key
 
@@ -142,15 +144,17 @@ def _column(units: pd.DataFrame, name: str, default: pd.Series) -> pd.Series:
 
 
 def write_submission(table: pd.DataFrame, out: Path, task: str, zipped: bool) -> Path:
-    """The CSV at `out`, or (zipped) a zip at `out` holding it as the track's file name."""
+    """The CSV at `out`, or (zipped) a zip at `out` holding it as the track's file name; published
+    atomically (a full disk or a kill leaves no half-written file)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = table.to_csv(index=False, lineterminator="\n")
-    tmp = out.with_name(f".tmp-{out.name}")
     if zipped:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(TRACK_FILES[task], text)
+        data = buffer.getvalue()
     else:
-        tmp.write_text(text)
-    tmp.replace(out)
+        data = text.encode()
+    atomic_write_bytes(out, data)
     return out
