@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from migue.cache import FeatureStore, default_cache_root
+from migue.cache import FeatureStore
 
 from .decode_pool import cpu_count
 from .extract import MODALITIES, ExtractOptions
@@ -100,8 +100,20 @@ def data() -> None:
     """Inspect a dataset folder."""
 
 
+DATA_HELP = ("Dataset folder as it unpacks (a release layout, or `migue synth` output); give it again "
+             "for each folder read as one dataset (e.g. phase 1 and phase 2, skeletons and RGB apart).")
+
+
+def _empty_train(manifest: object) -> None:
+    """Refuse to extract or train on nothing: the sentence says where the reader looked."""
+    reason = getattr(manifest, "empty_splits", {}).get("train")
+    if reason:
+        raise click.ClickException(f"{reason}; nothing to train on (`migue data check` lists what was found)")
+
+
 @data.command("check")
-@click.argument("root", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...",
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
               help="Dataset layout; auto detects it.")
 @click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
@@ -109,20 +121,23 @@ def data() -> None:
               help="Parse every skeleton file to report bad ones (kept parsed under <cache>/parsed, so "
                    "extract reuses them). --no-skeletons parses only those of videos without a video file.")
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
-    """Print what the dataset holds and every problem; exit 1 when there are problems."""
+def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
+    """Print what the dataset (one folder, or several read as one) holds per split, what under it
+    no reader used, and every problem; exit 1 when there are problems (an empty train or
+    validation split, a split folder without videos and videos matching no skeleton among them)."""
     from .datasets import read_dataset
     from .report import describe_manifest
 
     try:
-        manifest = read_dataset(root, layout, window, read_skeletons=skeletons,
+        manifest = read_dataset(roots, layout, window, read_skeletons=skeletons,
                                 parsed_dir=FeatureStore(cache).root / "parsed")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(describe_manifest(manifest))
-    if manifest.problems:
-        click.secho(f"{len(manifest.problems)} problem(s):", fg="red", err=True)
-        for problem in manifest.problems:
+    problems = [*manifest.empty_splits.values(), *manifest.problems]
+    if problems:
+        click.secho(f"{len(problems)} problem(s):", fg="red", err=True)
+        for problem in problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(1)
 
@@ -132,10 +147,11 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
               help=f"One of {', '.join(sorted(MODALITIES))}, several joined by commas, or 'all'. The video "
                    "modalities (rgb, context, face) are extracted together in one pass: each video decoded once.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Dataset folder (a release layout, or `migue synth` output).")
+              required=True, multiple=True, help=DATA_HELP)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-@click.option("--checkpoint", multiple=True,
-              help="Released weights (pose: give two, joint then bone). Without it weights are RANDOM.")
+@click.option("--checkpoint", multiple=True, metavar="PATH|KEY",
+              help="Released weights: a file, or a `migue weights` catalogue key resolved in the weights "
+                   "store (pose: give two, joint then bone). Without it weights are RANDOM.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow full pickle loading of the checkpoint. Pickle can run arbitrary code, so "
                    "only for files you trust; by default only tensors are loaded (weights_only).")
@@ -166,7 +182,7 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 @click.option("--scheduler", default=None, metavar="ADDRESS|local",
               help="Extract on Dask: chunks of units are tasks on the cluster at ADDRESS, or on a "
                    "LocalCluster of --workers processes with 'local'.")
-def extract(modalities: str, data_root: Path, cache: Path | None, checkpoint: tuple[str, ...],
+def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, checkpoint: tuple[str, ...],
             trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
             size: int | None, data_layout: str,
             joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
@@ -180,10 +196,12 @@ def extract(modalities: str, data_root: Path, cache: Path | None, checkpoint: tu
     if data_layout not in DATA_LAYOUTS:
         raise click.BadParameter(f"{data_layout!r} is not one of {', '.join(DATA_LAYOUTS)}",
                                  param_hint="--layout")
+    checkpoint = _resolve_checkpoints(checkpoint, cache)
     manifest = read_dataset(data_root, data_layout, window=window,
                             parsed_dir=FeatureStore(cache).root / "parsed")
     for problem in manifest.problems:
         log.warning("data: %s", problem)
+    _empty_train(manifest)
     try:
         names = resolve_modalities(modalities)
     except ValueError as exc:
@@ -217,7 +235,7 @@ def extract(modalities: str, data_root: Path, cache: Path | None, checkpoint: tu
                    f"{decoded.frames_in_videos} frames")
 
 
-def _run_extract(manifest, data_root: Path, data_layout: str, window: int, store: FeatureStore,
+def _run_extract(manifest, data_root: tuple[Path, ...], data_layout: str, window: int, store: FeatureStore,
                  base: ExtractOptions, names: list[str], scheduler: str | None, workers: int | None) -> dict:
     """Video modalities in one pass (or one Dask run each with --scheduler), pose on its own."""
     from dataclasses import replace
@@ -247,6 +265,17 @@ def resolve_modalities(text: str) -> list[str]:
     if unknown or not names:
         raise ValueError(f"unknown modality {', '.join(unknown) or text!r}; known: {', '.join(sorted(MODALITIES))}, all")
     return list(dict.fromkeys(names))
+
+
+def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[str, ...]:
+    """`--checkpoint` values as paths: catalogue keys become their files in the weights store."""
+    from .weights import WeightsError, WeightsStore, resolve_checkpoint, store_dir
+
+    store = WeightsStore(store_dir(cache=cache))
+    try:
+        return tuple(resolve_checkpoint(v, store) for v in values)
+    except WeightsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -376,15 +405,16 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.train import train_run
 
-    from .train import select_entries
+    from .train import head_roles, select_entries
 
-    readers = select_entries(FeatureStore(cache), task, _pairs(entries))
     config = {k: _json_value(v) for k, v in _pairs(overrides).items()}
     config["seed"] = seed
     if fusion:
         config["head"] = fusion
     if epochs is not None:
         config["epochs"] = epochs
+    readers = select_entries(FeatureStore(cache), task, _pairs(entries), head_roles(task, config),
+                             head=fusion or "")
     if resume:
         config["resume"] = True
     metrics = train_run(task, readers, out, config)
@@ -404,14 +434,37 @@ def evaluate(run_dir: Path, split: str) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
-def predict(run_dir: Path, split: str, out: Path) -> None:
-    """Write predictions in the MiGA submission format (emotion: video_id,label; MG: per clip)."""
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
+@click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
+              help="migue: ids, predicted label, release names, label rows and class probabilities. "
+                   "miga: the challenge's file (mg run: Track 1 Id,Target; emotion run: Track 3 video_id,label).")
+@click.option("--zip", "zipped", is_flag=True,
+              help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              multiple=True, help="With --format miga: check completeness against this dataset's split "
+                                  "(default: the run's cache entries and their failed units). " + DATA_HELP)
+@click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
+def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
+            data_layout: str) -> None:
+    """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
+    and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.train import predict_run
 
+    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
+
+    task = json.loads((run_dir / "config.json").read_text())["task"]
     table = predict_run(run_dir, split)
-    table.to_csv(out, index=False)
-    click.echo(f"wrote {len(table)} predictions to {out}")
+    if fmt == "miga":
+        if data_root:
+            from .datasets import read_dataset
+
+            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
+        else:
+            expected = expected_from_run(task, run_dir, split)
+        table = miga_table(task, table, expected)
+    write_submission(table, out, task, zipped)
+    track = {"mg": "Track 1", "emotion": "Track 3"}[task] if fmt == "miga" else "migue"
+    click.echo(f"wrote {len(table)} {split} predictions ({track}, {', '.join(table.columns[:2])}) to {out}")
 
 
 @main.command()
@@ -480,47 +533,10 @@ def _install_fusion_epilog() -> None:
 _install_fusion_epilog()
 
 
-@main.command("weights")
-@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of downloaded checkpoints (default: <cache root>/weights).")
-def weights_command(folder: Path | None) -> None:
-    """List the released checkpoints migue reads, where they are published, their known
-    SHA-256 (prefix), and which files in --dir match. Exit 1 when a file's hash contradicts
-    the published one."""
-    from migue.extractors.weights import CATALOGUE, FORMATS, scan_folder
+def _install_weights() -> None:
+    from .weights.cli import weights
 
-    folder = folder or default_cache_root() / "weights"
-    local = scan_folder(folder)
-    by_key: dict[str, list] = {}
-    for f in local:
-        if f.known:
-            by_key.setdefault(f.known.key, []).append(f)
-    click.echo(f"Known checkpoints (local folder: {folder}{'' if folder.is_dir() else ', absent'})")
-    for w in CATALOGUE:
-        if w.sha256:
-            digest = w.sha256
-        elif w.sha256_prefix:
-            digest = f"{w.sha256_prefix}... (prefix from the published file name; full digest unknown)"
-        else:
-            digest = "unknown (none published)"
-        click.echo(f"\n{w.key}  [{w.extractor}: {w.use}]")
-        click.echo(f"  file:    {w.file_name}")
-        click.echo(f"  from:    {w.url}")
-        click.echo(f"  format:  {w.format}: {FORMATS[w.format]}")
-        click.echo(f"  sha256:  {digest}")
-        if w.note:
-            click.echo(f"  note:    {w.note}")
-        found = by_key.get(w.key, [])
-        if not found:
-            click.echo("  local:   not found")
-        for f in found:
-            click.echo(f"  local:   {f.path.name}: {f.status} (sha256 {f.sha256})")
-    others = [f for f in local if not f.known]
-    if others:
-        click.echo("\nOther files in the folder (not in the catalogue):")
-        for f in others:
-            click.echo(f"  {f.path.name}: sha256 {f.sha256}")
-    if any(f.status == "MISMATCH" for f in local):
-        click.secho("\nA file named like a published checkpoint has a different SHA-256: re-download it.",
-                    fg="red", err=True)
-        sys.exit(1)
+    main.add_command(weights)
+
+
+_install_weights()

@@ -34,7 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.cache.files import NotARegularFileError, require_regular_file
+
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
+from .sheet_bounds import SheetBoundsError, check_workbook_bounds
 
 JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
 
@@ -59,6 +62,10 @@ JSON_PARTS = {
 JSON_FRAME = re.compile(r"^(?P<prefix>.*?)_?(?P<frame>\d+)_keypoints\.json$")
 PACK_REF = "#"
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # `<part>_data.npy#<video id>`: one video's clips in an ST-GCN pack
+# No skeleton, label or pack may reach past this frame: 4x the longest release video (26 min)
+# at 30 fps. It bounds what any input can make us allocate: (T, 137, 3) float32 is 330 MB here.
+MAX_FRAMES = 200_000
+MAX_SHEET_COLUMNS = 1024  # 411 values a row, plus room for stray empty columns
 
 
 class SkeletonError(ValueError):
@@ -73,6 +80,11 @@ def read_openpose_xlsx(path: Path) -> np.ndarray:
     An empty sheet is real input (two videos of the release have one): it gives (0, 137, 3)."""
     from python_calamine import CalamineWorkbook
 
+    try:
+        require_regular_file(path)
+        check_workbook_bounds(path, MAX_FRAMES, MAX_SHEET_COLUMNS)
+    except (SheetBoundsError, OSError) as exc:
+        raise SkeletonError(str(exc)) from None
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
@@ -91,6 +103,7 @@ def _table_to_array(rows: list[list[object]], path: Path) -> np.ndarray:
 def read_light_hand_csv(path: Path) -> np.ndarray:
     """A MiGA 2023/24 `<id>_light_hand.csv` (no header, T x 106) -> (T, 137, 3) float32."""
     try:
+        require_regular_file(path)
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -231,6 +244,9 @@ def json_frames(folder: Path) -> dict[int, Path]:
             raise SkeletonError(f"{path}: no frame number in the name "
                                 "(expected <name>_<frame>_keypoints.json)")
         frame = int(match["frame"])
+        if frame >= MAX_FRAMES:
+            raise SkeletonError(f"{path}: frame number {frame} is past the last frame any video may "
+                                f"have ({MAX_FRAMES - 1})")
         if frame in frames:
             raise SkeletonError(f"{path}: a second file for frame {frame} (also {frames[frame].name})")
         frames[frame] = path
@@ -245,6 +261,7 @@ def read_openpose_json_dir(folder: Path) -> np.ndarray:
     out = np.zeros((max(frames) + 1, N_KEYPOINTS, 3), dtype=np.float32)
     for frame, path in frames.items():
         try:
+            require_regular_file(path)
             text = path.read_bytes()
         except OSError as exc:
             raise SkeletonError(f"{path}: cannot read ({exc})") from None
@@ -274,7 +291,13 @@ def skeleton_format(path: Path) -> str:
 def read_skeleton(path: Path) -> np.ndarray:
     """Any skeleton source -> (T, 137, 3) float32 (empty tables, and empty files, give T = 0)."""
     kind = skeleton_format(path)
-    if kind in ("xlsx", "light-hand") and path.is_file() and path.stat().st_size == 0:
+    if kind in ("xlsx", "light-hand"):
+        try:
+            require_regular_file(path)
+        except OSError as exc:
+            raise SkeletonError(str(exc) if isinstance(exc, NotARegularFileError) else
+                                f"{path}: cannot read ({exc})") from None
+    if kind in ("xlsx", "light-hand") and path.stat().st_size == 0:
         return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
     if kind == "xlsx":
         return read_openpose_xlsx(path)
@@ -289,6 +312,7 @@ def read_skeleton(path: Path) -> np.ndarray:
 
 
 def file_digest(path: Path) -> str:
+    require_regular_file(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 22):
