@@ -23,6 +23,7 @@ log = logging.getLogger("migue.decode")
 
 START_METHOD = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 POLL_S = 1.0  # how often a waiting parent checks that its workers are alive
+MAX_DEATHS_PER_WORKER = 3  # more deaths than this per worker: something is wrong with all of them
 
 
 @dataclass
@@ -79,6 +80,7 @@ class DecodePool:
         self.totals = DecodeTotals()
         self._procs: list[mp.Process] = []
         self.worker_parents: set[int] = set()  # who started the workers (tests: never this process)
+        self._deaths = 0
 
     def __enter__(self) -> "DecodePool":
         if self.workers:
@@ -171,6 +173,10 @@ class DecodePool:
                 continue
             job_id = running.pop(proc.pid, None)
             log.warning("decoding process %s died (exit code %s)", proc.pid, proc.exitcode)
+            self._deaths += 1
+            if self._deaths > MAX_DEATHS_PER_WORKER * self.workers:  # they cannot start: stop, do not loop
+                raise RuntimeError(f"decoding processes keep dying ({self._deaths} so far, last exit code "
+                                   f"{proc.exitcode}); their own error is printed above")
             self._procs[i] = self._start()
             if job_id is not None and job_id in flying:
                 job = flying.pop(job_id)
