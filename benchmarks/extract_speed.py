@@ -52,9 +52,11 @@ from migue.pipeline.video import read_frames  # noqa: E402
 VIDEO = ("rgb", "context", "face")
 
 
-def make_footage(work: Path, args: argparse.Namespace) -> tuple[list[Path], dict]:
+def make_footage(work: Path, args: argparse.Namespace) -> tuple[list[str], dict]:
+    """The sample, and its first `--use-videos` videos (the timed ones) made broadcast-hard."""
     write_sample(work / "data", videos=args.videos, frames=args.frames, width=args.width, height=args.height)
-    paths = sorted((work / "data").rglob("*.mp4"))
+    chosen = sorted(p.stem for p in (work / "data").rglob("*.mp4"))[:args.use_videos]
+    paths = sorted(p for p in (work / "data").rglob("*.mp4") if p.stem in chosen)
     t = time.perf_counter()
     ctx = mp.get_context("forkserver")  # never fork this process (it may hold CUDA)
     with ProcessPoolExecutor(max_workers=min(len(paths), cpu_count()), mp_context=ctx) as pool:
@@ -63,7 +65,7 @@ def make_footage(work: Path, args: argparse.Namespace) -> tuple[list[Path], dict
     info = {"videos": len(paths), "frames": frames, "width": args.width, "height": args.height, "gop": args.gop,
             "bitrate_mbps": bitrate_mbps(paths), "bare_decode_fps": fps,
             "encode_s": time.perf_counter() - t}
-    return paths, info
+    return chosen, info
 
 
 def bare_forward(opts: ExtractOptions, built, manifest, units, batch: int, parsed_dir: Path) -> float:
@@ -139,7 +141,7 @@ class _NoBar:
         pass
 
 
-def mmaction_baseline(units, manifest, frames: int, size: int, device: str, work: Path) -> float:
+def mmaction_baseline(units, manifest, arch: str, frames: int, size: int, device: str, work: Path) -> float:
     """clips/s of mmaction2's inference_recognizer over 720p clip files, float32, its PyAV pipeline."""
     from migue.extractors import compat
 
@@ -155,7 +157,7 @@ def mmaction_baseline(units, manifest, frames: int, size: int, device: str, work
         _write_clip(path, read_frames(video.video_path, np.arange(unit.start, unit.end + 1)))
         clips.append(str(path))
     cfg = Config(dict(
-        model=dict(type="Recognizer3D", backbone=dict(type="MViT", arch="small", spatial_size=size,
+        model=dict(type="Recognizer3D", backbone=dict(type="MViT", arch=arch, spatial_size=size,
                                                        temporal_size=frames),
                    cls_head=dict(type="MViTHead", in_channels=768, num_classes=400),
                    data_preprocessor=dict(type="ActionDataPreprocessor", mean=[114.75] * 3, std=[57.375] * 3,
@@ -204,6 +206,8 @@ def main() -> None:
     parser.add_argument("--crf", type=int, default=26)
     parser.add_argument("--modalities", default=",".join(VIDEO))
     parser.add_argument("--arch", default="small")
+    parser.add_argument("--mvit-frames", type=int, default=16, help="frames per rgb/context unit")
+    parser.add_argument("--mvit-size", type=int, default=224, help="rgb/context input side")
     parser.add_argument("--batch-size", type=int, default=None, help="default: migue's auto batch size")
     parser.add_argument("--workers", type=int, default=cpu_count(), help="decoding processes (default: cores)")
     parser.add_argument("--device", default="auto")
@@ -220,7 +224,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="migue-speed-"))
     print(f"load average {os.getloadavg()[0]:.1f} on {cpu_count()} cores; making the footage in {work}", flush=True)
-    _, footage = make_footage(work, args)  # before anything touches CUDA
+    chosen, footage = make_footage(work, args)  # before anything touches CUDA
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}", flush=True)
@@ -228,7 +232,6 @@ def main() -> None:
           f"{args.gop}: {footage['bitrate_mbps']:.1f} Mbit/s, bare PyAV decode {footage['bare_decode_fps']:.0f} fps "
           f"(real 720p25 broadcast H.264: about 2-8 Mbit/s)", flush=True)
     manifest = read_dataset(work / "data")
-    chosen = sorted(v for v, video in manifest.videos.items() if video.video_path)[:args.use_videos]
     only = {u.unit_id for u in manifest.units if u.video_id in chosen}
     _warm_fork_server(args.workers)
     results: dict = {"device": name, "footage": footage, "workers": args.workers, "modalities": {}}
@@ -238,8 +241,10 @@ def main() -> None:
           f"{'extract units/s':>16} {'ratio':>7}  (target >= 0.9)", flush=True)
     for m in names:
         precision = args.mvit_precision if MODALITIES[m].extractor == "mvit" else args.face_precision
+        mvit = MODALITIES[m].extractor == "mvit"
         opts = ExtractOptions(modality=m, arch=args.arch, batch_size=args.batch_size, workers=args.workers,
-                              device=args.device, precision=precision)
+                              device=args.device, precision=precision, frames=args.mvit_frames if mvit else None,
+                              size=args.mvit_size if mvit else None)
         built[m] = build_model(opts)
         built[m][0].to(device)
         units = [u for u in manifest.of_kind(MODALITIES[m].unit_kind) if u.unit_id in only]
@@ -284,7 +289,8 @@ def main() -> None:
                                "decode_only": dec_one, "decode_only_separate_seconds": apart_s}
     if not args.no_baseline and "rgb" in names:
         units = [u for u in manifest.of_kind("mg") if u.unit_id in only]
-        base = mmaction_baseline(units, manifest, 16, 224, args.device, work / "clips")
+        base = mmaction_baseline(units, manifest, args.arch, args.mvit_frames, args.mvit_size, args.device,
+                                 work / "clips")
         ours = {resolve_precision(args.mvit_precision, device): len(units) / separate["rgb"]}
         if not args.no_fp32 and "fp32" not in ours:
             fp32 = replace(options["rgb"], precision="fp32")
