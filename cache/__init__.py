@@ -1,5 +1,6 @@
 """The HDF5 feature store. Depends on no other migue package."""
 from .claims import WorkClaims, chunk_name
+from .finite import NonFiniteTokensError
 from .gc import GcReport, collect_garbage
 from .index import IndexFormatError
 from .keys import entry_key, entry_name, file_sha256
@@ -11,6 +12,6 @@ from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
 from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
 __all__ = ["DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter",
-           "FeatureStore", "GcReport", "IndexFormatError", "ShardError", "VerifyReport", "WorkClaims",
+           "FeatureStore", "GcReport", "IndexFormatError", "NonFiniteTokensError", "ShardError", "VerifyReport", "WorkClaims",
            "chunk_name", "collect_garbage", "default_cache_root", "digest_entry", "entry_key", "entry_name",
            "file_sha256", "resolve_cache_root", "verify_entry"]

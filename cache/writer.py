@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, TMP_PREFIX, host_tag, locked, read_index, temp_prefix, write_index
 from .keys import entry_key, file_sha256
 from .shard import ShardError, read_units, write_shard
@@ -66,7 +67,13 @@ class EntryWriter:
         """Write one shard to a temp name, publish it by rename, then record it in the index.
 
         Raises DuplicateUnitsError (another writer published some of these units first:
-        nothing is written) or DiskFullError (no space: nothing is published)."""
+        nothing is written), NonFiniteTokensError (NaN, inf or values past the dtype: nothing
+        is written) or DiskFullError (no space: nothing is published)."""
+        bad = nonfinite_units(list(units["unit_id"]), streams, self.dtype)
+        if bad:
+            shown = "; ".join(f"{u}: {why}" for u, why in list(bad.items())[:3])
+            raise NonFiniteTokensError(f"cache entry {self.dir.name}: {len(bad)} units have tokens that "
+                                       f"cannot be stored as {self.dtype} ({shown}); nothing was written")
         name = f"shard-{time.time_ns():019d}-{uuid.uuid4().hex[:8]}.h5"
         tmp = self.dir / temp_prefix(name)
         final = self.dir / name

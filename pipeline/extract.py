@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, WorkClaims, chunk_name, file_sha256
 from migue.cache.claims import Claim
+from migue.cache.finite import nonfinite_units
 from migue.cache.writer import disk_full
 from migue.extractors.registry import create_extractor
 from migue.extractors.skeleton_layouts import get_layout
@@ -282,6 +283,11 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                         report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
                         bar.update(len(ids))
                         continue
+                    ids, outputs, bad = _finite_only(ids, outputs)
+                    report.failures.update(bad)
+                    bar.update(len(bad))
+                    if not ids:
+                        continue
                     log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[chunk]))
                     buffer.add([by_id[uid] for uid in ids], outputs)
                     report.extracted += len(ids)
@@ -369,7 +375,16 @@ def _forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
                 else contextlib.nullcontext())
     with torch.inference_mode(), autocast:
         out = model(batch.to(device, non_blocking=True))
-    return {k: v.float().cpu().numpy().astype(np.float16) for k, v in out.items()}
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+def _finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+    """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
+    the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
+    bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
+    keep = [i for i, uid in enumerate(ids) if uid not in bad]
+    kept = {k: v[keep].astype(np.float16) for k, v in outputs.items()}
+    return [ids[i] for i in keep], kept, {uid: f"not finite: {why}" for uid, why in bad.items()}
 
 
 class _ShardBuffer:
