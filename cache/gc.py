@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .claims import WorkClaims
 from .index import TMP_PREFIX, locked, read_index, write_index
-from .writer import adopt_orphans, remove_temp_files
+from .atomic import remove_dead_temps
+from .writer import adopt_orphans
 
 
 @dataclass
@@ -34,7 +35,7 @@ def collect_garbage(entry_dir: str | Path, dry_run: bool = False) -> GcReport:
         for path in entry_dir.glob(f"{TMP_PREFIX}*"):
             with contextlib.suppress(FileNotFoundError):
                 sizes[path] = path.stat().st_size
-        for path in remove_temp_files(entry_dir, dry_run=dry_run):
+        for path in remove_dead_temps(entry_dir, dry_run=dry_run):
             report.temp_files.append(path.name)
             report.bytes_freed += sizes.get(path, 0)
         adopted, rejected = adopt_orphans(entry_dir, index)

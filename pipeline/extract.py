@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -18,11 +19,13 @@ from tqdm import tqdm
 
 from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, WorkClaims, chunk_name, file_sha256
 from migue.cache.claims import Claim
+from migue.cache.files import memo_for
 from migue.cache.finite import nonfinite_units
 from migue.cache.writer import disk_full
 from migue.extractors.registry import create_extractor
 from migue.extractors.skeleton_layouts import get_layout
 
+from .fingerprints import part_of, unit_fingerprints, why_changed
 from .inputs import InputConfig, face_crops, pose_clip, rgb_clip, skeleton_of
 from .manifest import Manifest, Unit, Video
 
@@ -73,6 +76,8 @@ class ExtractReport:
     extracted: int
     failures: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
+    changed: dict[str, str] = field(default_factory=dict)  # unit id -> which inputs changed (retired, recomputed)
+    fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -172,7 +177,6 @@ def entry_config(opts: ExtractOptions, model: torch.nn.Module, cfg: InputConfig,
         "weights": weights,
         "precision": precision,
         "unit_kind": mod.unit_kind,
-        "manifest": manifest.digest(mod.unit_kind),
         "dataset_layout": manifest.layout,
     }
 
@@ -228,14 +232,26 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     model, cfg, weights = built or build_model(opts)
     config = entry_config(opts, model, cfg, weights, precision, manifest)
     writer = store.writer(config)
-    done = writer.done_units()
-    units = sorted((u for u in manifest.of_kind(mod.unit_kind)
-                    if u.unit_id not in done and (only is None or u.unit_id in only)),
-                   key=lambda u: (u.video_id, u.start))
-    report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
+    memo = memo_for(store.root)
+    hashed_before = memo.hashed_bytes
+    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
+    published = writer.published_fingerprints()
+    changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
+               if uid in fingerprints and old != fingerprints[uid]}
+    if changed:
+        writer.retire(set(changed))
+        log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
+                 "they are extracted again", opts.modality, len(changed), _reasons(changed))
+    done = {uid for uid in published if uid not in changed}
+    units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
+                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
+    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
+                           changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
              opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
     if not units:
+        writer.record_failures(report.failures)
         return report
     parsed_dir = store.root / "parsed"
     if opts.modality in ("pose", "face"):
@@ -304,6 +320,14 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                 WorkClaims(writer.dir).wait(chunk_name(chunks[todo[0]]))
     writer.record_failures(report.failures)
     return report
+
+
+def _reasons(changed: dict[str, str]) -> str:
+    """'12 skeleton changed, 1 label row changed': how many units changed for which reason."""
+    counts: dict[str, int] = {}
+    for why in changed.values():
+        counts[why] = counts.get(why, 0) + 1
+    return ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _first_input(dataset: "UnitInputs", tries: int = 8) -> np.ndarray | None:
@@ -421,11 +445,11 @@ def _publish(writer: EntryWriter, buffer: _ShardBuffer, claim: Claim) -> None:
 def _parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Path,
                      failures: dict[str, str]) -> list[Unit]:
     """Parse each needed skeleton sheet once (kept by hash); units of unreadable ones fail."""
-    needed = sorted({u.video_id for u in units})
+    content = {u.video_id: part_of(u.fingerprint, "skeleton") for u in units}
     bad: dict[str, str] = {}
-    for vid in tqdm(needed, desc="read skeletons", unit="video", disable=None):
+    for vid in tqdm(sorted(content), desc="read skeletons", unit="video", disable=None):
         try:
-            skeleton_of(videos[vid], parsed_dir)
+            skeleton_of(videos[vid], parsed_dir, content[vid])
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not this file
                 raise
