@@ -1,4 +1,5 @@
 """The HDF5 feature store. Depends on no other migue package."""
+from .atomic import atomic_write_bytes, fsync_dir, publish, write_all
 from .claims import WorkClaims, chunk_name
 from .finite import NonFiniteTokensError
 from .gc import GcReport, collect_garbage
@@ -12,6 +13,13 @@ from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
 from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
 __all__ = ["DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter",
+<<<<<<< HEAD
            "FeatureStore", "GcReport", "IndexFormatError", "NonFiniteTokensError", "ShardError", "VerifyReport", "WorkClaims",
            "chunk_name", "collect_garbage", "default_cache_root", "digest_entry", "entry_key", "entry_name",
            "file_sha256", "resolve_cache_root", "verify_entry"]
+=======
+           "FeatureStore", "GcReport", "IndexFormatError", "ShardError", "VerifyReport", "WorkClaims",
+           "atomic_write_bytes", "chunk_name", "collect_garbage", "default_cache_root", "digest_entry",
+           "entry_key", "entry_name", "file_sha256", "fsync_dir", "publish", "resolve_cache_root", "verify_entry",
+           "write_all"]
+>>>>>>> main

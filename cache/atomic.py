@@ -41,11 +41,29 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """os.write until every byte is written (a short write is not an error)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename a fully written temp file onto its final name: fsync it, rename, fsync the folder."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(Path(final).parent)
+
+
 class TempFile:
     """A new temp file beside its final name, flocked (exclusively) by this process until closed."""
 
-    def __init__(self, directory: str | os.PathLike, name: str) -> None:
-        self.path = Path(directory) / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:12]}"
+    def __init__(self, directory: str | os.PathLike, name: str, prefix: str = TMP_PREFIX) -> None:
+        self.path = Path(directory) / f"{prefix}{name}-{uuid.uuid4().hex[:12]}"
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         if locking_enabled():
             try:
@@ -83,13 +101,12 @@ class TempFile:
         self.discard()
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file by temp name + fsync + rename + folder fsync: readers see old or new, never half."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, prefix: str = TMP_PREFIX) -> None:
+    """Write a file by temp name + fsync + rename + folder fsync: readers see old or new, never
+    half; on any failure (a full disk) the temp file is removed and `path` keeps its old content."""
     path = Path(path)
-    with TempFile(path.parent, path.name) as temp:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(temp.fd, view):]
+    with TempFile(path.parent, path.name, prefix) as temp:
+        write_all(temp.fd, data)
         temp.fsync()
         temp.publish(path)
 
