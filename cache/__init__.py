@@ -13,13 +13,7 @@ from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
 from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
 __all__ = ["DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter",
-<<<<<<< HEAD
-           "FeatureStore", "GcReport", "IndexFormatError", "NonFiniteTokensError", "ShardError", "VerifyReport", "WorkClaims",
-           "chunk_name", "collect_garbage", "default_cache_root", "digest_entry", "entry_key", "entry_name",
-           "file_sha256", "resolve_cache_root", "verify_entry"]
-=======
-           "FeatureStore", "GcReport", "IndexFormatError", "ShardError", "VerifyReport", "WorkClaims",
-           "atomic_write_bytes", "chunk_name", "collect_garbage", "default_cache_root", "digest_entry",
+           "FeatureStore", "GcReport", "IndexFormatError", "NonFiniteTokensError", "ShardError", "VerifyReport",
+           "WorkClaims", "atomic_write_bytes", "chunk_name", "collect_garbage", "default_cache_root", "digest_entry",
            "entry_key", "entry_name", "file_sha256", "fsync_dir", "publish", "resolve_cache_root", "verify_entry",
            "write_all"]
->>>>>>> main
