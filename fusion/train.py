@@ -35,7 +35,7 @@ from .config import MONITORS, resolve_config
 from .data import FusionData, SplitData, build_data, iter_batches
 from .metrics import chance_levels, confusion, predictions, task_metrics
 from .registry import get_head
-from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
+from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
     labels, logits = results[shown][1]
     plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
                    f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})")
+    mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
 

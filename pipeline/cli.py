@@ -308,11 +308,18 @@ def cache_digest(entry: str, root: Path | None) -> None:
 def cache_gc(entries: tuple[str, ...], root: Path | None, dry_run: bool) -> None:
     """Remove what killed runs left in the entries (default: all): temp files of dead writers,
     shards never recorded in the index whose units are published already or that cannot be read
-    (others are adopted into the index), stale claim files. Published shards are never touched."""
-    from migue.cache import collect_garbage
+    (others are adopted into the index), stale claim files; without ENTRY also torn parsed
+    skeletons and dead writers' temp files under parsed/. Published shards are never touched."""
+    from migue.cache import collect_garbage, collect_parsed
 
     verb = "would remove" if dry_run else "removed"
-    for entry_dir in _entry_dirs(FeatureStore(root), entries):
+    store = FeatureStore(root)
+    if not entries:
+        swept = collect_parsed(store.root, dry_run=dry_run)
+        click.echo(f"parsed/: {verb} {len(swept)} files")
+        for name, why in swept:
+            click.echo(f"  {verb} parsed/{name}: {why}")
+    for entry_dir in _entry_dirs(store, entries):
         report = collect_garbage(entry_dir, dry_run=dry_run)
         removed = len(report.temp_files) + len(report.orphans) + len(report.claims)
         click.echo(f"{report.entry}: {verb} {len(report.temp_files)} temp files, {len(report.orphans)} "
