@@ -67,6 +67,9 @@ def verify_entry(entry_dir: str | Path) -> VerifyReport:
                 raise ShardError(f"holds {len(ids)} units that differ from the {shard['units']} the index lists")
             with open_shard(path) as f:
                 check_streams(f, path, len(ids), {k: int(v) for k, v in dims.items() if v is not None})
+                missing = sorted(set(dims) - set(f["streams"].keys()))
+                if missing:  # a reader asking for the entry's streams would fail on this shard
+                    raise ShardError(f"lacks stream(s) {', '.join(missing)} of the entry's spec")
                 bad = unit_token_problems(f, ids, index["config"].get("streams", {}))
         except ShardError as exc:
             report.problems.append(f"{name}: {exc}")
