@@ -43,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
+        asked = None if srv.ignore_range else asked
         start = int(re.fullmatch(r"bytes=(\d+)-", asked)[1]) if asked else 0
         if start >= len(body) and asked:
             self.send_response(416)
@@ -57,7 +58,10 @@ class _Handler(BaseHTTPRequestHandler):
         rest = body[start:]
         cut = srv.cut.pop(self.path, None)  # cut this path's next response after `cut` bytes
         sent = rest[:cut] if cut is not None else rest
-        self.wfile.write(sent)
+        try:
+            self.wfile.write(sent)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a refusal)
+            return
         srv.sent.append(len(sent))
         self.close_connection = True
 
@@ -68,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files, httpd.requests, httpd.sent, httpd.cut = {}, [], [], {}
+    httpd.files, httpd.requests, httpd.sent, httpd.cut, httpd.ignore_range = {}, [], [], {}, False
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -203,6 +207,7 @@ def test_a_cut_download_resumes_with_a_range_request_for_the_rest(server, store,
     assert "download interrupted at" in first.stderr and "rerun the same command to resume" in first.stderr
     part = store / f".{JOINT_FILE}.part"
     assert part.stat().st_size == half and not (store / JOINT_FILE).exists()
+    assert f"partial download {part.name} ({half / 1e6:.1f} MB)" in _run("weights").stdout
 
     second = _run("weights", "fetch", JOINT)
     assert second.exit_code == 0, second.output
@@ -220,6 +225,52 @@ def test_an_interrupted_download_is_retried_in_the_same_run(server, store, monke
     assert result.exit_code == 0, result.output
     assert [r["range"] for r in server.requests] == [None, "bytes=1000-"]
     assert (store / BONE_FILE).read_bytes() == body
+
+
+def test_a_complete_partial_file_is_checked_and_published_without_more_bytes(server, store, monkeypatch,
+                                                                              agcn_files):
+    _serve(server, monkeypatch, agcn_files)
+    body = agcn_files[JOINT_FILE]
+    store.mkdir()
+    (store / f".{JOINT_FILE}.part").write_bytes(body)  # killed after the last byte, before the rename
+    result = _run("weights", "fetch", JOINT)
+    assert result.exit_code == 0, result.output
+    assert server.requests == [{"path": f"/models/{JOINT_FILE}", "range": f"bytes={len(body)}-"}]  # answered 416
+    assert server.sent == [] and (store / JOINT_FILE).read_bytes() == body
+
+
+def test_a_server_that_ignores_range_is_read_from_the_start(server, store, monkeypatch, agcn_files):
+    _serve(server, monkeypatch, agcn_files)
+    body = agcn_files[JOINT_FILE]
+    store.mkdir()
+    (store / f".{JOINT_FILE}.part").write_bytes(b"x" * 1000)
+    server.ignore_range = True
+    result = _run("weights", "fetch", JOINT)
+    assert result.exit_code == 0, result.output
+    assert server.sent == [len(body)] and (store / JOINT_FILE).read_bytes() == body
+
+
+def test_a_download_another_process_holds_is_left_to_it(server, store, monkeypatch, agcn_files):
+    import fcntl
+
+    _serve(server, monkeypatch, agcn_files)
+    store.mkdir()
+    with open(store / f".{JOINT_FILE}.part", "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a live `migue weights fetch` holds it
+        result = _run("weights", "fetch", JOINT)
+    assert result.exit_code == 1 and "another process is downloading it" in result.stderr
+    assert not (store / JOINT_FILE).exists()
+
+
+def test_too_little_free_space_is_refused_before_writing(server, store, monkeypatch, agcn_files):
+    import shutil
+
+    _serve(server, monkeypatch, agcn_files)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    result = _run("weights", "fetch", BONE)
+    assert result.exit_code == 1
+    assert f"{BONE_FILE} needs {len(agcn_files[BONE_FILE]) / 1e6:.1f} MB more" in result.stderr
+    assert _nothing_in(store) == []
 
 
 # ---------------------------------------------------------------- refused downloads leave nothing
@@ -252,7 +303,7 @@ def test_a_matching_prefix_passes_and_says_only_the_prefix_was_checked(server, s
     _serve(server, monkeypatch, agcn_files, **{BONE: {"sha256_prefix": prefix}})
     result = _run("weights", "fetch", BONE)
     assert result.exit_code == 0, result.output
-    assert f"matches the published SHA-256 prefix {prefix} (no full digest is published)" in result.stdout
+    assert f"matches the published SHA-256 prefix {prefix} (no full digest to check)" in result.stdout
     assert _manifest(store)[BONE_FILE]["sha256"] == _sha(agcn_files[BONE_FILE])
 
 
@@ -316,6 +367,14 @@ def test_any_url_without_sha256_is_recorded_and_said_unchecked(server, store, ag
     assert "mine.pth: not catalogued" in listing.stdout and "NOT CHECKED" in listing.stdout
     refused = _run("weights", "fetch", "--url", f"{server.url}/any/mine.pth", "--sha256", "0" * 64)
     assert refused.exit_code == 1 and "SHA-256 mismatch" in refused.stderr
+
+
+def test_a_url_to_a_published_file_name_is_held_to_the_published_digest(server, store, monkeypatch, agcn_files):
+    _serve(server, monkeypatch, agcn_files, **{JOINT: {"sha256_prefix": "4c0ed77e"}})  # the real file's prefix
+    server.files[f"/elsewhere/{JOINT_FILE}"] = agcn_files[JOINT_FILE]
+    result = _run("weights", "fetch", "--url", f"{server.url}/elsewhere/{JOINT_FILE}")
+    assert result.exit_code == 1 and "expected 4c0ed77e... (published prefix)" in result.stderr
+    assert _nothing_in(store) == []
 
 
 # ---------------------------------------------------------------- disk full

@@ -97,7 +97,8 @@ def add_command(file: Path, as_: str, trust_checkpoint: bool, store: WeightsStor
     from .add import add_file
 
     try:
-        _say(as_, add_file(file, as_, store, trust_checkpoint))
+        done = add_file(file, as_, store, trust_checkpoint)
+        _say(done.key or as_, done, verb="added")
     except WeightsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -113,9 +114,9 @@ def _entries(keys: tuple[str, ...]) -> list[catalogue.KnownWeights]:
     return [catalogue.by_key(k) for k in keys]
 
 
-def _say(label: str, done: Fetched) -> None:
+def _say(label: str, done: Fetched, verb: str = "fetched") -> None:
     how = "already in the store" if done.already else (
-        f"resumed at {done.resumed_at / 1e6:.1f} MB" if done.resumed_at else "fetched")
+        f"resumed at {done.resumed_at / 1e6:.1f} MB" if done.resumed_at else verb)
     click.echo(f"{label}: {how}: {done.path}\n  sha256 {done.sha256}: {done.check}")
 
 
@@ -163,4 +164,5 @@ def _status(f: StoredFile) -> str:
     when = "hashed now (not recorded as it is)" if f.hashed_now else f"measured {f.record.recorded}"
     checked = f"; at entry: {f.record.check}" if f.record else ""
     source = f"; from {f.record.source}" if f.record else ""
-    return f"{f.status} (sha256 {f.sha256}, {when}{checked}{source})"
+    status = "no published hash to check" if f.status == "unknown" else f.status
+    return f"{status} (sha256 {f.sha256}, {when}{checked}{source})"

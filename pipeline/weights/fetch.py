@@ -26,7 +26,7 @@ from urllib.request import Request, url2pathname, urlopen
 from tqdm import tqdm
 
 from migue.cache import file_sha256, publish, write_all
-from migue.extractors.weights import KnownWeights
+from migue.extractors.weights import KnownWeights, by_file_name
 
 from .store import MANIFEST, WeightsError, WeightsStore, install_hint
 
@@ -46,20 +46,21 @@ class Wanted:
     sha256: str | None      # full expected digest
     prefix: str | None      # expected digest prefix (publishers' file names carry 8 hex digits)
     unchecked_why: str = "no digest is published for it"
+    origin: str = "published"  # who states the digest: the publisher, or `--sha256`
 
     def check(self, digest: str) -> tuple[bool, str]:
         """(does `digest` pass, what was checked in words)."""
         if self.sha256:
             ok = digest == self.sha256
-            return ok, f"{'matches' if ok else 'differs from'} the expected full SHA-256"
+            return ok, f"{'matches' if ok else 'differs from'} the {self.origin} full SHA-256"
         if self.prefix:
             ok = digest.startswith(self.prefix)
-            return ok, (f"{'matches' if ok else 'differs from'} the published SHA-256 prefix {self.prefix} "
-                        "(no full digest is published)")
+            return ok, (f"{'matches' if ok else 'differs from'} the {self.origin} SHA-256 prefix {self.prefix} "
+                        "(no full digest to check)")
         return True, f"NOT CHECKED: {self.unchecked_why}; the measured digest is recorded"
 
     def expected(self) -> str:
-        return self.sha256 or f"{self.prefix}... (published prefix)"
+        return self.sha256 or f"{self.prefix}... ({self.origin} prefix)"
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Fetched:
     check: str
     already: bool = False  # it was in the store, whole and matching, before this run
     resumed_at: int = 0    # bytes kept from an earlier interrupted download
+    key: str | None = None
 
 
 def for_entry(entry: KnownWeights) -> Wanted:
@@ -94,9 +96,12 @@ def for_url(url: str, sha256: str | None) -> Wanted:
     expected = sha256.strip().lower() if sha256 else None
     if expected is not None and not HEX.fullmatch(expected):
         raise WeightsError(f"--sha256 {sha256}: expected 8 to 64 hex digits (a SHA-256 or a prefix of one)")
+    published = by_file_name(name)
+    if published and not expected:  # a catalogue file by another URL: the publisher's digest holds
+        return Wanted(name, url, published.key, published.sha256, published.sha256_prefix)
     full = expected if expected and len(expected) == 64 else None
     prefix = expected if expected and len(expected) < 64 else None
-    return Wanted(name, url, None, full, prefix, "no --sha256 given")
+    return Wanted(name, url, None, full, prefix, "no --sha256 given", origin="--sha256")
 
 
 def mirror_source(mirror: str, file_name: str) -> str:
@@ -123,7 +128,8 @@ def fetch(wanted: Wanted, store: WeightsStore, retries: int = 3, timeout: float 
         if ok:
             if rec is None or rec.sha256 != digest:
                 _record(store, wanted, digest, check, source=rec.source if rec else str(final))
-            return Fetched(final, digest, check, already=True)
+            store.partial(wanted.name).unlink(missing_ok=True)  # a stale earlier attempt
+            return Fetched(final, digest, check, already=True, key=wanted.key)
         log.warning("%s in %s has SHA-256 %s, expected %s: fetching it again",
                     wanted.name, store.root, digest, wanted.expected())
     part = store.partial(wanted.name)
@@ -170,7 +176,7 @@ def publish_checked(wanted: Wanted, store: WeightsStore, part: Path, resumed_at:
     final = store.path(wanted.name)
     publish(part, final)
     _record(store, wanted, digest, check, wanted.source)
-    return Fetched(final, digest, check, resumed_at=resumed_at)
+    return Fetched(final, digest, check, resumed_at=resumed_at, key=wanted.key)
 
 
 def _record(store: WeightsStore, wanted: Wanted, digest: str, check: str, source: str) -> None:
@@ -229,7 +235,7 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
             exc.close()
             if whole == offset:
                 return _Opened(_Empty(), offset, offset)
-            part.unlink()
+            part.unlink(missing_ok=True)
             return _open_http(wanted, part, 0, timeout)
         raise WeightsError(f"{wanted.name}: {wanted.source} answered HTTP {exc.code} {exc.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
@@ -242,7 +248,7 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
         match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
         if not match or int(match[1]) != offset:  # not the part asked for: start again
             response.close()
-            part.unlink()
+            part.unlink(missing_ok=True)
             return _open_http(wanted, part, 0, timeout)
         start, total = offset, (int(match[3]) if match[3] != "*" else None)
     return _Opened(response, start, total)
@@ -250,6 +256,11 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
 
 def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: bool) -> None:
     """Write the stream into `part` from `opened.start` on; a full disk removes `part`."""
+    try:
+        _check_space(opened, wanted, root)
+    except WeightsError:
+        opened.stream.close()
+        raise
     fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         try:
@@ -259,7 +270,6 @@ def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: 
                                f"(it holds {part.name}); wait for it to finish") from None
         os.ftruncate(fd, opened.start)
         os.lseek(fd, opened.start, os.SEEK_SET)
-        _check_space(opened, wanted, root)
         at = _copy(opened, fd, wanted.name, progress)
         os.fsync(fd)
     except OSError as exc:
