@@ -99,7 +99,7 @@ class EntryWriter:
         except BaseException as exc:
             if temp is not None:
                 temp.discard()
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            if is_disk_full(exc):
                 need = sum(np.asarray(a).size for arrays in streams.values() for a in arrays)
                 raise disk_full(self.dir, exc, need * np.dtype(self.dtype).itemsize) from exc
             raise
@@ -177,6 +177,19 @@ class EntryWriter:
                 write_index(self.dir, index)
         except OSError as exc:
             raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain: HDF5 reports a failed flush at close as a RuntimeError
+    whose context is the OSError(ENOSPC) of the write."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "errno = 28" in str(exc) or "No space left on device" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def new_shard_name() -> str:

@@ -202,8 +202,9 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{modality}: {report.extracted} extracted, {report.done_before} already cached, "
-               f"{len(report.changed)} re-extracted because their inputs changed, "
                f"{len(report.failures)} failed -> {report.entry}")
+    if report.changed:
+        click.echo(f"  {len(report.changed)} of them re-extracted because their inputs changed")
     for unit_id, why in sorted(report.changed.items()):
         log.info("re-extracted %s: %s", unit_id, why)
     for unit_id, reason in sorted(report.failures.items()):
