@@ -43,14 +43,16 @@ def write_mg(root: Path, per_class: tuple[int, int, int] = (8, 2, 2), num_classe
     rng = np.random.default_rng(seed)
     protos = {s: rng.standard_normal((num_classes, dim)) for s in ("tokens", "cls", "joint", "bone")}
     units: dict[str, list] = {k: [] for k in ("unit_id", "kind", "video_id", "subject", "split",
-                                               "mg_label", "emotion", "start", "end")}
+                                               "mg_label", "emotion", "start", "end", "video_name", "label_row")}
+    rows: dict[str, int] = {}  # video -> clips so far: each clip's row in its video's label file
     for split, count in zip(SPLITS, per_class):
         for c in range(num_classes):
             for k in range(count):
                 video = f"{split}{k % 3}"
                 start = 1000 * c + 10 * k
+                rows[video] = rows.get(video, -1) + 1
                 for key, value in zip(units, (f"{video}_{start}-{start + 15}", "mg", video, f"s-{video}", split,
-                                              c, k % 2, start, start + 15)):
+                                              c, k % 2, start, start + 15, f"00{k % 3}{split}", rows[video])):
                     units[key].append(value)
     labels = units["mg_label"]
     rgb_len, pose_len = int(np.prod(rgb_grid)), int(np.prod(pose_grid))

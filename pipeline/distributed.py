@@ -8,6 +8,7 @@ process (Dask workers cannot fork DataLoader workers).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from migue.cache.files import memo_for
 from migue.cache.index import read_index
 
 from .ablate import connect, gpu_resources
+from .datasets.common import as_roots
 from .extract import (MODALITIES, ExtractOptions, ExtractReport, _chunks, build_model, entry_config, extract,
                       resolve_device, resolve_precision)
 from .fingerprints import unit_fingerprints
@@ -30,7 +32,7 @@ class WorkerMismatchError(RuntimeError):
     """A worker sees other inputs, or would write another entry, than the client computed."""
 
 
-def _extract_chunk(data_root: str, layout: str, window: int, cache_root: str, opts: dict[str, Any],
+def _extract_chunk(data_root: str | list[str], layout: str, window: int, cache_root: str, opts: dict[str, Any],
                    unit_ids: list[str], expected_key: str | None = None,
                    expected: dict[str, str] | None = None) -> dict[str, Any]:
     """One task: extract these units (a chunk) on this worker, reusing its manifest and backbone.
@@ -80,7 +82,7 @@ def backbone_builds() -> int:
     return int(_WORKER_STATE.get("builds", 0))
 
 
-def extract_distributed(manifest: Any, data_root: Path, layout: str, window: int, store: FeatureStore,
+def extract_distributed(manifest: Any, data_root: Path | Sequence[Path], layout: str, window: int, store: FeatureStore,
                         opts: ExtractOptions, scheduler: str | None, workers: int) -> ExtractReport:
     """Extract every pending unit with chunk tasks on a Dask cluster; same cache as a local run."""
     from dask.distributed import as_completed
@@ -103,7 +105,8 @@ def extract_distributed(manifest: Any, data_root: Path, layout: str, window: int
     payload = {**asdict(opts), "checkpoints": list(opts.checkpoints)}
     with connect(scheduler, workers) as client:
         resources = gpu_resources(client) or None
-        futures = [client.submit(_extract_chunk, str(data_root), layout, window, str(store.root), payload,
+        roots = [str(r) for r in as_roots(data_root)]  # the workers read the same folders
+        futures = [client.submit(_extract_chunk, roots, layout, window, str(store.root), payload,
                                  ids, expected_key, {u: current[u] for u in ids if u in current},
                                  key=f"extract-{opts.modality}-{ids[0]}", resources=resources, pure=False)
                    for ids in todo]

@@ -12,7 +12,8 @@ NO_LABEL = -1
 
 @dataclass(frozen=True)
 class Video:
-    """One long video (a press conference) and its files."""
+    """One long video (a press conference) and its files; `name` is its id as the release
+    spells it (empty: same as `video_id`)."""
 
     video_id: str
     subject: str
@@ -23,6 +24,7 @@ class Video:
     frames: int = 0
     width: int = 0
     height: int = 0
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,11 @@ class Unit:
     """One row of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
 
     Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
-    and unique across the dataset."""
+    and unique across the dataset. `video_name` is the video id as the release spells it
+    ("0054"; empty: same as `video_id`), `label_row` the clip's 0-based row in its video's
+    label file (-1 for windows): a MiGA Track 1 submission names clip k of video v `<v>_<k>`.
+    `fingerprint` is the content hash of the input bytes the unit was computed from (filled at
+    extraction)."""
 
     unit_id: str
     kind: str
@@ -44,6 +50,11 @@ class Unit:
     video_name: str = ""  # the video id as the release spells it ("0054"); empty = video_id
     label_row: int = -1  # 0-based row of the clip in its video's label file; -1 for windows
     fingerprint: str = ""  # content hash of the input bytes this unit was computed from (per entry)
+
+    @property
+    def release_name(self) -> str:
+        """The video id as the release spells it."""
+        return self.video_name or self.video_id
 
     @property
     def frames(self) -> int:
@@ -82,5 +93,5 @@ def window_units(video: Video, n_frames: int, window: int, stride: int | None = 
     for s in starts:
         e = min(s + window, n_frames) - 1
         units.append(Unit(make_unit_id(video.video_id, s, e), "window", video.video_id, video.subject,
-                          video.split, s, e, NO_LABEL, video.emotion))
+                          video.split, s, e, NO_LABEL, video.emotion, video_name=video.name or video.video_id))
     return units

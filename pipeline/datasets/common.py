@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,10 @@ class DatasetManifest(Manifest):
     empty skeleton files of the real release, test labels not released)."""
 
     notes: list[str] = field(default_factory=list)
+    roots: tuple[Path, ...] = ()  # every folder read (root is the first)
+    found: Found | None = field(default=None, repr=False)  # what the walk over the roots found
+    used: set[Path] = field(default_factory=set, repr=False)  # files a reader used
+    empty_splits: dict[str, str] = field(default_factory=dict)  # split -> where the reader looked
 
 
 @dataclass(frozen=True)
@@ -41,54 +46,92 @@ class ReadOptions:
     parsed_dir: Path | None = None  # keep parsed skeletons here by content hash
 
 
+Roots = tuple[Path, ...]
+
+
+def as_roots(root: Path | str | Sequence[Path | str]) -> Roots:
+    """One dataset folder, or several read as one dataset (phase 1 and phase 2 unpacked into
+    separate folders, the RGB and skeleton downloads apart), as a tuple of paths."""
+    roots = (root,) if isinstance(root, (str, Path)) else tuple(root)
+    if not roots:
+        raise ValueError("no dataset folder given")
+    return tuple(dict.fromkeys(Path(r) for r in roots))
+
+
+def describe_roots(roots: Roots) -> str:
+    return ", ".join(str(r) for r in roots)
+
+
 def video_key(video_id: str) -> str:
     """Ids match across files with or without leading zeros ('0012' is '12')."""
     return (video_id.lstrip("0") or "0") if video_id.isdigit() else video_id
 
 
+SHOWN_UNUSED = 5  # paths shown per kind of file no reader used
+
+
 @dataclass
 class Found:
-    """Files under a root, by video key: videos and skeletons of every format."""
+    """Files under the roots, by video key: videos, skeletons of every format, label files,
+    and a tally of every other file (by kind, with the first few paths)."""
 
     videos: dict[str, Path] = field(default_factory=dict)
     xlsx: dict[str, Path] = field(default_factory=dict)
     light_hand: dict[str, Path] = field(default_factory=dict)
     json_dirs: dict[str, Path] = field(default_factory=dict)
     label_files: dict[str, Path] = field(default_factory=dict)  # <id>_label.csv
+    emotion_files: list[Path] = field(default_factory=list)  # train_label.csv, ...
+    other: dict[str, list[Path]] = field(default_factory=dict)  # kind -> first paths
+    other_counts: dict[str, int] = field(default_factory=dict)  # kind -> how many
     problems: list[str] = field(default_factory=list)
 
     def skeleton(self, video_id: str) -> Path | None:
         key = video_key(video_id)
         return self.xlsx.get(key) or self.light_hand.get(key) or self.json_dirs.get(key)
 
+    def add_other(self, path: Path) -> None:
+        kind = path.suffix.lower() or "(no extension)"
+        self.other_counts[kind] = self.other_counts.get(kind, 0) + 1
+        shown = self.other.setdefault(kind, [])
+        if len(shown) < SHOWN_UNUSED:
+            shown.append(path)
 
-def scan(root: Path) -> Found:
-    """One walk over the root: `<id>.mp4`, `<id>_openpose.xlsx`, `<id>_light_hand.csv`,
-    `<id>_label.csv` and folders of OpenPose JSON (keyed by the JSON name's prefix, else the
-    folder's name, else its parent's when the folder has a generic name)."""
+
+def scan(root: Path | Roots) -> Found:
+    """One walk over each root (folder listings only, no file is opened): `<id>.mp4`,
+    `<id>_openpose.xlsx`, `<id>_light_hand.csv`, `<id>_label.csv`, the emotion label files,
+    and folders of OpenPose JSON (keyed by the JSON name's prefix, else the folder's name);
+    every other file is tallied by kind."""
     found = Found()
     suffixes = {".mp4": found.videos, "_openpose.xlsx": found.xlsx,
                 "_light_hand.csv": found.light_hand, "_label.csv": found.label_files}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        folder = Path(dirpath)
-        json_prefix = None
-        for name in sorted(filenames):
-            if name.endswith("_keypoints.json"):
-                if json_prefix is None:
-                    match = JSON_FRAME.match(name)
-                    json_prefix = match["prefix"] if match else ""
-                continue
-            for suffix, table in suffixes.items():
-                if name.endswith(suffix) and len(name) > len(suffix):
-                    stem = name[: -len(suffix)]
-                    if suffix == "_label.csv" and stem in ("train", "validation", "val", "test"):
-                        continue  # emotion label files
-                    _add(found, table, stem, folder / name)
-        if json_prefix is not None:
-            vid = json_prefix or folder.name
-            _add(found, found.json_dirs, vid, folder)
+    for top in as_roots(root):
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            _scan_folder(found, suffixes, Path(dirpath), filenames)
     return found
+
+
+def _scan_folder(found: Found, suffixes: dict[str, dict[str, Path]], folder: Path,
+                 filenames: list[str]) -> None:
+    json_prefix = None
+    for name in sorted(filenames):
+        if name.endswith("_keypoints.json"):
+            if json_prefix is None:
+                match = JSON_FRAME.match(name)
+                json_prefix = match["prefix"] if match else ""
+            continue
+        if name in EMOTION_FILES:
+            found.emotion_files.append(folder / name)
+            continue
+        for suffix, table in suffixes.items():
+            if name.endswith(suffix) and len(name) > len(suffix):
+                _add(found, table, name[: -len(suffix)], folder / name)
+                break
+        else:
+            found.add_other(folder / name)
+    if json_prefix is not None:
+        _add(found, found.json_dirs, json_prefix or folder.name, folder)
 
 
 def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
@@ -126,10 +169,31 @@ def split_by_subject(subjects: list[str], seed: int = 0,
 class Reader:
     """Builds one manifest: videos, units, problems and notes, each problem said once."""
 
-    def __init__(self, root: Path, layout: str, opts: ReadOptions) -> None:
-        self.manifest = DatasetManifest(root=root, layout=layout)
+    def __init__(self, root: Path | Roots, layout: str, opts: ReadOptions) -> None:
+        self.roots = as_roots(root)
+        self.manifest = DatasetManifest(root=self.roots[0], layout=layout, roots=self.roots)
         self.opts = opts
         self.sources: dict[str, str] = {}  # unit id -> where it was read ("file: row r")
+        self._found: Found | None = None
+
+    @property
+    def where(self) -> str:
+        """The dataset folder(s), for messages."""
+        return describe_roots(self.roots)
+
+    @property
+    def found(self) -> Found:
+        """The files under the roots (one walk, on first use); its problems are reported."""
+        if self._found is None:
+            self._found = scan(self.roots)
+            for text in self._found.problems:
+                self.problem(text)
+            self.manifest.found = self._found
+        return self._found
+
+    def use(self, *paths: Path | None) -> None:
+        """Record files a reader used (what is left is accounted for by `migue data check`)."""
+        self.manifest.used.update(p for p in paths if p is not None)
 
     @property
     def problems(self) -> list[str]:
@@ -144,9 +208,11 @@ class Reader:
             self.manifest.notes.append(text)
 
     def add_video(self, video_id: str, subject: str, split: str, emotion: int,
-                  video_path: Path | None, skeleton_path: Path | None) -> Video:
+                  video_path: Path | None, skeleton_path: Path | None, name: str = "") -> Video:
         """Probe the video (a first frame must decode) and, where there is no usable video or
-        every skeleton is to be checked, parse the skeleton for its frame count and size."""
+        every skeleton is to be checked, parse the skeleton for its frame count and size.
+        `name`: the id as the release spells it (default: `video_id`)."""
+        self.use(video_path, skeleton_path)
         frames = width = height = 0
         if video_path is not None:
             try:
@@ -175,7 +241,8 @@ class Reader:
                     frames = len(keypoints)
                     width, height = frame_size_of(keypoints)
         video = Video(video_id, subject=subject, split=split, emotion=emotion, video_path=video_path,
-                      skeleton_path=skeleton_path, frames=frames, width=width, height=height)
+                      skeleton_path=skeleton_path, frames=frames, width=width, height=height,
+                      name=name or video_id)
         self.manifest.videos[video_id] = video
         return video
 
@@ -187,8 +254,9 @@ class Reader:
         return (video.frames or None), "skeleton"
 
     def add_clip(self, video: Video, label: int, start: int, end: int, source: str,
-                 unit_id: str | None = None) -> None:
-        """One MG unit; a second unit with the same id (same video and frames) is a problem."""
+                 unit_id: str | None = None, label_row: int = -1) -> None:
+        """One MG unit (`label_row`: its 0-based row in the video's label file); a second unit
+        with the same id (same video and frames) is a problem."""
         unit_id = unit_id or make_unit_id(video.video_id, start, end)
         if unit_id in self.sources:
             self.problem(f"{source}: duplicate clip {unit_id} (same video and frame range as "
@@ -196,7 +264,8 @@ class Reader:
             return
         self.sources[unit_id] = source
         self.manifest.units.append(Unit(unit_id, "mg", video.video_id, video.subject, video.split,
-                                        start, end, label, video.emotion))
+                                        start, end, label, video.emotion,
+                                        video_name=video.name or video.video_id, label_row=label_row))
 
     def add_windows(self, video: Video) -> None:
         """Emotion windows tile videos that have a decodable video file."""
@@ -204,28 +273,30 @@ class Reader:
             self.manifest.units.extend(window_units(video, video.frames, self.opts.window))
 
 
-def read_emotion_files(root: Path, reader: Reader) -> dict[str, int]:
+def read_emotion_files(reader: Reader) -> dict[str, int]:
     """Emotion labels from `train_label.csv`, `validation_label.csv` (and `test_label.csv`)
-    at the root or one folder down, by video key."""
+    at any depth below the roots, by video key."""
     from .labels import read_emotion_labels
 
     emotion: dict[str, int] = {}
     for name in EMOTION_FILES:
-        for path in sorted(root.glob(name)) + sorted(root.glob(f"*/{name}")):
+        for path in sorted(p for p in reader.found.emotion_files if p.name == name):
+            reader.use(path)
             for vid, label in read_emotion_labels(path, reader.manifest.problems).items():
                 emotion[video_key(vid)] = label
     return emotion
 
 
-def split_folders(root: Path) -> list[Path]:
-    """`imigue_skeleton_<split>` folders at any depth below the root (the 2025 zips unpack them
+def split_folders(root: Path | Roots) -> list[Path]:
+    """`imigue_skeleton_<split>` folders at any depth below the roots (the 2025 zips unpack them
     two levels down, `imigue_data_phase1/datasets/`). One walk over folders only; a split
     folder's own subtree is not walked."""
     found = []
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
-        dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
+    for top in as_roots(root):
+        for dirpath, dirnames, _ in os.walk(top):
+            dirnames.sort()
+            found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
+            dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
     return sorted(found)
 
 
@@ -236,3 +307,37 @@ _SPLIT_SUFFIX = re.compile(r"^imigue_skeleton_(?P<split>.+)$")
 def split_of_folder(folder: Path) -> str | None:
     match = _SPLIT_SUFFIX.match(folder.name)
     return SPLIT_NAMES.get(match["split"].lower()) if match else None
+
+
+@dataclass(frozen=True)
+class Unused:
+    """Files of one kind under the roots that no reader used: how many, and the first few."""
+
+    kind: str
+    count: int
+    first: tuple[Path, ...]
+
+
+def unused_files(manifest: DatasetManifest) -> list[Unused]:
+    """What under the roots no reader used, by kind of file (the walk's own tally: nothing is
+    walked twice)."""
+    found, used = manifest.found, manifest.used
+    if found is None:
+        return []
+    known = {"video files (.mp4)": found.videos, "OpenPose sheets (_openpose.xlsx)": found.xlsx,
+             "light-hand skeletons (_light_hand.csv)": found.light_hand,
+             "OpenPose JSON folders": found.json_dirs, "clip label files (_label.csv)": found.label_files,
+             "emotion label files": {str(p): p for p in found.emotion_files}}
+    out = []
+    for kind, table in known.items():
+        left = sorted(p for p in table.values() if p not in used)
+        if left:
+            out.append(Unused(kind, len(left), tuple(left[:SHOWN_UNUSED])))
+    in_tables = {p for table in known.values() for p in table.values()}
+    used_other = [p for p in used if p not in in_tables]
+    for kind, count in sorted(found.other_counts.items()):
+        count -= sum(1 for p in used_other if (p.suffix.lower() or "(no extension)") == kind)
+        if count > 0:
+            shown = tuple(p for p in found.other[kind] if p not in used)
+            out.append(Unused(f"other files ({kind})", count, shown))
+    return out

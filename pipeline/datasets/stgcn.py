@@ -38,7 +38,7 @@ from migue.extractors.skeleton_layouts import IMIGUE22
 from ..classes import N_MG_CLASSES
 from ..openpose import N_KEYPOINTS
 from ..skeleton import JOINT_INDEX, PACK_REF, SkeletonError
-from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, scan, video_key
+from .common import DatasetManifest, ReadOptions, Reader, Roots, as_roots, read_emotion_files, scan, video_key
 from .labels import LabelError, parse_clip, parse_clip_row, read_release_labels
 
 NAME = "stgcn"
@@ -122,15 +122,19 @@ class Pack:
     label_path: Path
     split: str | None
     frames: int = PACK_FRAMES
+    base: int = 0  # k of the first clip in the names: 0 or 1
     clips: dict[str, list[PackClip]] = field(default_factory=dict)  # video -> clips
     problems: list[str] = field(default_factory=list)
 
 
-def find_packs(root: Path) -> list[Path]:
-    return sorted(root.glob("*_data.npy")) + sorted(root.glob("*/*_data.npy"))
+LOOKS_FOR = "<part>_data.npy + <part>_label.pkl packs (at a root or one folder down) for the {split} split"
 
 
-def looks_like(root: Path) -> bool:
+def find_packs(root: Path | Roots) -> list[Path]:
+    return [p for top in as_roots(root) for p in sorted(top.glob("*_data.npy")) + sorted(top.glob("*/*_data.npy"))]
+
+
+def looks_like(root: Path | Roots) -> bool:
     return any((p.parent / p.name.replace("_data.npy", "_label.pkl")).exists() for p in find_packs(root))
 
 
@@ -196,6 +200,7 @@ def _index_pack(data_str: str, stamp: object) -> Pack:
         seen[name] = item
         parsed.append((item, str(name), match["video"], int(match["k"]), int(label)))
     base = 0 if any(k == 0 for *_, k, _ in parsed) else 1
+    pack.base = base
     ranges = _label_ranges(data_path.parent, {vid for _, _, vid, _, _ in parsed})
     by_video: dict[str, list[tuple[int, str, str, int, int]]] = {}
     for entry in parsed:
@@ -309,14 +314,15 @@ def pack_fingerprint(data_path: Path, video_id: str) -> str:
 
 # ---------------------------------------------------------------- the layout
 
-def read(root: Path, opts: ReadOptions) -> DatasetManifest:
+def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
     reader = Reader(root, NAME, opts)
-    emotion = read_emotion_files(root, reader)
-    videos = scan(root).videos
+    root = reader.where
+    emotion = read_emotion_files(reader)
+    videos = reader.found.videos
     if not videos:
         reader.note("ST-GCN packs hold clips, no videos: pose units only (no rgb, context or face)")
     owner: dict[str, Path] = {}
-    for data_path in find_packs(root):
+    for data_path in find_packs(reader.roots):
         try:
             pack = index_pack(data_path)
         except PackError as exc:
@@ -333,9 +339,11 @@ def read(root: Path, opts: ReadOptions) -> DatasetManifest:
             ref = Path(f"{data_path}{PACK_REF}{vid}")
             video = reader.add_video(vid, vid, pack.split or "train", emotion.get(video_key(vid), -1),
                                      videos.get(video_key(vid)), ref)
+            reader.use(data_path, pack.label_path)
             for clip in clips:
                 reader.add_clip(video, clip.label, clip.start, clip.end,
-                                f"{pack.label_path}: item {clip.item} ({clip.name!r})", clip.unit_id)
+                                f"{pack.label_path}: item {clip.item} ({clip.name!r})", clip.unit_id,
+                                label_row=clip.k - pack.base)
             reader.add_windows(video)
     if not owner and not reader.problems:
         reader.problem(f"{root}: no <part>_data.npy with its <part>_label.pkl")
