@@ -52,11 +52,6 @@ class Unit:
     fingerprint: str = ""  # content hash of the input bytes this unit was computed from (per entry)
 
     @property
-    def release_name(self) -> str:
-        """The video id as the release spells it."""
-        return self.video_name or self.video_id
-
-    @property
     def frames(self) -> int:
         return self.end - self.start + 1
 
