@@ -12,27 +12,23 @@ import fcntl
 import json
 import os
 import re
-import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .atomic import TMP_PREFIX, atomic_write_text, locking_enabled
 from .paths import safe_child
+
+__all__ = ["INDEX_FILE", "LOCK_FILE", "TMP_PREFIX", "IndexFormatError", "atomic_write_text", "check_index",
+           "flock", "locked", "locking_enabled", "read_index", "write_index"]
 
 INDEX_FILE = "index.json"
 LOCK_FILE = "index.lock"
-TMP_PREFIX = ".tmp-"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class IndexFormatError(ValueError):
     """An index.json that is not what a writer writes; the message names the file and the field."""
-
-
-def locking_enabled() -> bool:
-    """File locking can be turned off (e.g. on NFS without lock support), like HDF5_USE_FILE_LOCKING."""
-    return os.environ.get("MIGUE_USE_FILE_LOCKING", "TRUE").upper() not in ("FALSE", "0", "NO")
 
 
 def flock(handle: Any, operation: int, path: Path) -> None:
@@ -60,31 +56,6 @@ def locked(entry_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def host_tag() -> str:
-    """This machine's name, reduced to [A-Za-z0-9.] (temp files carry pid@host)."""
-    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())[:64] or "host"
-
-
-def temp_prefix(name: str) -> str:
-    """`.tmp-<pid>@<host>-<name>-`: whoever cleans up can tell whether the writer still lives."""
-    return f"{TMP_PREFIX}{os.getpid()}@{host_tag()}-{name}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file by temp name + fsync + rename: readers see the old or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name) + "-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def read_index(entry_dir: Path) -> dict[str, Any]:
@@ -127,6 +98,9 @@ def check_index(index: Any, entry_dir: Path) -> None:
                                            and spec.get(k, 0) >= 0 for k in ("tokens", "dim"))
             for spec in streams.values()):
         raise bad("config.streams should map stream names to specs with integer 'tokens' and 'dim'")
+    retired = index.get("retired", [])
+    if not isinstance(retired, list) or not all(isinstance(f, str) for f in retired):
+        raise bad("field 'retired' should be a list of shard file names")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in index["failures"].items()):
         raise bad("'failures' should map unit ids to reasons (strings)")
     names: set[str] = set()

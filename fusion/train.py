@@ -37,7 +37,7 @@ from .config import MONITORS, resolve_config
 from .data import FusionData, SplitData, build_data, iter_batches
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities, task_metrics
 from .registry import get_head
-from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
+from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
                    class_names(task, cfg["num_classes"]))
     per_class_table(task, labels, logits, cfg["num_classes"]).assign(split=shown).to_csv(
         out_dir / "per_class.csv", index=False)
+    mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
 

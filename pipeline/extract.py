@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -18,10 +19,13 @@ from tqdm import tqdm
 
 from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, WorkClaims, chunk_name, file_sha256
 from migue.cache.claims import Claim
+from migue.cache.files import memo_for
+from migue.cache.finite import nonfinite_units
 from migue.cache.writer import disk_full
 from migue.extractors.registry import create_extractor
 from migue.extractors.skeleton_layouts import get_layout
 
+from .fingerprints import part_of, unit_fingerprints, why_changed
 from .inputs import InputConfig, face_crops, pose_clip, rgb_clip, skeleton_of
 from .manifest import Manifest, Unit, Video
 
@@ -72,6 +76,8 @@ class ExtractReport:
     extracted: int
     failures: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
+    changed: dict[str, str] = field(default_factory=dict)  # unit id -> which inputs changed (retired, recomputed)
+    fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)
     decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
     batch_size: int | None = None  # as resolved (auto or given)
 
@@ -173,7 +179,6 @@ def entry_config(opts: ExtractOptions, model: torch.nn.Module, cfg: InputConfig,
         "weights": weights,
         "precision": precision,
         "unit_kind": mod.unit_kind,
-        "manifest": manifest.digest(mod.unit_kind),
         "dataset_layout": manifest.layout,
     }
 
@@ -233,14 +238,9 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     model, cfg, weights = built or build_model(opts)
     config = entry_config(opts, model, cfg, weights, precision, manifest)
     writer = store.writer(config)
-    done = writer.done_units()
-    units = sorted((u for u in manifest.of_kind(mod.unit_kind)
-                    if u.unit_id not in done and (only is None or u.unit_id in only)),
-                   key=lambda u: (u.video_id, u.start))
-    report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
-    log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
-             opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
+    units, report = pending_units(manifest, store, writer, opts, only)
     if not units:
+        writer.record_failures(report.failures)
         return report
     parsed_dir = store.root / "parsed"
     if opts.modality in ("pose", "face"):
@@ -288,6 +288,11 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                         report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
                         bar.update(len(ids))
                         continue
+                    ids, outputs, bad = _finite_only(ids, outputs)
+                    report.failures.update(bad)
+                    bar.update(len(bad))
+                    if not ids:
+                        continue
                     log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[chunk]))
                     buffer.add([by_id[uid] for uid in ids], outputs)
                     report.extracted += len(ids)
@@ -304,6 +309,40 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                 WorkClaims(writer.dir).wait(chunk_name(chunks[todo[0]]))
     writer.record_failures(report.failures)
     return report
+
+
+def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, opts: ExtractOptions,
+                  only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
+    """The modality's units to compute, fingerprinted (units whose inputs changed are retired and
+    recomputed), in (video, start) order, and the report they start."""
+    mod = MODALITIES[opts.modality]
+    memo = memo_for(store.root)
+    hashed_before = memo.hashed_bytes
+    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
+    published = writer.published_fingerprints()
+    changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
+               if uid in fingerprints and old != fingerprints[uid]}
+    if changed:
+        writer.retire(set(changed))
+        log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
+                 "they are extracted again", opts.modality, len(changed), _reasons(changed))
+    done = {uid for uid in published if uid not in changed}
+    units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
+                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
+    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
+                           changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
+    log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
+             opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
+    return units, report
+
+
+def _reasons(changed: dict[str, str]) -> str:
+    """'12 skeleton changed, 1 label row changed': how many units changed for which reason."""
+    counts: dict[str, int] = {}
+    for why in changed.values():
+        counts[why] = counts.get(why, 0) + 1
+    return ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _first_input(dataset: "UnitInputs", tries: int = 8) -> np.ndarray | None:
@@ -380,7 +419,16 @@ def _forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
              precision: str) -> dict[str, np.ndarray]:
     with torch.inference_mode(), autocast_for(device, precision):
         out = model(batch.to(device, non_blocking=True))
-    return {k: v.float().cpu().numpy().astype(np.float16) for k, v in out.items()}
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
+def _finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+    """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
+    the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
+    bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
+    keep = [i for i, uid in enumerate(ids) if uid not in bad]
+    kept = {k: v[keep].astype(np.float16) for k, v in outputs.items()}
+    return [ids[i] for i in keep], kept, {uid: f"not finite: {why}" for uid, why in bad.items()}
 
 
 class _ShardBuffer:
@@ -417,11 +465,11 @@ def _publish(writer: EntryWriter, buffer: _ShardBuffer, claim: Claim) -> None:
 def _parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Path,
                      failures: dict[str, str]) -> list[Unit]:
     """Parse each needed skeleton sheet once (kept by hash); units of unreadable ones fail."""
-    needed = sorted({u.video_id for u in units})
+    content = {u.video_id: part_of(u.fingerprint, "skeleton") for u in units}
     bad: dict[str, str] = {}
-    for vid in tqdm(needed, desc="read skeletons", unit="video", disable=None):
+    for vid in tqdm(sorted(content), desc="read skeletons", unit="video", disable=None):
         try:
-            skeleton_of(videos[vid], parsed_dir)
+            skeleton_of(videos[vid], parsed_dir, content[vid])
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not this file
                 raise

@@ -1,7 +1,6 @@
 """The manifest: every unit of work (MG clips, emotion windows) with its video and labels."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,14 +47,9 @@ class Unit:
     end: int
     mg_label: int = NO_LABEL
     emotion: int = NO_LABEL
-    video_name: str = ""
-    label_row: int = -1
-    fingerprint: str = ""
-
-    @property
-    def release_name(self) -> str:
-        """The video id as the release spells it."""
-        return self.video_name or self.video_id
+    video_name: str = ""  # the video id as the release spells it ("0054"); empty = video_id
+    label_row: int = -1  # 0-based row of the clip in its video's label file; -1 for windows
+    fingerprint: str = ""  # content hash of the input bytes this unit was computed from (per entry)
 
     @property
     def frames(self) -> int:
@@ -78,16 +72,6 @@ class Manifest:
 
     def of_kind(self, kind: str) -> list[Unit]:
         return [u for u in self.units if u.kind == kind]
-
-    def digest(self, kind: str) -> str:
-        """Identity of the unit set of one kind and its source files (part of cache keys)."""
-        h = hashlib.sha256()
-        for u in sorted(self.of_kind(kind), key=lambda u: u.unit_id):
-            v = self.videos[u.video_id]
-            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|{u.release_name}|{u.label_row}|".encode())
-            for path in (v.video_path, v.skeleton_path):
-                h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
-        return h.hexdigest()[:16]
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(u) for u in self.units])

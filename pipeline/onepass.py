@@ -25,9 +25,9 @@ from migue.cache.writer import disk_full
 
 from .decode_pool import DecodePool, DecodeTotals, UnitInput
 from .decode_worker import UnitRequest, VideoJob
-from .extract import (MODALITIES, ExtractOptions, ExtractReport, _chunks, _forward, _parse_skeletons, _publish,
-                      _raise_failed, _ShardBuffer, build_model, entry_config, resolve_batch_size, resolve_device,
-                      resolve_precision)
+from .extract import (MODALITIES, ExtractOptions, ExtractReport, _chunks, _finite_only, _forward, _parse_skeletons,
+                      _publish, _raise_failed, _ShardBuffer, build_model, entry_config, pending_units,
+                      resolve_batch_size, resolve_device, resolve_precision)
 from .inputs import InputConfig, clip_takes, face_takes
 from .manifest import Manifest, Unit
 
@@ -59,19 +59,15 @@ class _ModalityRun:
         self.precision = resolve_precision(opts.precision, device)
         self.model, self.cfg, weights = built or build_model(opts)
         self.writer = store.writer(entry_config(opts, self.model, self.cfg, weights, self.precision, manifest))
-        done = self.writer.done_units()
+        units, self.report = pending_units(manifest, store, self.writer, opts, only)
+        self.pending = {u.unit_id: u for u in units}
         kind = MODALITIES[opts.modality].unit_kind
-        self.pending = {u.unit_id: u for u in manifest.of_kind(kind)
-                        if u.unit_id not in done and (only is None or u.unit_id in only)}
         self.chunks = [[u.unit_id for u in c] for c in _chunks(manifest.of_kind(kind), opts.shard_size)]
         self.chunk_of = {uid: k for k, chunk in enumerate(self.chunks) for uid in chunk}
         self.claims = WorkClaims(self.writer.dir)
         self.open: dict[int, _Chunk] = {}
         self.busy: set[int] = set()
         self.batch_size = opts.batch_size
-        self.report = ExtractReport(self.writer.dir, len(done), 0, random_weights=not opts.checkpoints)
-        log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s", opts.modality,
-                 len(done) + len(self.pending), len(done), len(self.pending), self.writer.dir)
 
     def claim_for(self, units: list[Unit]) -> list[Unit]:
         """Claim the chunks of these pending units (once each); the units this run now computes."""
@@ -149,8 +145,11 @@ class _Pass:
         except Exception as exc:  # a batch that breaks the model fails its units only
             run.report.failures.update({u.unit_id: f"forward failed: {exc}" for u in units})
         else:
-            chunk.buffer.add(units, outputs)
-            run.report.extracted += len(units)
+            ids, outputs, bad = _finite_only([u.unit_id for u in units], outputs)
+            run.report.failures.update(bad)
+            if ids:
+                chunk.buffer.add([u for u in units if u.unit_id in set(ids)], outputs)
+                run.report.extracted += len(ids)
         self.bar.update(len(units))
 
     def close(self, ok: bool) -> None:
