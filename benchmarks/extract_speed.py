@@ -30,10 +30,10 @@ import torch
 
 from migue.cache import FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import (CPU_BATCH, MODALITIES, ExtractOptions, UnitInputs, _forward, build_model,
+from migue.pipeline.extraction.extract import (CPU_BATCH, MODALITIES, ExtractOptions, UnitInputs, _forward, build_model,
                                     extract, resolve_device, resolve_precision)
-from migue.pipeline.synth import write_sample
-from migue.pipeline.video import read_frames
+from migue.synth.sample import write_sample
+from migue.pipeline.datasets.video import read_frames
 
 
 def bare_forward(opts: ExtractOptions, built, manifest, units, parsed_dir: Path) -> float:

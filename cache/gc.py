@@ -5,8 +5,10 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migue.common.files import TMP_PREFIX
+
 from .claims import WorkClaims
-from .index import TMP_PREFIX, locked, read_index, write_index
+from .index import locked, read_index, write_index
 from .writer import adopt_orphans, remove_temp_files
 
 

@@ -12,17 +12,16 @@ import fcntl
 import json
 import os
 import re
-import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from migue.common.files import atomic_write
 
 from .paths import safe_child
 
 INDEX_FILE = "index.json"
 LOCK_FILE = "index.lock"
-TMP_PREFIX = ".tmp-"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -60,31 +59,6 @@ def locked(entry_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def host_tag() -> str:
-    """This machine's name, reduced to [A-Za-z0-9.] (temp files carry pid@host)."""
-    return re.sub(r"[^A-Za-z0-9.]", "", socket.gethostname())[:64] or "host"
-
-
-def temp_prefix(name: str) -> str:
-    """`.tmp-<pid>@<host>-<name>-`: whoever cleans up can tell whether the writer still lives."""
-    return f"{TMP_PREFIX}{os.getpid()}@{host_tag()}-{name}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file by temp name + fsync + rename: readers see the old or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name) + "-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def read_index(entry_dir: Path) -> dict[str, Any]:
@@ -154,4 +128,4 @@ def check_index(index: Any, entry_dir: Path) -> None:
 
 def write_index(entry_dir: Path, index: dict[str, Any]) -> None:
     """Atomically replace the index."""
-    atomic_write_text(entry_dir / INDEX_FILE, json.dumps(index, indent=1, sort_keys=True))
+    atomic_write(entry_dir / INDEX_FILE, json.dumps(index, indent=1, sort_keys=True))

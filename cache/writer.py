@@ -13,9 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .index import INDEX_FILE, TMP_PREFIX, host_tag, locked, read_index, temp_prefix, write_index
-from .keys import entry_key, file_sha256
+from migue.common.files import TMP_PREFIX, file_sha256, fsync_dir, host_tag, temp_prefix
+
+from .index import INDEX_FILE, locked, read_index, write_index
+from .keys import entry_key
 from .shard import ShardError, read_units, write_shard
+from .units import check_units
 
 SHARD_GLOB = "shard-*.h5"
 FOREIGN_TMP_AGE_S = 24 * 3600  # a temp file of another machine's writer is only removed this old
@@ -65,8 +68,10 @@ class EntryWriter:
     def write(self, units: Mapping[str, Sequence[Any]], streams: Mapping[str, Sequence[np.ndarray]]) -> Path:
         """Write one shard to a temp name, publish it by rename, then record it in the index.
 
-        Raises DuplicateUnitsError (another writer published some of these units first:
-        nothing is written) or DiskFullError (no space: nothing is published)."""
+        Raises UnitSchemaError (columns that break the unit schema: nothing is written),
+        DuplicateUnitsError (another writer published some of these units first: nothing is
+        written) or DiskFullError (no space: nothing is published)."""
+        units = check_units(units)
         name = f"shard-{time.time_ns():019d}-{uuid.uuid4().hex[:8]}.h5"
         tmp = self.dir / temp_prefix(name)
         final = self.dir / name
@@ -83,6 +88,7 @@ class EntryWriter:
                     os.unlink(tmp)
                     raise DuplicateUnitsError(f"{len(dup)} units already published, e.g. {dup[0]}")
                 os.replace(tmp, final)
+                fsync_dir(self.dir)  # the rename survives a power cut
                 index["shards"].append(_record(final, list(units["unit_id"]), checksum))
                 for u in units["unit_id"]:
                     index["failures"].pop(u, None)

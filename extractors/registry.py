@@ -1,4 +1,7 @@
-"""One registry and one factory for every backbone (as timm's `create_model`)."""
+"""One registry and one factory for every backbone (as timm's `create_model`).
+
+A leaf: the model files import it to register themselves, and `extractors/__init__.py`
+imports the model files, so importing any part of `migue.extractors` registers them all."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,7 +28,6 @@ def register_extractor(name: str, description: str) -> Callable[[Callable[..., E
 
 def list_extractors() -> dict[str, str]:
     """Registered names -> one-line descriptions."""
-    _load_builtin()
     return dict(_DESCRIPTIONS)
 
 
@@ -36,7 +38,6 @@ def create_extractor(name: str, checkpoint: str | list[str] | None = None, trust
     `strict_checkpoint=False` (the user's explicit opt-out) loads what fits and warns, naming
     the keys left random, instead of refusing. What the load did is `model.checkpoint_report`.
     """
-    _load_builtin()
     if name not in _BUILDERS:
         raise KeyError(f"unknown extractor {name!r}; known: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**config)
@@ -44,7 +45,3 @@ def create_extractor(name: str, checkpoint: str | list[str] | None = None, trust
         model.checkpoint_report = model.load_checkpoint(checkpoint, trust=trust_checkpoint,
                                                         strict=strict_checkpoint)
     return model.freeze()
-
-
-def _load_builtin() -> None:
-    from . import agcn, mvit, swinface  # noqa: F401  (registration side effect)

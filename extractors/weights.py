@@ -141,7 +141,7 @@ class LocalFile:
 
 def scan_folder(folder: Path) -> list[LocalFile]:
     """Every checkpoint-like file in `folder`, hashed and matched against the catalogue."""
-    from migue.cache import file_sha256
+    from migue.common.files import file_sha256
 
     found = []
     if not folder.is_dir():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from migue.cache import EntryReader
 from migue.cache.keys import project_version
+from migue.common.files import atomic_writer
 
 from .config import MONITORS, resolve_config
 from .data import FusionData, SplitData, build_data, iter_batches
@@ -288,17 +288,9 @@ def _plain(obj: Any) -> Any:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temp name, fsync, rename: a kill leaves the previous epoch's checkpoint."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torch.save atomically: a kill leaves the previous epoch's checkpoint."""
+    with atomic_writer(path) as f:
+        torch.save(state, f)
 
 
 def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:

@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 from migue.cache import (DiskFullError, EntryReader, FeatureStore, WorkClaims, chunk_name, digest_entry,
                          verify_entry)
-from migue.cache.index import host_tag
-from migue.cache.keys import file_sha256
+from migue.common.files import host_tag
+from migue.common.files import file_sha256
 from migue.fusion import train_run
 from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 from migue.pipeline.cli import main
-from migue.pipeline.extract import ExtractOptions, _chunks, build_model, entry_config, extract
+from migue.pipeline.extraction.extract import ExtractOptions, _chunks, build_model, entry_config, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGUE = str(Path(sys.executable).with_name("migue"))
@@ -289,7 +289,7 @@ def test_a_full_disk_stops_cleanly_and_resumes_when_space_is_freed(manifest, tmp
 
 
 def test_disk_full_is_a_one_line_cli_error(monkeypatch, sample_dir, tmp_path):
-    import migue.pipeline.extract as extract_module
+    import migue.pipeline.extraction.extract as extract_module
 
     def full(*_):
         from migue.cache.writer import disk_full

@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..manifest import Manifest, Unit, Video, make_unit_id, window_units
-from ..skeleton import JSON_FRAME, SkeletonError, frame_size_of, parse_skeleton
-from ..video import VideoError, probe, read_frames
+from migue.common.splits import split_named
+
+from .manifest import Manifest, Unit, Video, make_unit_id, window_units
+from .errors import SkeletonError
+from .files import video_key
+from .skeleton import frame_size_of, parse_skeleton
+from .video import VideoError, probe, read_frames
 
 DEFAULT_WINDOW = 64  # frames per emotion window
 EMOTION_FILES = {"train_label.csv": "train", "validation_label.csv": "val", "val_label.csv": "val",
@@ -37,65 +41,6 @@ class ReadOptions:
     window: int = DEFAULT_WINDOW
     read_skeletons: bool = False  # parse every skeleton (data check); else only where no video
     parsed_dir: Path | None = None  # keep parsed skeletons here by content hash
-
-
-def video_key(video_id: str) -> str:
-    """Ids match across files with or without leading zeros ('0012' is '12')."""
-    return (video_id.lstrip("0") or "0") if video_id.isdigit() else video_id
-
-
-@dataclass
-class Found:
-    """Files under a root, by video key: videos and skeletons of every format."""
-
-    videos: dict[str, Path] = field(default_factory=dict)
-    xlsx: dict[str, Path] = field(default_factory=dict)
-    light_hand: dict[str, Path] = field(default_factory=dict)
-    json_dirs: dict[str, Path] = field(default_factory=dict)
-    label_files: dict[str, Path] = field(default_factory=dict)  # <id>_label.csv
-    problems: list[str] = field(default_factory=list)
-
-    def skeleton(self, video_id: str) -> Path | None:
-        key = video_key(video_id)
-        return self.xlsx.get(key) or self.light_hand.get(key) or self.json_dirs.get(key)
-
-
-def scan(root: Path) -> Found:
-    """One walk over the root: `<id>.mp4`, `<id>_openpose.xlsx`, `<id>_light_hand.csv`,
-    `<id>_label.csv` and folders of OpenPose JSON (keyed by the JSON name's prefix, else the
-    folder's name, else its parent's when the folder has a generic name)."""
-    found = Found()
-    suffixes = {".mp4": found.videos, "_openpose.xlsx": found.xlsx,
-                "_light_hand.csv": found.light_hand, "_label.csv": found.label_files}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        folder = Path(dirpath)
-        json_prefix = None
-        for name in sorted(filenames):
-            if name.endswith("_keypoints.json"):
-                if json_prefix is None:
-                    match = JSON_FRAME.match(name)
-                    json_prefix = match["prefix"] if match else ""
-                continue
-            for suffix, table in suffixes.items():
-                if name.endswith(suffix) and len(name) > len(suffix):
-                    stem = name[: -len(suffix)]
-                    if suffix == "_label.csv" and stem in ("train", "validation", "val", "test"):
-                        continue  # emotion label files
-                    _add(found, table, stem, folder / name)
-        if json_prefix is not None:
-            vid = json_prefix or folder.name
-            _add(found, found.json_dirs, vid, folder)
-    return found
-
-
-def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
-    key = video_key(video_id)
-    if key in table:
-        found.problems.append(f"{path}: a second file for video {video_id} (also {table[key]}); "
-                              "kept the first")
-        return
-    table[key] = path
 
 
 def split_by_subject(subjects: list[str], seed: int = 0,
@@ -221,10 +166,9 @@ def split_folders(root: Path) -> list[Path]:
     return sorted(found)
 
 
-SPLIT_NAMES = {"train": "train", "validate": "val", "validation": "val", "val": "val", "test": "test"}
 _SPLIT_SUFFIX = re.compile(r"^imigue_skeleton_(?P<split>.+)$")
 
 
 def split_of_folder(folder: Path) -> str | None:
     match = _SPLIT_SUFFIX.match(folder.name)
-    return SPLIT_NAMES.get(match["split"].lower()) if match else None
+    return split_named(match["split"]) if match else None

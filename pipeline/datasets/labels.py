@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..classes import raw_label_to_index
+from .classes import raw_label_to_index
 
 RELEASE_COLUMNS = ("video_id", "class", "start_frame", "end_frame", "win_or_lose", "subject_id")
 WIN = {"1", "win", "w", "won", "positive", "pos"}

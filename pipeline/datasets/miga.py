@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .common import (
-    DatasetManifest, ReadOptions, Reader, read_emotion_files, scan, split_folders, split_of_folder,
-    video_key,
-)
+from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_folders, split_of_folder
+from .files import scan, video_key
 from .labels import read_clip_labels
 
 SkeletonFinder = Callable[[Path, str], Path | None]

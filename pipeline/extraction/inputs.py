@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .manifest import Unit, Video
-from .openpose import FACE_SLICE, KEYPOINT_INDEX
-from .skeleton import load_skeleton
-from .video import read_frames
+from migue.pipeline.datasets.manifest import Unit, Video
+from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
+from migue.pipeline.datasets.skeleton import load_skeleton
+from migue.pipeline.datasets.video import read_frames
 
 HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
 

@@ -23,7 +23,7 @@ import yaml
 
 from migue.cache import FeatureStore
 
-from .train import select_entries
+from .entries import select_entries
 
 log = logging.getLogger("migue.ablate")
 

@@ -15,7 +15,7 @@ from typing import Any
 from migue.cache import EntryReader, FeatureStore
 
 from .ablate import connect, gpu_resources
-from .extract import MODALITIES, ExtractOptions, ExtractReport, _chunks, build_model, extract
+from migue.pipeline.extraction.extract import MODALITIES, ExtractOptions, ExtractReport, _chunks, build_model, extract
 
 log = logging.getLogger("migue.distributed")
 
@@ -25,7 +25,7 @@ _WORKER_STATE: dict[str, Any] = {}  # per worker process: the manifest and the b
 def _extract_chunk(data_root: str, layout: str, window: int, cache_root: str, opts: dict[str, Any],
                    unit_ids: list[str]) -> dict[str, Any]:
     """One task: extract these units (a chunk) on this worker, reusing its manifest and backbone."""
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
 
     options = ExtractOptions(**{**opts, "checkpoints": tuple(opts["checkpoints"]), "workers": 0})
     key = repr((data_root, layout, window, sorted(asdict(options).items())))

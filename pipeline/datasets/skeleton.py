@@ -28,13 +28,16 @@ import hashlib
 import json
 import math
 import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from migue.common.files import atomic_writer, file_sha256
+
+from .errors import SkeletonError
+from .files import JSON_FRAME
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
+from .stgcn_pack import PACK_REF, video_keypoints
 
 JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
 
@@ -56,13 +59,7 @@ JSON_PARTS = {
     "hand_left_keypoints_2d": (95, 21),
     "hand_right_keypoints_2d": (116, 21),
 }
-JSON_FRAME = re.compile(r"^(?P<prefix>.*?)_?(?P<frame>\d+)_keypoints\.json$")
-PACK_REF = "#"
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # `<part>_data.npy#<video id>`: one video's clips in an ST-GCN pack
-
-
-class SkeletonError(ValueError):
-    """A skeleton file that cannot be used; the message names the file (and row, column)."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ---------------------------------------------------------------- tables
@@ -282,18 +279,8 @@ def read_skeleton(path: Path) -> np.ndarray:
         return read_light_hand_csv(path)
     if kind == "openpose-json":
         return read_openpose_json_dir(path)
-    from .datasets.stgcn import video_keypoints
-
     pack, video_id = str(path).rsplit(PACK_REF, 1)
     return video_keypoints(Path(pack), video_id)
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def skeleton_digest(path: Path) -> str | None:
@@ -304,7 +291,7 @@ def skeleton_digest(path: Path) -> str | None:
     if kind == "stgcn":
         return None
     if kind != "openpose-json":
-        return file_digest(path)
+        return file_sha256(path)
     h = hashlib.sha256(b"openpose-json\n")
     for entry in sorted(os.scandir(path), key=lambda e: e.name):
         if entry.name.endswith("_keypoints.json"):
@@ -326,14 +313,8 @@ def parse_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
         return np.load(kept)
     array = read_skeleton(path)
     parsed_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parsed_dir, prefix=".tmp-", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, kept)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with atomic_writer(kept) as f:
+        np.save(f, array)
     return array
 
 

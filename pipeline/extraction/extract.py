@@ -18,12 +18,13 @@ from tqdm import tqdm
 
 from migue.cache import DuplicateUnitsError, EntryWriter, FeatureStore, WorkClaims, chunk_name, file_sha256
 from migue.cache.claims import Claim
+from migue.cache.units import unit_columns
 from migue.cache.writer import disk_full
 from migue.extractors.registry import create_extractor
 from migue.extractors.skeleton_layouts import get_layout
 
 from .inputs import InputConfig, face_crops, pose_clip, rgb_clip, skeleton_of
-from .manifest import Manifest, Unit, Video
+from migue.pipeline.datasets.manifest import Manifest, Unit, Video
 
 log = logging.getLogger("migue.extract")
 
@@ -388,8 +389,7 @@ class _ShardBuffer:
             self.streams.setdefault(name, []).extend(list(array))
 
     def columns(self) -> dict[str, list[Any]]:
-        rows = [asdict(u) for u in self.units]
-        return {key: [r[key] for r in rows] for key in rows[0]}
+        return unit_columns(self.units)
 
 
 def _publish(writer: EntryWriter, buffer: _ShardBuffer, claim: Claim) -> None:

@@ -5,8 +5,9 @@ from collections import Counter
 
 import pandas as pd
 
-from .classes import MG_CLASS_NAMES
-from .manifest import SPLITS, Manifest
+from migue.pipeline.datasets.classes import MG_CLASS_NAMES
+from migue.common.splits import SPLITS
+from migue.pipeline.datasets.manifest import Manifest
 
 
 def describe_manifest(manifest: Manifest) -> str:

@@ -13,10 +13,10 @@ import torch
 
 from migue.cache import FeatureStore
 
-from .datasets import read_dataset
-from .extract import ExtractOptions, cpu_threads, extract
-from .synth import write_sample
-from .train import select_entries
+from migue.pipeline.datasets import read_dataset
+from migue.pipeline.extraction.extract import ExtractOptions, cpu_threads, extract
+from migue.synth.sample import write_sample
+from .entries import select_entries
 
 log = logging.getLogger("migue.demo")
 

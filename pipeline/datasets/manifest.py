@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-SPLITS = ("train", "val", "test")
-NO_LABEL = -1
+from migue.cache.units import NO_LABEL, WINDOW_KIND
+from migue.cache.units import UnitRecord as Unit  # the manifest's rows are the cache's unit records
 
 
 @dataclass(frozen=True)
@@ -24,28 +22,6 @@ class Video:
     frames: int = 0
     width: int = 0
     height: int = 0
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One row of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
-
-    Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
-    and unique across the dataset."""
-
-    unit_id: str
-    kind: str
-    video_id: str
-    subject: str
-    split: str
-    start: int
-    end: int
-    mg_label: int = NO_LABEL
-    emotion: int = NO_LABEL
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start + 1
 
 
 def make_unit_id(video_id: str, start: int, end: int) -> str:
@@ -75,9 +51,6 @@ class Manifest:
                 h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
         return h.hexdigest()[:16]
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(u) for u in self.units])
-
 
 def window_units(video: Video, n_frames: int, window: int, stride: int | None = None) -> list[Unit]:
     """Fixed-length windows tiling a long video (the last partial window is dropped
@@ -89,6 +62,6 @@ def window_units(video: Video, n_frames: int, window: int, stride: int | None = 
     units = []
     for s in starts:
         e = min(s + window, n_frames) - 1
-        units.append(Unit(make_unit_id(video.video_id, s, e), "window", video.video_id, video.subject,
+        units.append(Unit(make_unit_id(video.video_id, s, e), WINDOW_KIND, video.video_id, video.subject,
                           video.split, s, e, NO_LABEL, video.emotion))
     return units

@@ -10,7 +10,7 @@ import click
 
 from migue.cache import FeatureStore, default_cache_root
 
-from .extract import MODALITIES, ExtractOptions
+from migue.pipeline.extraction.extract import MODALITIES, ExtractOptions
 
 log = logging.getLogger("migue")
 
@@ -33,8 +33,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from migue.cache import DiskFullError, DuplicateUnitsError, ShardError
     from migue.extractors.checkpoints import CheckpointError
 
-    from .skeleton import SkeletonError
-    from .video import VideoError
+    from migue.pipeline.datasets.skeleton import SkeletonError
+    from migue.pipeline.datasets.video import VideoError
 
     return (ShardError, DiskFullError, DuplicateUnitsError, CheckpointError, SkeletonError, VideoError,
             ValueError, LookupError, OSError)
@@ -82,7 +82,7 @@ def main(verbose: bool) -> None:
 def synth(out: Path, videos: int, seed: int, frames: int, width: int, height: int, layout: str,
           rgb: bool) -> None:
     """Write a deterministic synthetic sample in a release layout (default MiGA 2025)."""
-    from .synth import write_sample
+    from migue.synth.sample import write_sample
 
     try:
         summary = write_sample(out, videos=videos, seed=seed, frames=frames, width=width, height=height,
@@ -110,7 +110,7 @@ def data() -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
     """Print what the dataset holds and every problem; exit 1 when there are problems."""
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
     from .report import describe_manifest
 
     try:
@@ -167,8 +167,8 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
             joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int, device: str,
             precision: str, scheduler: str | None) -> None:
     """Run a frozen backbone over the dataset and cache its token embeddings."""
-    from .datasets import read_dataset
-    from .extract import extract as run_extract
+    from migue.pipeline.datasets import read_dataset
+    from migue.pipeline.extraction.extract import extract as run_extract
 
     if data_layout in JOINT_LAYOUTS:  # `--layout` named the joint layout before `--joints` existed
         click.secho(f"note: --layout {data_layout} is a joint layout; use --joints {data_layout}", err=True)
@@ -191,7 +191,7 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
 
     try:
         if scheduler:
-            from .distributed import extract_distributed
+            from migue.pipeline.orchestration.distributed import extract_distributed
 
             report = extract_distributed(manifest, data_root, data_layout, window, FeatureStore(cache), opts,
                                          scheduler=scheduler, workers=workers)
@@ -332,7 +332,7 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.train import train_run
 
-    from .train import select_entries
+    from migue.pipeline.orchestration.entries import select_entries
 
     readers = select_entries(FeatureStore(cache), task, _pairs(entries))
     config = {k: _json_value(v) for k, v in _pairs(overrides).items()}
@@ -378,7 +378,7 @@ def predict(run_dir: Path, split: str, out: Path) -> None:
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the heads' own).")
 def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
     """Synth a sample, extract all four modalities, train both heads, print a summary."""
-    from .demo import run_demo
+    from migue.pipeline.orchestration.demo import run_demo
 
     run_demo(workdir, videos=videos, arch=arch, epochs=epochs)
 
@@ -400,7 +400,7 @@ def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None
       axes: {head: [cmtf, concat], lr: [5.0e-4, 1.0e-3], seed: [0, 1, 2]}
       one_pass: true            # optional: train the probe-* runs together, one read of the cache
     """
-    from .ablate import Grid, run_ablation
+    from migue.pipeline.orchestration.ablate import Grid, run_ablation
 
     table = run_ablation(Grid.load(grid_file), cache, out, scheduler=scheduler, workers=workers)
     failed = int((table["status"] != "ok").sum())
