@@ -50,6 +50,24 @@ def write_shard(
             g.create_dataset("offsets", data=offsets)
 
 
+# Deflate and friends expand data at most ~1000x: a chunked dataset may declare that much more
+# than it stores; a contiguous one never more than the file holds.
+MAX_EXPANSION = 1100
+
+
+def check_declared(ds: h5py.Dataset, path: Path, what: str) -> None:
+    """Refuse a dataset whose declared shape needs more bytes than the file can hold, before
+    anything is allocated for it (an 8 KB file can declare 2^28 rows that were never written)."""
+    itemsize = max(ds.dtype.itemsize, 1)
+    declared = int(np.prod(ds.shape, dtype=np.float64)) * itemsize
+    size = ds.file.id.get_filesize()
+    stored = ds.id.get_storage_size()
+    room = size if ds.chunks is None and ds.compression is None else MAX_EXPANSION * min(stored, size)
+    if declared > max(room, 0) + 4096:
+        raise ShardError(f"shard {path}: {what} declares {ds.shape} {ds.dtype} ({declared} bytes), more "
+                         f"than its {size}-byte file can hold")
+
+
 def open_shard(path: Path) -> h5py.File:
     """Open a shard read-only; anything that is not an HDF5 file is a ShardError naming it."""
     try:
@@ -65,6 +83,7 @@ def read_units(path: Path) -> dict[str, np.ndarray]:
             n = _check_units(f, path)
             out = {}
             for column, ds in f["units"].items():
+                check_declared(ds, path, f"units/{column}")
                 out[column] = ds.asstr()[()] if ds.dtype.kind == "O" else ds[()]
             if out["unit_id"].dtype.kind not in "OUS":
                 raise ShardError(f"shard {path}: units/unit_id holds {out['unit_id'].dtype}, not strings")
@@ -107,6 +126,8 @@ def check_stream(group: Any, path: Path, name: str, n_units: int, dim: int | Non
         raise ShardError(f"{where}: tokens have dim {tokens.shape[1]}, the entry says {dim}")
     if offsets.shape != (n_units + 1,) or offsets.dtype.kind not in "iu":
         raise ShardError(f"{where}: offsets are {offsets.dtype} {offsets.shape}, expected ({n_units + 1},) ints")
+    check_declared(tokens, path, f"stream {name!r} tokens")
+    check_declared(offsets, path, f"stream {name!r} offsets")
     values = offsets[()].astype(np.int64)
     if values[0] != 0 or (np.diff(values) < 0).any() or values[-1] != tokens.shape[0]:
         raise ShardError(f"{where}: offsets do not run from 0 up to its {tokens.shape[0]} tokens")

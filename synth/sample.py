@@ -697,7 +697,7 @@ LAYOUT_TEXT = {
 def _write_readme(sample: _Sample, layout: str) -> None:
     counts = {s: sum(v.split == s for v in sample.plan) for s in SPLITS}
     (sample.out / "README.txt").write_text(
-        f"SYNTHETIC iMiGUE-like sample (not real data), written by migue.pipeline.synth "
+        f"SYNTHETIC iMiGUE-like sample (not real data), written by migue.synth "
         f"with seed={sample.seed}, layout={layout}.\n"
         f"Videos per split: {counts}; the split is cross-subject.\n"
         + LAYOUT_TEXT[layout] +

@@ -27,7 +27,7 @@ GRID = {"task": "mg", "base": {"epochs": 3, "batch_size": 64},
 # Run on a worker: which modules that decode video or build backbones it imported. A lambda, so
 # cloudpickle ships it by value and the worker never imports this test module (which imports them).
 _imported_heavy_modules = lambda: sorted(  # noqa: E731
-    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extract") if m in sys.modules)
+    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extraction") if m in sys.modules)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of the synthetic iMiGUE sample writer (migue.pipeline.synth)."""
+"""Tests of the synthetic iMiGUE sample writer (migue.synth)."""
 from __future__ import annotations
 
 import csv

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from migue.cache.files import require_regular_file
+
 # OpenPose's per-frame output: `<prefix>_<frame>_keypoints.json`.
 JSON_FRAME = re.compile(r"^(?P<prefix>.*?)_?(?P<frame>\d+)_keypoints\.json$")
 
@@ -62,6 +64,12 @@ def scan(root: Path) -> Found:
 
 def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
     key = video_key(video_id)
+    if table is not found.json_dirs:
+        try:
+            require_regular_file(path)
+        except OSError as exc:  # a FIFO would block the first open, a device read forever
+            found.problems.append(f"{exc} (left out)")
+            return
     if key in table:
         found.problems.append(f"{path}: a second file for video {video_id} (also {table[key]}); "
                               "kept the first")

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from migue.cache.files import require_regular_file
+
+from .bounds import MAX_FRAMES
 from .classes import raw_label_to_index
 
 RELEASE_COLUMNS = ("video_id", "class", "start_frame", "end_frame", "win_or_lose", "subject_id")
@@ -66,6 +69,8 @@ def parse_clip(raw_class: object, start: object, end: object, n_frames: int | No
         raise LabelError(f"start frame {s} is after end frame {e}")
     if n_frames is not None and e >= n_frames:
         raise LabelError(f"end frame {e} is past the {source}'s last frame {n_frames - 1}")
+    if e >= MAX_FRAMES:  # the extent is not known yet: bound it by what any video may have
+        raise LabelError(f"end frame {e} is past the last frame any video may have ({MAX_FRAMES - 1})")
     return label, s, e
 
 
@@ -98,6 +103,7 @@ def parse_win_or_lose(text: object) -> int:
 
 def _read_rows(path: Path, what: str, problems: list[str]) -> list[list[str]] | None:
     try:
+        require_regular_file(path)
         with open(path, newline="", encoding="utf-8-sig") as f:
             return list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:

@@ -32,12 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.cache.files import NotARegularFileError, require_regular_file
 from migue.common.files import atomic_writer, file_sha256
 
 from .errors import SkeletonError
+from .bounds import MAX_FRAMES, MAX_SHEET_COLUMNS
 from .files import JSON_FRAME
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
 from .stgcn_pack import PACK_REF, video_keypoints
+from .sheet_bounds import SheetBoundsError, check_workbook_bounds
 
 JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
 
@@ -71,6 +74,11 @@ def read_openpose_xlsx(path: Path) -> np.ndarray:
     from python_calamine import CalamineWorkbook
 
     try:
+        require_regular_file(path)
+        check_workbook_bounds(path, MAX_FRAMES, MAX_SHEET_COLUMNS)
+    except (SheetBoundsError, OSError) as exc:
+        raise SkeletonError(str(exc)) from None
+    try:
         workbook = CalamineWorkbook.from_path(str(path))
         rows = workbook.get_sheet_by_index(0).to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own types for broken zips/xml
@@ -88,6 +96,7 @@ def _table_to_array(rows: list[list[object]], path: Path) -> np.ndarray:
 def read_light_hand_csv(path: Path) -> np.ndarray:
     """A MiGA 2023/24 `<id>_light_hand.csv` (no header, T x 106) -> (T, 137, 3) float32."""
     try:
+        require_regular_file(path)
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -228,6 +237,9 @@ def json_frames(folder: Path) -> dict[int, Path]:
             raise SkeletonError(f"{path}: no frame number in the name "
                                 "(expected <name>_<frame>_keypoints.json)")
         frame = int(match["frame"])
+        if frame >= MAX_FRAMES:
+            raise SkeletonError(f"{path}: frame number {frame} is past the last frame any video may "
+                                f"have ({MAX_FRAMES - 1})")
         if frame in frames:
             raise SkeletonError(f"{path}: a second file for frame {frame} (also {frames[frame].name})")
         frames[frame] = path
@@ -242,6 +254,7 @@ def read_openpose_json_dir(folder: Path) -> np.ndarray:
     out = np.zeros((max(frames) + 1, N_KEYPOINTS, 3), dtype=np.float32)
     for frame, path in frames.items():
         try:
+            require_regular_file(path)
             text = path.read_bytes()
         except OSError as exc:
             raise SkeletonError(f"{path}: cannot read ({exc})") from None
@@ -271,7 +284,13 @@ def skeleton_format(path: Path) -> str:
 def read_skeleton(path: Path) -> np.ndarray:
     """Any skeleton source -> (T, 137, 3) float32 (empty tables, and empty files, give T = 0)."""
     kind = skeleton_format(path)
-    if kind in ("xlsx", "light-hand") and path.is_file() and path.stat().st_size == 0:
+    if kind in ("xlsx", "light-hand"):
+        try:
+            require_regular_file(path)
+        except OSError as exc:
+            raise SkeletonError(str(exc) if isinstance(exc, NotARegularFileError) else
+                                f"{path}: cannot read ({exc})") from None
+    if kind in ("xlsx", "light-hand") and path.stat().st_size == 0:
         return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
     if kind == "xlsx":
         return read_openpose_xlsx(path)
@@ -291,6 +310,7 @@ def skeleton_digest(path: Path) -> str | None:
     if kind == "stgcn":
         return None
     if kind != "openpose-json":
+        require_regular_file(path)
         return file_sha256(path)
     h = hashlib.sha256(b"openpose-json\n")
     for entry in sorted(os.scandir(path), key=lambda e: e.name):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.cache.files import require_regular_file
 from migue.common.splits import split_named
 
 from .classes import N_MG_CLASSES
@@ -88,6 +89,7 @@ class _SafeUnpickler(pickle.Unpickler):
 def load_label_pickle(path: Path) -> tuple[list[object], list[object]]:
     """`<part>_label.pkl` -> (names, labels), read safely; structure errors are PackErrors."""
     try:
+        require_regular_file(path)
         with open(path, "rb") as f:
             obj = _SafeUnpickler(f, path).load()
     except PackError:
@@ -141,6 +143,7 @@ def pack_unit_id(video_id: str, k: int) -> str:
 
 def _open_data(path: Path, n_joints: int) -> np.ndarray:
     try:
+        require_regular_file(path)
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # bad magic, bad header, pickled object arrays, short file
         raise PackError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
@@ -185,6 +188,10 @@ def _index_pack(data_str: str, stamp: object, n_joints: int) -> Pack:
             continue
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < N_MG_CLASSES:
             pack.problems.append(f"{where} ({name!r}): label {label!r} is not a class index 0..{N_MG_CLASSES - 1}")
+            continue
+        if int(match["k"]) > data.shape[0]:  # clip k of a video: k cannot exceed the pack's clips
+            pack.problems.append(f"{where}: name {name!r}: clip number {match['k']} is past the "
+                                 f"{data.shape[0]} clips of {data_path.name}")
             continue
         if name in seen:
             pack.problems.append(f"{where}: duplicate name {name!r} (also item {seen[name]}); kept the first")
