@@ -30,18 +30,21 @@ import torch
 
 from migue.cache import FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extraction.extract import (CPU_BATCH, MODALITIES, ExtractOptions, UnitInputs, _forward, build_model,
-                                    extract, resolve_device, resolve_precision)
-from migue.synth.sample import write_sample
+from migue.common.devices import pick_device as resolve_device
 from migue.pipeline.datasets.video import read_frames
+from migue.pipeline.extraction.backbone import build_model, forward as _forward, resolve_precision
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.modalities import MODALITIES
+from migue.pipeline.extraction.unit_inputs import UnitInputs
+from migue.synth.sample import write_sample
 
 
 def bare_forward(opts: ExtractOptions, built, manifest, units, parsed_dir: Path) -> float:
     """units/s of the model alone on batches decoded beforehand."""
-    model, cfg, _ = built
+    model, mod = built, MODALITIES[opts.modality]
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
-    data = UnitInputs(units, manifest.videos, opts.modality, cfg, parsed_dir)
+    data = UnitInputs(units, manifest.videos, mod, mod.input_config(opts), parsed_dir)
     arrays = [data[i][1] for i in range(len(units))]
     batches = [torch.from_numpy(np.stack(arrays[i:i + opts.batch_size]))
                for i in range(0, len(arrays), opts.batch_size)]
@@ -58,7 +61,7 @@ def end_to_end(opts: ExtractOptions, built, manifest, units, root: Path) -> floa
     """units/s of `migue extract` (decode workers, forward, background shard writes)."""
     store = FeatureStore(root)
     t = time.perf_counter()
-    report = extract(manifest, store, opts, only={u.unit_id for u in units}, built=built)
+    report = extract(manifest, store, opts, only={u.unit_id for u in units}, model=built)
     _sync(resolve_device(opts.device))
     assert report.extracted == len(units), report.failures
     return len(units) / (time.perf_counter() - t)
@@ -129,7 +132,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     device = resolve_device(args.device)
     def batch_for(modality: str) -> int:
-        return args.batch_size or (32 if device.type == "cuda" else CPU_BATCH[modality])
+        return args.batch_size or (32 if device.type == "cuda" else MODALITIES[modality].cpu_batch)
 
     work = Path(tempfile.mkdtemp(prefix="migue-speed-"))
     write_sample(work / "data", videos=args.videos)
@@ -150,7 +153,7 @@ def main() -> None:
         for precision in precisions:
             run = replace(opts, precision=precision)
             built = build_model(run)
-            built[0].to(device)
+            built.to(device)
             bare = bare_forward(run, built, manifest, units, work / "cache" / "parsed")
             shown = resolve_precision(precision, device)
             root = work / f"cache-{modality}-{precision}"

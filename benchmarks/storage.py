@@ -25,7 +25,8 @@ import numpy as np
 
 from migue.cache import EntryReader, FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extraction.extract import MODALITIES, ExtractOptions, extract
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.modalities import MODALITIES
 from migue.synth.sample import write_sample
 
 IMIGUE_CLIPS = 18499

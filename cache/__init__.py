@@ -6,6 +6,7 @@ from .gc import GcReport, collect_garbage
 from .index import IndexFormatError
 from .keys import entry_key, entry_name
 from .paths import default_cache_root, resolve_cache_root
+from .publish import ChunkPublisher
 from .reader import EntryReader
 from .shard import ShardError
 from .store import EntryInfo, FeatureStore
@@ -13,7 +14,7 @@ from .units import COLUMN, KINDS, MG_KIND, NO_LABEL, UNIT_COLUMNS, WINDOW_KIND, 
 from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
 from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
-__all__ = ["COLUMN", "KINDS", "MG_KIND", "NO_LABEL", "UNIT_COLUMNS", "WINDOW_KIND",
+__all__ = ["COLUMN", "ChunkPublisher", "KINDS", "MG_KIND", "NO_LABEL", "UNIT_COLUMNS", "WINDOW_KIND",
            "DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter",
            "FeatureStore", "GcReport", "IndexFormatError", "ShardError", "UnitRecord", "UnitSchemaError",
            "VerifyReport", "WorkClaims",

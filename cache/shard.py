@@ -134,15 +134,6 @@ def check_stream(group: Any, path: Path, name: str, n_units: int, dim: int | Non
     return values
 
 
-def stream_names(path: Path) -> list[str]:
-    """Names of the token streams in a shard."""
-    with open_shard(path) as f:
-        try:
-            return sorted(f["streams"].keys())
-        except (OSError, KeyError, AttributeError) as exc:
-            raise ShardError(f"cannot read shard {path}: {_first_line(exc)}") from exc
-
-
 def _check_units(f: h5py.File, path: Path) -> int:
     group = f.get("units")
     if not isinstance(group, h5py.Group) or not isinstance(group.get("unit_id"), h5py.Dataset):

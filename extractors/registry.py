@@ -7,23 +7,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Extractor
+from .base import Extractor, ExtractorSpec
 
 _BUILDERS: dict[str, Callable[..., Extractor]] = {}
+_SPECS: dict[str, Callable[..., ExtractorSpec]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 
 
-def register_extractor(name: str, description: str) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
-    """Decorator: register a builder `fn(**config) -> Extractor` under `name`."""
+def register_extractor(name: str, description: str, spec: Callable[..., ExtractorSpec]
+                       ) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
+    """Decorator: register a builder `fn(**config) -> Extractor` under `name`, with `spec(**config)`,
+    the spec the built model will have, known without building it."""
 
     def wrap(fn: Callable[..., Extractor]) -> Callable[..., Extractor]:
         if name in _BUILDERS:
             raise ValueError(f"extractor {name!r} registered twice")
         _BUILDERS[name] = fn
+        _SPECS[name] = spec
         _DESCRIPTIONS[name] = description
         return fn
 
     return wrap
+
+
+def extractor_spec(name: str, **config: Any) -> ExtractorSpec:
+    """The spec (streams, shapes, config) `create_extractor(name, **config)` would have, without
+    building the model (cheap: no weights, no mmaction import)."""
+    if name not in _SPECS:
+        raise KeyError(f"unknown extractor {name!r}; known: {sorted(_SPECS)}")
+    return _SPECS[name](**config)
 
 
 def list_extractors() -> dict[str, str]:

@@ -238,7 +238,7 @@ def empty_sheet(path: Path) -> None:
     ("miga2025", empty_sheet),
 ])
 def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifests, tmp_path, layout, empty):
-    from migue.pipeline.extraction.extract import _parse_skeletons
+    from migue.pipeline.extraction.unit_inputs import parse_skeletons
 
     root = clone(layouts[layout], tmp_path / layout)
     path = next(p for p in root.glob("imigue_skeleton_*/4/4_*") if not p.name.endswith("_label.csv"))
@@ -249,7 +249,7 @@ def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifes
         f"{path}: no skeleton frames (empty file, as two of the real release); "
         "its units will fail pose extraction"]
     failures: dict[str, str] = {}
-    kept = _parse_skeletons(m.of_kind("mg"), m.videos, tmp_path / "parsed", failures)
+    kept = parse_skeletons(m.of_kind("mg"), m.videos, tmp_path / "parsed", failures)
     assert set(failures) == {u.unit_id for u in m.of_kind("mg") if u.video_id == "4"}
     assert all("no skeleton frames" in reason for reason in failures.values())
     assert len(kept) == len(m.of_kind("mg")) - len(failures)

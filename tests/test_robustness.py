@@ -29,7 +29,8 @@ from migue.fusion import train_run
 from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 from migue.pipeline.cli import main
-from migue.pipeline.extraction.extract import ExtractOptions, _chunks, build_model, entry_config, extract
+from migue.pipeline.extraction.backbone import entry_config
+from migue.pipeline.extraction.extract import ExtractOptions, chunks_of, extract
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGUE = str(Path(sys.executable).with_name("migue"))
@@ -113,11 +114,10 @@ def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(manifest, tmp_path)
 def test_a_chunk_another_run_holds_is_left_to_it_then_taken_over(manifest, tmp_path):
     small = _subset(manifest, 1)
     opts = _pose()
-    model, cfg, weights = build_model(opts)
-    config = entry_config(opts, model, cfg, weights, "fp32", small)
+    config = entry_config(opts, "fp32", small)
     entry = FeatureStore(tmp_path).entry_dir(config)
     entry.mkdir(parents=True)
-    chunks = _chunks(small.of_kind("mg"), opts.shard_size)
+    chunks = chunks_of(small.of_kind("mg"), opts.shard_size)
     held = WorkClaims(entry).try_claim(chunk_name([u.unit_id for u in chunks[0]]))
     # "The other run" dies after a while without publishing: its claim goes, the chunk is ours.
     threading.Timer(3.0, held.release).start()
@@ -226,8 +226,7 @@ def test_what_shapes_the_numbers_selects_another_entry(manifest, tmp_path):
     small = _subset(manifest, 1)
 
     def entry_of(opts):
-        model, cfg, weights = build_model(opts)
-        return FeatureStore(tmp_path).entry_dir(entry_config(opts, model, cfg, weights, "fp32", small)).name
+        return FeatureStore(tmp_path).entry_dir(entry_config(opts, "fp32", small)).name
 
     raw = AGCNExtractor(frames=16)
     paths = []
@@ -343,7 +342,7 @@ class _Killed(BaseException):
 
 
 def _train_killed_after(monkeypatch, task, stores, out, config, epoch):
-    import migue.fusion.train as train_module
+    import migue.fusion.runs as train_module
 
     save = train_module._save_checkpoint
 

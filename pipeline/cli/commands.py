@@ -9,14 +9,17 @@ from pathlib import Path
 import click
 
 from migue.cache import FeatureStore, default_cache_root
-
-from migue.pipeline.extraction.extract import MODALITIES, ExtractOptions
+from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
+from migue.pipeline.datasets import LAYOUTS as DATA_LAYOUT_TABLE
+from migue.pipeline.datasets.common import DEFAULT_WINDOW
+from migue.pipeline.extraction.modalities import MODALITIES
+from migue.pipeline.extraction.options import ExtractOptions
 
 log = logging.getLogger("migue")
 
 CACHE_HELP = "Feature store root (default: $MIGUE_CACHE or ~/.cache/migue)."
-DATA_LAYOUTS = ("auto", "imigue", "miga2025", "miga2023", "openpose-json", "stgcn")
-JOINT_LAYOUTS = ("imigue22", "coco", "openpose18", "body25")
+DATA_LAYOUTS = ("auto", *DATA_LAYOUT_TABLE)
+JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -103,7 +106,7 @@ def data() -> None:
 @click.argument("root", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
               help="Dataset layout; auto detects it.")
-@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--skeletons/--no-skeletons", default=True, show_default=True,
               help="Parse every skeleton file to report bad ones (kept parsed under <cache>/parsed, so "
                    "extract reuses them). --no-skeletons parses only those of videos without a video file.")
@@ -147,7 +150,7 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
               help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
 @click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
               show_default=True, help="Joint layout for pose.")
-@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
                    "larger CPU batches), 4 for pose/face; on CUDA as many as fit in 60% of the free "
@@ -330,7 +333,7 @@ class _FusionChoice(click.ParamType):
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
                epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool) -> None:
     """Train a fusion head (or a baseline) on cached features."""
-    from migue.fusion.train import train_run
+    from migue.fusion.runs import train_run
 
     from migue.pipeline.orchestration.entries import select_entries
 
@@ -352,7 +355,7 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 def evaluate(run_dir: Path, split: str) -> None:
     """Recompute a run's metrics on a split from the cache."""
-    from migue.fusion.train import evaluate_run
+    from migue.fusion.runs import evaluate_run
 
     click.echo(json.dumps(evaluate_run(run_dir, split), indent=1, default=str))
 
@@ -363,7 +366,7 @@ def evaluate(run_dir: Path, split: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
 def predict(run_dir: Path, split: str, out: Path) -> None:
     """Write predictions in the MiGA submission format (emotion: video_id,label; MG: per clip)."""
-    from migue.fusion.train import predict_run
+    from migue.fusion.runs import predict_run
 
     table = predict_run(run_dir, split)
     table.to_csv(out, index=False)

@@ -14,9 +14,8 @@ from . import imigue, miga2023, miga2025, openpose_json, stgcn
 
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
            "openpose-json": openpose_json, "stgcn": stgcn}
-LAYOUT_NAMES = tuple(LAYOUTS)
 
-__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "LAYOUT_NAMES", "DatasetManifest", "ReadOptions", "detect_layout",
+__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "detect_layout",
            "read_dataset"]
 
 

@@ -62,7 +62,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         if report.failures:
             raise RuntimeError(f"{modality}: {len(report.failures)} units failed: {report.failures}")
         timings[f"extract {modality}"] = time.perf_counter() - t
-    from migue.fusion.train import train_run
+    from migue.fusion.runs import train_run
 
     rows = []
     for task, head in DEMO_RUNS:

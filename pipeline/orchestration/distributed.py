@@ -8,14 +8,17 @@ process (Dask workers cannot fork DataLoader workers).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from migue.cache import EntryReader, FeatureStore
+from migue.cache import FeatureStore
 
 from .ablate import connect, gpu_resources
-from migue.pipeline.extraction.extract import MODALITIES, ExtractOptions, ExtractReport, _chunks, build_model, extract
+from migue.common.devices import pick_device
+from migue.pipeline.extraction.backbone import build_model, resolve_precision
+from migue.pipeline.extraction.extract import ExtractOptions, ExtractReport, chunks_of, extract, open_entry
+from migue.pipeline.extraction.modalities import get_modality
 
 log = logging.getLogger("migue.distributed")
 
@@ -31,10 +34,10 @@ def _extract_chunk(data_root: str, layout: str, window: int, cache_root: str, op
     key = repr((data_root, layout, window, sorted(asdict(options).items())))
     if _WORKER_STATE.get("key") != key:
         _WORKER_STATE.update(key=key, manifest=read_dataset(data_root, layout=layout, window=window),
-                             built=build_model(options))
+                             model=build_model(options))
         _WORKER_STATE["builds"] = _WORKER_STATE.get("builds", 0) + 1
     report = extract(_WORKER_STATE["manifest"], FeatureStore(cache_root), options, only=set(unit_ids),
-                     built=_WORKER_STATE["built"])
+                     model=_WORKER_STATE["model"])
     return {"extracted": report.extracted, "failures": report.failures, "entry": str(report.entry)}
 
 
@@ -49,12 +52,13 @@ def extract_distributed(manifest: Any, data_root: Path, layout: str, window: int
     from dask.distributed import as_completed
     from tqdm import tqdm
 
-    mod = MODALITIES[opts.modality]
-    chunks = _chunks(manifest.of_kind(mod.unit_kind), opts.shard_size)
-    local = extract(manifest, store, replace(opts, workers=0), only=set())  # the entry, nothing computed
-    done = set(EntryReader(local.entry).units["unit_id"])
+    mod = get_modality(opts.modality)
+    chunks = chunks_of(manifest.of_kind(mod.unit_kind), opts.shard_size)
+    # The entry is named from the options alone (no backbone is built here).
+    writer = open_entry(manifest, store, opts, resolve_precision(opts.precision, pick_device(opts.device)))
+    done = writer.done_units()
     todo = [[u.unit_id for u in chunk] for chunk in chunks if any(u.unit_id not in done for u in chunk)]
-    report = ExtractReport(local.entry, len(done), 0, random_weights=not opts.checkpoints)
+    report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
     log.info("%s: %d chunks of %d units to extract on Dask", opts.modality, len(todo), opts.shard_size)
     if not todo:
         return report

@@ -1,0 +1,264 @@
+"""Runs: train one head over cache entries into a self-describing run folder, resume it, re-evaluate
+it or predict with it later.
+
+Run folder: config.json (resolved config, entries with paths, keys and configs), head.pt
+(best-on-val state_dict + config; torch.load(weights_only=True)), metrics.json (test and
+val metrics, chance levels), history.csv (one row per epoch run), confusion.png, curves.png,
+checkpoint.pt (after every epoch, written atomically: head, optimizer, schedule, every RNG,
+early-stopping state and history; `resume: True` continues from it to the very result an
+uninterrupted run gives).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from migue.cache import EntryReader
+from migue.cache.keys import project_version
+from migue.common.devices import pick_device
+from migue.common.files import atomic_writer
+
+from .config import MONITORS, resolve_config
+from .data import FusionData, build_data, iter_batches
+from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
+                      training_setup, wire_dtype)
+from .metrics import chance_levels, confusion, predictions
+from .registry import get_head
+from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
+
+log = logging.getLogger("migue.fusion.train")
+
+__all__ = ["evaluate_run", "predict_run", "run_record", "task_data", "train_run", "write_results"]
+
+CHECKPOINT = "checkpoint.pt"
+RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resume: same numbers
+
+
+def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
+              config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train head config['head'] for `task` ('mg' | 'emotion') on entries keyed by role
+    (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics.
+    config['resume'] = True continues the run in `out_dir` from its last completed epoch."""
+    config = dict(config or {})
+    resume = bool(config.pop("resume", False))
+    cfg = resolve_config(task, config)
+    spec = get_head(cfg["head"], task)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    data = task_data(task, entries, cfg)
+    check_labels(task, data, cfg)
+    device = pick_device(cfg["device"])
+    head = spec.build(task, data.shapes, cfg).to(device)
+    record = run_record(task, cfg, head, data, entries, device)
+    keys = {role: entry["key"] for role, entry in record["entries"].items()}
+    state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
+    write_json(out_dir / "config.json", record)
+
+    history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
+                                           {"task": task, "config": cfg, "entries": keys})
+    head.load_state_dict(best_state)
+    results = {s: evaluate_head(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
+    return write_results(out_dir, task, cfg, head, data, history, best_epoch, results)
+
+
+def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
+                  history: pd.DataFrame, best_epoch: int,
+                  results: dict[str, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
+    """head.pt, metrics.json, history.csv, curves.png, TensorBoard events and confusion.png of
+    a trained head (its best state loaded) from its val and test `results`; returns the metrics."""
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()}, "task": task,
+                "head": cfg["head"], "config": cfg, "shapes": {n: list(s) for n, s in data.shapes.items()}},
+               out_dir / "head.pt")
+    train_labels = data.splits["train"].labels
+    test = data.splits["test"]
+    metrics = {
+        "task": task, "head": cfg["head"], "monitor": cfg["monitor"],
+        "best_epoch": best_epoch, "epochs_run": len(history),
+        "test": results["test"][0], "val": results["val"][0],
+        "chance": chance_levels(task, train_labels[train_labels >= 0], test.labels[test.labels >= 0],
+                                cfg["num_classes"]),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    history.to_csv(out_dir / "history.csv", index=False)
+    plot_curves(history, out_dir / "curves.png", cfg["monitor"])
+    write_tensorboard(history, out_dir / "tensorboard")
+    shown = "test" if metrics["test"]["n"] else "val"
+    labels, logits = results[shown][1]
+    plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
+                   f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})")
+    log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
+    return metrics
+
+
+def evaluate_run(run_dir: Path, split: str = "test",
+                 entries: Mapping[str, EntryReader] | None = None) -> dict[str, Any]:
+    """Reload a run (its config, head.pt and entries, or `entries` by role) and recompute the
+    metrics of `split`."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    return evaluate_head(task, head, data.splits[split], cfg, device)[0]
+
+
+def predict_run(run_dir: Path, split: str = "test",
+                entries: Mapping[str, EntryReader] | None = None) -> pd.DataFrame:
+    """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1),
+    mg (unit_id, video_id, label = class index)."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    part = data.splits[split]
+    labels = predictions(task, head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0])
+    if task == "emotion":
+        return pd.DataFrame({"video_id": part.ids, "label": labels})
+    return pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels})
+
+
+def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,
+         checkpoint: Path | None = None, state: dict[str, Any] | None = None,
+         identity: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
+    """Train `head`; returns the history, the best-on-val state and its epoch.
+    After each epoch everything the next one depends on is saved to `checkpoint`; `state`
+    (a loaded checkpoint) continues from there."""
+    train = data.splits["train"]
+    items, steps, has_val = training_setup(data, cfg)
+    fitter = Fitter(task, head, cfg, train.labels[items], steps, has_val, device)
+    rng = np.random.default_rng(cfg["seed"])
+    first = 1
+    if state is not None:
+        fitter.load_state(state)
+        _set_rng_states(state["rng"], rng)
+        first = cfg["epochs"] + 1 if state["stopped"] else state["epoch"] + 1
+        log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
+    epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
+                  disable=not sys.stderr.isatty())
+    for epoch in epochs:
+        order = epoch_order(rng, items, train.labels, cfg["class_balance"])
+        for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
+            fitter.step(to_device(batch, device))
+        val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
+        stop = fitter.end_epoch(epoch, val)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {**(identity or {}), "epoch": epoch, **fitter.state(),
+                                          "rng": _rng_states(rng)})
+        if stop:
+            break
+    return fitter.history(), fitter.best_state, fitter.best_epoch
+
+
+def _rng_states(order: np.random.Generator) -> dict[str, Any]:
+    """Every random state training draws from (tensors and plain values: weights_only loads them)."""
+    legacy = np.random.get_state(legacy=False)
+    legacy["state"] = {**legacy["state"], "key": torch.from_numpy(legacy["state"]["key"].astype(np.int64))}
+    states = {"python": random.getstate(), "numpy": legacy, "torch": torch.get_rng_state(),
+              "order": order.bit_generator.state}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any], order: np.random.Generator) -> None:
+    random.setstate(states["python"])
+    legacy = dict(states["numpy"])
+    legacy["state"] = {**legacy["state"], "key": legacy["state"]["key"].numpy().astype(np.uint32)}
+    np.random.set_state(legacy)
+    torch.set_rng_state(states["torch"])
+    order.bit_generator.state = states["order"]
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save atomically: a kill leaves the previous epoch's checkpoint."""
+    with atomic_writer(path) as f:
+        torch.save(state, f)
+
+
+def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:
+    """The run's last checkpoint, if it belongs to this very run (task, config, entries)."""
+    if not path.exists():
+        log.info("no %s in %s: training from epoch 1", CHECKPOINT, path.parent)
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot resume from {path}: not a readable checkpoint ({exc})") from None
+    if state.get("task") != task:
+        raise ValueError(f"cannot resume: {path} is a {state.get('task')!r} run, not {task!r}")
+    saved = state.get("config", {})
+    differ = sorted(k for k in set(saved) | set(cfg)
+                    if k not in RUNTIME_KEYS and jsonable(saved.get(k)) != jsonable(cfg.get(k)))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {cfg.get(k)!r}" for k in differ[:5])
+        raise ValueError(f"cannot resume {path.parent}: its config differs ({shown}); resume with the "
+                         "same settings, or train into a new --out")
+    if state.get("entries") != keys:
+        raise ValueError(f"cannot resume {path.parent}: it was trained on other cache entries "
+                         f"({state.get('entries')} vs {keys})")
+    return state
+
+
+def _summary(metrics: dict[str, Any], task: str) -> str:
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in MONITORS[task] if k in metrics) or "no labels"
+
+
+def task_data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
+          splits: tuple[str, ...] = ("train", "val", "test")) -> FusionData:
+    inputs = get_head(cfg["head"], task).inputs(task, cfg)
+    return build_data(task, entries, inputs, splits, cfg["align"], cfg["max_windows"], cfg["in_memory"],
+                      cfg["memory_budget_gb"])
+
+
+def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
+            entries: Mapping[str, EntryReader], device: torch.device) -> dict[str, Any]:
+    """config.json: everything needed to rebuild the run and to know what it was trained on."""
+    spec = get_head(cfg["head"], task)
+    inputs = spec.inputs(task, cfg)
+    roles = dict.fromkeys(inp.entry for inp in inputs.values())
+    return {
+        "task": task,
+        "config": cfg,
+        "head": {"name": spec.name, "description": spec.description,
+                 "inputs": {n: asdict(inp) for n, inp in inputs.items()},
+                 "shapes": {n: list(s) for n, s in data.shapes.items()},
+                 "parameters": sum(p.numel() for p in head.parameters())},
+        "entries": {role: {"name": entries[role].name, "path": str(Path(entries[role].dir).resolve()),
+                           "key": entries[role].index["key"], "config": entries[role].config}
+                    for role in roles},
+        "data": {"in_memory": data.in_memory,
+                 "items": {s: len(d) for s, d in data.splits.items()},
+                 "labelled": {s: int((d.labels >= 0).sum()) for s, d in data.splits.items()}},
+        "device": str(device),
+        "versions": {"migue": project_version(), "torch": torch.__version__, "python": sys.version.split()[0]},
+    }
+
+
+def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None
+              ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+    record = json.loads((run_dir / "config.json").read_text())
+    task, cfg = record["task"], record["config"]
+    given = dict(entries or {})
+    opened = {}
+    for role, info in record["entries"].items():
+        opened[role] = given[role] if role in given else EntryReader(info["path"])
+        if opened[role].index["key"] != info["key"]:
+            log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
+                        opened[role].name, role, run_dir, info["name"])
+    data = task_data(task, opened, cfg, (split,))
+    recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
+    if data.shapes != recorded:
+        raise ValueError(f"entries give input shapes {data.shapes}; the head in {run_dir} expects {recorded}")
+    device = pick_device(cfg["device"])
+    checkpoint = torch.load(run_dir / "head.pt", map_location="cpu", weights_only=True)
+    head = get_head(cfg["head"], task).build(task, data.shapes, cfg)
+    head.load_state_dict(checkpoint["state_dict"])
+    return task, cfg, head.to(device), data, device
