@@ -35,11 +35,29 @@ def temp_prefix(name: str) -> str:
 
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename in `folder` durable (the directory entry reaches the disk)."""
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """os.write until every byte is written (a short write is not an error)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def publish(tmp: str | Path, final: str | Path) -> None:
+    """Rename a fully written temp file onto its final name: fsync it, rename, fsync the folder."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(Path(final).parent)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 FORMATS = {
@@ -43,6 +42,7 @@ class KnownWeights:
     sha256: str | None = None         # full digest, when known
     sha256_prefix: str | None = None  # the prefix the publisher put in the file name
     note: str = ""
+    direct: bool = True     # `url` is the file itself (False: a shared folder, fetched by hand)
 
     def hash_status(self, digest: str) -> str:
         """'verified', 'prefix matches', 'MISMATCH' or 'unknown' for a local file's SHA-256."""
@@ -92,7 +92,7 @@ CATALOGUE: tuple[KnownWeights, ...] = (
     KnownWeights(
         "swinface", "swinface", "face", "swinface-official", "checkpoint_step_79999_gpu_0.pt",
         "https://drive.google.com/drive/folders/1NjVN3Kp_Tmwt17hWCIWgHpuWzkHYaman",
-        note="SwinFace (lxq1000/SwinFace README, Google Drive folder); no hash published"),
+        note="SwinFace (lxq1000/SwinFace README, Google Drive folder); no hash published", direct=False),
 )
 
 
@@ -131,26 +131,21 @@ def by_file_name(name: str) -> KnownWeights | None:
     return next((w for w in CATALOGUE if w.file_name == name), None)
 
 
-@dataclass
-class LocalFile:
-    path: Path
-    sha256: str
-    known: KnownWeights | None  # by hash, else by name
-    status: str                 # verified / prefix matches / MISMATCH / unknown / not catalogued
+def by_key(key: str) -> KnownWeights | None:
+    """The catalogue entry named `key` (read at call time, so a test can swap the catalogue)."""
+    return next((w for w in CATALOGUE if w.key == key), None)
 
 
-def scan_folder(folder: Path) -> list[LocalFile]:
-    """Every checkpoint-like file in `folder`, hashed and matched against the catalogue."""
-    from migue.common.files import file_sha256
+def by_digest(digest: str) -> KnownWeights | None:
+    """The catalogue entry whose published SHA-256 (or its prefix) `digest` matches."""
+    return next((w for w in CATALOGUE if (w.sha256 and digest == w.sha256)
+                 or (not w.sha256 and w.sha256_prefix and digest.startswith(w.sha256_prefix))), None)
 
-    found = []
-    if not folder.is_dir():
-        return found
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".pth", ".pt", ".bin", ".ckpt")):
-        digest = file_sha256(str(path))
-        by_hash = [w for w in CATALOGUE if (w.sha256 and digest == w.sha256)
-                   or (w.sha256_prefix and digest.startswith(w.sha256_prefix))]
-        known = by_hash[0] if by_hash else by_file_name(path.name)
-        status = known.hash_status(digest) if known else "not catalogued"
-        found.append(LocalFile(path, digest, known, status))
-    return found
+
+def published_digest(w: KnownWeights) -> str:
+    """What the publisher states about a file's SHA-256, in words."""
+    if w.sha256:
+        return w.sha256
+    if w.sha256_prefix:
+        return f"{w.sha256_prefix}... (prefix from the published file name; full digest unknown)"
+    return "unknown (none published)"

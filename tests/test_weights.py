@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from migue.extractors.checkpoints import CheckpointError
 from migue.extractors.registry import create_extractor
-from migue.extractors.weights import CATALOGUE, KnownWeights, detect_format, scan_folder
+from migue.extractors.weights import CATALOGUE, KnownWeights, detect_format
 
 # ---------------------------------------------------------------- torchvision mvit_v2_s
 # Written from torchvision/models/video/mvit.py: MViT(conv_proj, pos_encoding, blocks, norm,
@@ -360,6 +360,8 @@ def test_formats_are_detected_and_the_wrong_one_is_refused(tv_checkpoint, swin_r
 
 
 def test_catalogue_and_local_folder_scan(tmp_path):
+    from migue.pipeline.weights import WeightsStore
+
     names = {w.file_name for w in CATALOGUE}
     assert "mvit_v2_s-ae3be167.pth" in names and "checkpoint_step_79999_gpu_0.pt" in names
     assert {w.extractor for w in CATALOGUE} == {"mvit", "agcn", "swinface"}
@@ -368,7 +370,7 @@ def test_catalogue_and_local_folder_scan(tmp_path):
     (tmp_path / "mvit_v2_s-ae3be167.pth").write_bytes(b"not the real file")
     (tmp_path / "checkpoint_step_79999_gpu_0.pt").write_bytes(b"face")
     (tmp_path / "mine.pth").write_bytes(b"x")
-    found = {f.path.name: f for f in scan_folder(tmp_path)}
+    found = {f.path.name: f for f in WeightsStore(tmp_path).files()}
     assert found["mvit_v2_s-ae3be167.pth"].status == "MISMATCH"
     assert found["checkpoint_step_79999_gpu_0.pt"].status == "unknown"  # no hash published
     assert found["mine.pth"].known is None

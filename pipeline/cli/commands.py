@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from migue.cache import FeatureStore, default_cache_root
+from migue.cache import FeatureStore
 from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
 from migue.pipeline.datasets import LAYOUTS as DATA_LAYOUT_TABLE
 from migue.pipeline.datasets.common import DEFAULT_WINDOW
@@ -134,8 +134,9 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
               required=True, help="Dataset folder (a release layout, or `migue synth` output).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-@click.option("--checkpoint", multiple=True,
-              help="Released weights (pose: give two, joint then bone). Without it weights are RANDOM.")
+@click.option("--checkpoint", multiple=True, metavar="PATH|KEY",
+              help="Released weights: a file, or a `migue weights` catalogue key resolved in the weights "
+                   "store (pose: give two, joint then bone). Without it weights are RANDOM.")
 @click.option("--trust-checkpoint", is_flag=True,
               help="Allow full pickle loading of the checkpoint. Pickle can run arbitrary code, so "
                    "only for files you trust; by default only tensors are loaded (weights_only).")
@@ -179,6 +180,7 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
     if data_layout not in DATA_LAYOUTS:
         raise click.BadParameter(f"{data_layout!r} is not one of {', '.join(DATA_LAYOUTS)}",
                                  param_hint="--layout")
+    checkpoint = _resolve_checkpoints(checkpoint, cache)
     manifest = read_dataset(data_root, data_layout, window=window,
                             parsed_dir=FeatureStore(cache).root / "parsed")
     for problem in manifest.problems:
@@ -206,6 +208,17 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
                f"{len(report.failures)} failed -> {report.entry}")
     for unit_id, reason in sorted(report.failures.items()):
         click.echo(f"  failed {unit_id}: {reason}", err=True)
+
+
+def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[str, ...]:
+    """`--checkpoint` values as paths: catalogue keys become their files in the weights store."""
+    from migue.pipeline.weights import WeightsError, WeightsStore, resolve_checkpoint, store_dir
+
+    store = WeightsStore(store_dir(cache=cache))
+    try:
+        return tuple(resolve_checkpoint(v, store) for v in values)
+    except WeightsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -439,47 +452,10 @@ def _install_fusion_epilog() -> None:
 _install_fusion_epilog()
 
 
-@main.command("weights")
-@click.option("--dir", "folder", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Folder of downloaded checkpoints (default: <cache root>/weights).")
-def weights_command(folder: Path | None) -> None:
-    """List the released checkpoints migue reads, where they are published, their known
-    SHA-256 (prefix), and which files in --dir match. Exit 1 when a file's hash contradicts
-    the published one."""
-    from migue.extractors.weights import CATALOGUE, FORMATS, scan_folder
+def _install_weights() -> None:
+    from migue.pipeline.weights.cli import weights
 
-    folder = folder or default_cache_root() / "weights"
-    local = scan_folder(folder)
-    by_key: dict[str, list] = {}
-    for f in local:
-        if f.known:
-            by_key.setdefault(f.known.key, []).append(f)
-    click.echo(f"Known checkpoints (local folder: {folder}{'' if folder.is_dir() else ', absent'})")
-    for w in CATALOGUE:
-        if w.sha256:
-            digest = w.sha256
-        elif w.sha256_prefix:
-            digest = f"{w.sha256_prefix}... (prefix from the published file name; full digest unknown)"
-        else:
-            digest = "unknown (none published)"
-        click.echo(f"\n{w.key}  [{w.extractor}: {w.use}]")
-        click.echo(f"  file:    {w.file_name}")
-        click.echo(f"  from:    {w.url}")
-        click.echo(f"  format:  {w.format}: {FORMATS[w.format]}")
-        click.echo(f"  sha256:  {digest}")
-        if w.note:
-            click.echo(f"  note:    {w.note}")
-        found = by_key.get(w.key, [])
-        if not found:
-            click.echo("  local:   not found")
-        for f in found:
-            click.echo(f"  local:   {f.path.name}: {f.status} (sha256 {f.sha256})")
-    others = [f for f in local if not f.known]
-    if others:
-        click.echo("\nOther files in the folder (not in the catalogue):")
-        for f in others:
-            click.echo(f"  {f.path.name}: sha256 {f.sha256}")
-    if any(f.status == "MISMATCH" for f in local):
-        click.secho("\nA file named like a published checkpoint has a different SHA-256: re-download it.",
-                    fg="red", err=True)
-        sys.exit(1)
+    main.add_command(weights)
+
+
+_install_weights()
