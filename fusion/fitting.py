@@ -22,6 +22,7 @@ from torch import nn
 from .config import MONITORS
 from .data import FusionData, SplitData, iter_batches
 from .metrics import task_metrics
+from .registry import get_head
 
 log = logging.getLogger("migue.fusion.train")
 
@@ -43,6 +44,7 @@ class Fitter:
     def __init__(self, task: str, head: nn.Module, cfg: dict[str, Any], train_labels: np.ndarray,
                  steps_per_epoch: int, has_val: bool, device: torch.device) -> None:
         self.task, self.head, self.cfg, self.has_val, self.device = task, head, cfg, has_val, device
+        self.spec = get_head(cfg["head"], task)
         warmup, total = round(cfg["warmup_epochs"] * steps_per_epoch), cfg["epochs"] * steps_per_epoch
         decay = [p for p in head.parameters() if p.dim() >= 2]
         no_decay = [p for p in head.parameters() if p.dim() < 2]
@@ -61,7 +63,7 @@ class Fitter:
         """One optimiser step on a batch already on the device."""
         self.head.train()
         with _autocast(self.device, self.cfg["amp"]):
-            terms = self.head.train_logits(batch) if hasattr(self.head, "train_logits") else [self.head(batch)]
+            terms = self.spec.loss_terms(self.head, batch)
             loss = sum(self.criterion(logits.float(), batch["label"]) for logits in terms)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

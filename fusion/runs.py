@@ -32,6 +32,7 @@ from migue.common.files import atomic_writer
 
 from .config import MONITORS, resolve_config
 from .data import FusionData, build_data, iter_batches
+from .heads import check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, predictions
@@ -62,6 +63,8 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     check_labels(task, data, cfg)
     device = pick_device(cfg["device"])
     head = spec.build(task, data.shapes, cfg).to(device)
+    train = data.splits["train"]
+    check_head(cfg["head"], task, head.eval(), to_device(train.batch(range(min(4, len(train)))), device), cfg)
     record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None

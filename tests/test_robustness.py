@@ -25,7 +25,7 @@ from migue.cache import (DiskFullError, EntryReader, FeatureStore, WorkClaims, c
                          verify_entry)
 from migue.common.files import host_tag
 from migue.common.files import file_sha256
-from migue.fusion import train_run
+from migue.fusion import config_for, train_run
 from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 from migue.pipeline.cli import main
@@ -378,7 +378,7 @@ def test_resumed_training_gives_the_uninterrupted_metrics(monkeypatch, tmp_path,
 
 def test_resume_after_early_stop_and_with_other_settings(monkeypatch, tmp_path):
     stores = write_mg(tmp_path / "cache", signal=0.3)
-    config = {**TINY, "head": "probe-linear-rgb", "lr": 0.0, "patience": 2, "epochs": 30}
+    config = {**config_for("mg", "probe-linear-rgb", TINY), "lr": 0.0, "patience": 2, "epochs": 30}
     first = train_run("mg", stores, tmp_path / "run", config)
     assert first["epochs_run"] == 3
     again = train_run("mg", stores, tmp_path / "run", {**config, "resume": True})  # nothing left to run

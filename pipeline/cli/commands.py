@@ -35,7 +35,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input, a bad file or a full disk: printed as one line, no traceback."""
     from migue.cache import DiskFullError, DuplicateUnitsError, ShardError
     from migue.extractors.checkpoints import CheckpointError
-
     from migue.pipeline.datasets.skeleton import SkeletonError
     from migue.pipeline.datasets.video import VideoError
 
@@ -328,7 +327,34 @@ class _FusionChoice(click.ParamType):
         return value
 
 
-@main.command("fuse-train")
+def _load_plugins(ctx: click.Context, param: click.Parameter, modules: tuple[str, ...]) -> tuple[str, ...]:
+    """--plugin: import the modules (or .py files) that register heads, before --help or --fusion
+    are looked at (an eager option)."""
+    from migue.fusion import load_plugins
+
+    try:
+        load_plugins(modules)
+    except ImportError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return modules
+
+
+class _HeadsCommand(click.Command):
+    """A command whose help ends with the registered heads, plugins included (listed when shown)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from migue.fusion import heads_help
+
+        self.epilog = "\b\nHeads (--fusion):\n" + heads_help()
+        super().format_epilog(ctx, formatter)
+
+
+@main.command("fuse-train", cls=_HeadsCommand)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=_load_plugins,
+              expose_value=False,
+              help="Import MODULE (a module name or a .py file) that registers heads with "
+                   "migue.fusion.register_head; repeatable. Heads of the `migue.heads` entry-point group load "
+                   "by themselves.")
 @click.option("--task", type=click.Choice(["mg", "emotion"]), required=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
@@ -441,15 +467,6 @@ def _json_value(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def _install_fusion_epilog() -> None:
-    from migue.fusion import heads_help
-
-    main.commands["fuse-train"].epilog = "\b\nHeads (--fusion):\n" + heads_help()
-
-
-_install_fusion_epilog()
 
 
 def _install_weights() -> None:
