@@ -27,7 +27,11 @@ class UnitRecord:
     """One unit of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
 
     Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
-    and unique across the dataset."""
+    and unique across the dataset. `video_name` is the video id as the release spells it
+    ("0054"; empty: same as `video_id`), `label_row` the clip's 0-based row in its video's
+    label file (-1 for windows): a MiGA Track 1 submission names clip k of video v `<v>_<k>`.
+    `fingerprint` is the content hash of the input bytes the unit was computed from (filled at
+    extraction)."""
 
     unit_id: str
     kind: str  # MG_KIND or WINDOW_KIND
@@ -41,6 +45,11 @@ class UnitRecord:
     video_name: str = ""  # the video id as the release spells it ("0054"); empty = video_id
     label_row: int = NO_LABEL  # 0-based row of the clip in its video's label file; -1 for windows
     fingerprint: str = ""  # content hash of the input bytes this unit was computed from here
+
+    @property
+    def release_name(self) -> str:
+        """The video id as the release spells it."""
+        return self.video_name or self.video_id
 
     @property
     def frames(self) -> int:

@@ -155,6 +155,8 @@ class SplitData:
         self.task, self.inputs, self.readers = task, inputs, readers
         self.ids = items["id"].tolist()
         self.video_ids = items["video_id"].tolist()
+        self.video_names = items["video_name"].tolist()  # as the release spells the ids
+        self.label_rows = items["label_row"].to_numpy(dtype=np.int64)  # -1: not recorded / a video
         self.labels = items["label"].to_numpy(dtype=np.int64)
         self.offsets, self.rows = offsets, rows  # item i owns rows[name][offsets[i]:offsets[i+1]]
         # inputs reading the same stream share one read (their rows are the same: one entry)
@@ -264,21 +266,35 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
                        for s, (items, offsets, _) in parts.items()}, shapes, resident)
 
 
+def _names(units: pd.DataFrame) -> pd.Series:
+    """The video id as the release spells it (empty, as in entries written before it existed: the video_id)."""
+    names = units[COLUMN.video_name].astype(str)
+    return names.where(names != "", units[COLUMN.video_id].astype(str))
+
+
+def _label_rows(units: pd.DataFrame) -> pd.Series:
+    """Each clip's 0-based row in its label file; -1 where the entry does not record it."""
+    return units[COLUMN.label_row].astype(np.int64)
+
+
 def _items(task: str, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Items table (id, video_id, label), offsets into the flat unit list, and that list (rows of `units`)."""
     label = LABEL_COLUMN[task]
     if task == "mg":
-        items = pd.DataFrame({"id": units[COLUMN.unit_id], "video_id": units[COLUMN.video_id], "label": units[label]})
+        items = pd.DataFrame({"id": units[COLUMN.unit_id], "video_id": units[COLUMN.video_id], "label": units[label],
+                              "video_name": _names(units), "label_row": _label_rows(units)})
         return items.reset_index(drop=True), np.arange(len(units) + 1), units.index.to_numpy()
     records, windows = [], []
+    units = units.assign(video_name=_names(units))
     for video, group in units.sort_values([COLUMN.video_id, COLUMN.start], kind="stable").groupby(COLUMN.video_id, sort=True):
         if group[label].nunique() != 1:
             raise ValueError(f"video {video}: its windows disagree on the emotion label")
         if max_windows and len(group) > max_windows:
             group = group.iloc[np.linspace(0, len(group) - 1, max_windows).round().astype(int)]
-        records.append({"id": video, "video_id": video, "label": int(group[label].iloc[0])})
+        records.append({"id": video, "video_id": video, "label": int(group[label].iloc[0]),
+                        "video_name": group[COLUMN.video_name].iloc[0], "label_row": -1})
         windows.append(group.index.to_numpy())
     counts = [len(w) for w in windows]
     flat = np.concatenate(windows) if windows else np.zeros(0, dtype=np.int64)
-    items = pd.DataFrame(records, columns=["id", "video_id", "label"])
+    items = pd.DataFrame(records, columns=["id", "video_id", "label", "video_name", "label_row"])
     return items, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), flat

@@ -5,8 +5,11 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_loss, recall_score,
-                             roc_auc_score, top_k_accuracy_score)
+import pandas as pd
+from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support,
+                             recall_score, roc_auc_score, top_k_accuracy_score)
+
+from migue.cache.labels import class_names
 
 
 def probabilities(task: str, logits: np.ndarray) -> np.ndarray:
@@ -62,3 +65,15 @@ def chance_levels(task: str, train_labels: np.ndarray, eval_labels: np.ndarray,
             "majority_class": majority,
             "majority": (float(accuracy_score(eval_labels, np.full(len(eval_labels), majority)))
                          if len(eval_labels) else float("nan"))}
+
+
+def per_class_table(task: str, labels: np.ndarray, logits: np.ndarray, num_classes: int = 32) -> pd.DataFrame:
+    """One row per class: its name, support (true items), predicted (items predicted as it),
+    accuracy (recall: the share of its items predicted right; empty without support) and F1."""
+    classes = list(range(num_classes)) if task == "mg" else [0, 1]
+    preds = predictions(task, logits)
+    _, recall, f1, support = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
+    return pd.DataFrame({
+        "class_index": classes, "class": class_names(task, num_classes), "support": support.astype(int),
+        "predicted": [int((preds == c).sum()) for c in classes],
+        "accuracy": np.where(support > 0, recall, np.nan), "f1": f1})

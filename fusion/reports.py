@@ -31,17 +31,20 @@ def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
-def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
-    """Row-normalised confusion matrix (true class per row)."""
+def plot_confusion(matrix: np.ndarray, path: Path, title: str, names: list[str] | None = None) -> None:
+    """Row-normalised confusion matrix (true class per row), its axes labelled with the class `names`."""
     rows = matrix.sum(axis=1, keepdims=True)
     norm = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
     n = len(matrix)
-    fig = Figure(figsize=(3 + 0.2 * n, 2.5 + 0.2 * n), layout="constrained")
+    fig = Figure(figsize=(4.5 + 0.22 * n, 4 + 0.22 * n), layout="constrained")  # room for the names
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
+    if names is not None:
+        ax.set_xticklabels(names, rotation=90)
+        ax.set_yticklabels(names)
     ax.tick_params(labelsize=6 if n > 8 else 9)
     if n <= 8:
         for (i, j), count in np.ndenumerate(matrix):

@@ -3,7 +3,8 @@ it or predict with it later.
 
 Run folder: config.json (resolved config, entries with paths, keys and configs), head.pt
 (best-on-val state_dict + config; torch.load(weights_only=True)), metrics.json (test and
-val metrics, chance levels), history.csv (one row per epoch run), confusion.png, curves.png,
+val metrics, chance levels), history.csv (one row per epoch run), confusion.png (axes named by
+class), per_class.csv (support, predicted, accuracy, F1 per class, on test or else val), curves.png,
 checkpoint.pt (after every epoch, written atomically: head, optimizer, schedule, every RNG,
 early-stopping state and history; `resume: True` continues from it to the very result an
 uninterrupted run gives).
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from migue.cache import EntryReader
 from migue.cache.keys import project_version
+from migue.cache.labels import class_names
 from migue.common.devices import pick_device
 from migue.common.files import atomic_writer
 
@@ -35,7 +37,7 @@ from .data import FusionData, build_data, iter_batches
 from .heads import check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
-from .metrics import chance_levels, confusion, predictions
+from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head
 from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
 
@@ -101,7 +103,10 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
     shown = "test" if metrics["test"]["n"] else "val"
     labels, logits = results[shown][1]
     plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
-                   f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})")
+                   f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})",
+                   class_names(task, cfg["num_classes"]))
+    per_class_table(task, labels, logits, cfg["num_classes"]).assign(split=shown).to_csv(
+        out_dir / "per_class.csv", index=False)
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
 
@@ -116,14 +121,21 @@ def evaluate_run(run_dir: Path, split: str = "test",
 
 def predict_run(run_dir: Path, split: str = "test",
                 entries: Mapping[str, EntryReader] | None = None) -> pd.DataFrame:
-    """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1),
-    mg (unit_id, video_id, label = class index)."""
+    """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1,
+    video_name, p_win), mg (unit_id, video_id, label = class index, video_name, label_row,
+    p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
+    `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry)."""
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
     part = data.splits[split]
-    labels = predictions(task, head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0])
+    logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
+    labels, probs = predictions(task, logits), probabilities(task, logits)
     if task == "emotion":
-        return pd.DataFrame({"video_id": part.ids, "label": labels})
-    return pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels})
+        return pd.DataFrame({"video_id": part.ids, "label": labels, "video_name": part.video_names,
+                             "p_win": probs})
+    scores = pd.DataFrame(probs, columns=[f"p_{k:02d}" for k in range(probs.shape[1])])
+    table = pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels,
+                          "video_name": part.video_names, "label_row": part.label_rows})
+    return pd.concat([table, scores], axis=1)
 
 
 def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,

@@ -42,10 +42,15 @@ def write_mg(root: Path, per_class: tuple[int, int, int] = (8, 2, 2), num_classe
     drop_pose_units > 0 leaves that many units out of the pose entry (a misaligned pair)."""
     rng = np.random.default_rng(seed)
     protos = {s: rng.standard_normal((num_classes, dim)) for s in ("tokens", "cls", "joint", "bone")}
-    records = [UnitRecord(f"{video}_{start}-{start + 15}", MG_KIND, video, f"s-{video}", split, start, start + 15,
-                          mg_label=c, emotion=k % 2)
-               for split, count in zip(SPLITS, per_class) for c in range(num_classes) for k in range(count)
-               for video, start in [(f"{split}{k % 3}", 1000 * c + 10 * k)]]
+    records, rows = [], {}  # rows: video -> clips so far (each clip's row in its video's label file)
+    for split, count in zip(SPLITS, per_class):
+        for c in range(num_classes):
+            for k in range(count):
+                video, start = f"{split}{k % 3}", 1000 * c + 10 * k
+                rows[video] = rows.get(video, -1) + 1
+                records.append(UnitRecord(f"{video}_{start}-{start + 15}", MG_KIND, video, f"s-{video}", split, start,
+                                          start + 15, mg_label=c, emotion=k % 2, video_name=f"00{k % 3}{split}",
+                                          label_row=rows[video]))
     units = unit_columns(records)
     labels = [u.mg_label for u in records]
     rgb_len, pose_len = int(np.prod(rgb_grid)), int(np.prod(pose_grid))

@@ -5,21 +5,26 @@ emotions, clips), renders it once (keypoints, the sheet values an OpenPose run w
 frames drawn from them), then writes it in one layout. Every layout holds the SAME sample:
 the same clips, labels, keypoint values and (where the layout has them) videos and splits.
 
-``miga2025`` (default), for each video id ``"1"``, ``"2"``, ... in split ``train``,
-``validate`` or ``test``::
+``miga2025`` (default), for each video id ``"0001"``, ``"0002"``, ... (4-digit, as the
+release) in split ``train``, ``validate`` or ``test``, nested as the 2025 zips unpack (the
+skeleton download's phase 1 and phase 2, the RGB download in trees of its own)::
 
-    out/imigue_skeleton_<split>/<id>/<id>_openpose.xlsx   T rows x 411 values, no header
-    out/imigue_skeleton_<split>/<id>/<id>_label.csv       rows "class,start,end", no header
-    out/imigue_rgb_<split>/<id>/<id>.mp4                   H.264, yuv420p
-    out/train_label.csv, out/validation_label.csv          "video_id,label" (1 win, 0 lose)
-    out/test_label.csv                                     held-out truth: synthetic only,
-                                                           the real test labels are not released
+    out/imigue_data_phase1/datasets/imigue_skeleton_{train,validate}/<id>/<id>_openpose.xlsx
+                                                  T rows x 411 values, no header
+    out/imigue_data_phase1/datasets/imigue_skeleton_{train,validate}/<id>/<id>_label.csv
+                                                  rows "class,start,end", no header
+    out/imigue_data_phase2/imigue_skeleton_test/<id>/...        the same for test
+    out/imigue_rgb_phase1/{train_data,validation_data}/<id>/<id>.mp4   H.264, yuv420p
+    out/imigue_rgb_phase2/<id>/<id>.mp4
+    out/imigue_data_phase1/{train,validation}_label.csv   "video_id,label" (1 win, 0 lose)
+    out/imigue_data_phase2/test_label.csv         held-out truth: synthetic only, the real
+                                                  test labels are not released
     out/README.txt
 
-``miga2023``: as miga2025 with ``<id>_light_hand.csv`` (T rows x 106: frame index, then the 25
+``miga2023``: as miga2025 (same nesting) with ``<id>_light_hand.csv`` (T rows x 106: frame index, then the 25
 BODY_25 joints, 5 right and 5 left fingertips, each x, y, c) instead of the sheet.
 ``openpose-json``: as miga2025 with OpenPose's per-frame output
-``imigue_skeleton_<split>/<id>/openpose_json/<id>_<frame:012d>_keypoints.json`` instead.
+``<skeleton folder>/<id>/openpose_json/<id>_<frame:012d>_keypoints.json`` instead.
 ``imigue`` (the full release): ``labels.csv`` (video_id, class, start_frame, end_frame,
 win_or_lose, subject_id), ``videos/<id>.mp4`` and ``skeletons/<id>_openpose.xlsx``; no split
 (the reader makes one by subject). ``stgcn``: the ST-GCN baseline packs
@@ -262,7 +267,7 @@ def _check_sizes(videos: int, frames: int, width: int, height: int, clips_per_vi
 def _plan(videos: int, clips_per_video: int, frames: int,
           rng: np.random.Generator) -> list[_Video]:
     """Assign ids, subjects, splits, emotions and clips; videos sorted by id."""
-    ids = [str(i) for i in rng.permutation(videos) + 1]
+    ids = [f"{i:04d}" for i in rng.permutation(videos) + 1]  # 4-digit, zero-padded, as the release
     plan: list[_Video] = []
     n_subjects = 0
     for split, n in _split_sizes(videos, clips_per_video).items():
@@ -487,10 +492,20 @@ def _draw_hand(draw: ImageDraw.ImageDraw, hand: list[Point], color: Color, u: fl
 
 # ---------------------------------------------------------------- writing
 
+# Where each split goes in the MiGA layouts, as the 2025 zips unpack: the skeleton download's
+# phase 1 (train, validate) and phase 2 (test), and the RGB download in trees of its own.
+SKELETON_DIRS = {"train": "imigue_data_phase1/datasets/imigue_skeleton_train",
+                 "validate": "imigue_data_phase1/datasets/imigue_skeleton_validate",
+                 "test": "imigue_data_phase2/imigue_skeleton_test"}
+RGB_DIRS = {"train": "imigue_rgb_phase1/train_data", "validate": "imigue_rgb_phase1/validation_data",
+            "test": "imigue_rgb_phase2"}
+EMOTION_DIRS = {"train": "imigue_data_phase1", "validate": "imigue_data_phase1", "test": "imigue_data_phase2"}
+
+
 def _miga_dirs(out: Path, video: _Video) -> tuple[Path, Path]:
     """(skeleton folder (created), rgb folder) of a video in the MiGA layouts."""
-    skeleton_dir = out / f"imigue_skeleton_{video.split}" / video.video_id
-    rgb_dir = out / f"imigue_rgb_{video.split}" / video.video_id
+    skeleton_dir = out / SKELETON_DIRS[video.split] / video.video_id
+    rgb_dir = out / RGB_DIRS[video.split] / video.video_id
     skeleton_dir.mkdir(parents=True, exist_ok=True)
     return skeleton_dir, rgb_dir
 
@@ -507,7 +522,7 @@ def _write_miga(sample: _Sample, write_skeleton: Callable[[Path, _Rendered], Non
         write_skeleton(skeleton_dir, r)
         _write_label_csv(skeleton_dir / f"{vid}_label.csv", r.label_rows())
         r.write_mp4(rgb_dir / f"{vid}.mp4")
-    _write_emotions(sample.out, list(sample.plan))
+    _write_emotions(sample.out, list(sample.plan), EMOTION_DIRS)
 
 
 def _write_miga2025(sample: _Sample) -> None:
@@ -663,27 +678,33 @@ def _write_mp4(path: Path, images: Iterable[np.ndarray], fps: int, width: int,
         container.mux(stream.encode())
 
 
-def _write_emotions(out: Path, plan: list[_Video]) -> None:
+def _write_emotions(out: Path, plan: list[_Video], folders: dict[str, str] | None = None) -> None:
+    """The emotion label files, at the root or in each split's `folders`."""
     for split, name in EMOTION_FILES.items():
-        with open(out / name, "w", newline="") as f:
+        folder = out / (folders or {}).get(split, "")
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / name, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(("video_id", "label"))
             writer.writerows((v.video_id, v.emotion) for v in plan if v.split == split)
 
 
+_MIGA_NESTING = ("Folders as the release's zips unpack: imigue_data_phase1/datasets/imigue_skeleton_"
+                 "{train,validate}/<id>/, imigue_data_phase2/imigue_skeleton_test/<id>/, the videos in "
+                 "imigue_rgb_phase1/{train_data,validation_data}/<id>/<id>.mp4 and imigue_rgb_phase2/<id>/"
+                 "<id>.mp4; ids 4-digit (0054); train_label.csv / validation_label.csv (video_id,label; "
+                 "1 win, 0 lose) in imigue_data_phase1/, test_label.csv in imigue_data_phase2/.\n")
 LAYOUT_TEXT = {
-    "miga2025": "Layout as in the MiGA 2025 release: imigue_skeleton_<split>/<id>/<id>_openpose.xlsx "
-                "(no header, 411 columns: x, y, c of 137 OpenPose points, pixels), <id>_label.csv "
-                "(class,start,end; 0-based inclusive), imigue_rgb_<split>/<id>/<id>.mp4, and "
-                "train_label.csv / validation_label.csv (video_id,label; 1 win, 0 lose).\n",
-    "miga2023": "Layout as in the MiGA 2023/24 release: imigue_skeleton_<split>/<id>/<id>_light_hand.csv "
+    "miga2025": "Layout as in the MiGA 2025 release: per video <id>_openpose.xlsx "
+                "(no header, 411 columns: x, y, c of 137 OpenPose points, pixels) and <id>_label.csv "
+                "(class,start,end; 0-based inclusive). " + _MIGA_NESTING,
+    "miga2023": "Layout as in the MiGA 2023/24 release: per video <id>_light_hand.csv "
                 "(no header, 106 columns: frame index, then x, y, c of the 25 BODY_25 joints, 5 right "
-                "and 5 left fingertips, pixels), <id>_label.csv (class,start,end; 0-based inclusive), "
-                "imigue_rgb_<split>/<id>/<id>.mp4, train_label.csv / validation_label.csv.\n",
-    "openpose-json": "MiGA folders with OpenPose's own output: imigue_skeleton_<split>/<id>/openpose_json/"
+                "and 5 left fingertips, pixels) and <id>_label.csv (class,start,end; 0-based inclusive). "
+                + _MIGA_NESTING,
+    "openpose-json": "MiGA folders with OpenPose's own output: per video openpose_json/"
                      "<id>_<frame:012d>_keypoints.json (people[*] with pose, face, hand_left, hand_right "
-                     "keypoints), <id>_label.csv, imigue_rgb_<split>/<id>/<id>.mp4, train_label.csv / "
-                     "validation_label.csv.\n",
+                     "keypoints) and <id>_label.csv. " + _MIGA_NESTING,
     "imigue": "Layout as in the full iMiGUE release: labels.csv (video_id, class, start_frame, end_frame, "
               "win_or_lose, subject_id), videos/<id>.mp4, skeletons/<id>_openpose.xlsx. No split is "
               "written: readers make a cross-subject one from subject_id.\n",

@@ -11,13 +11,14 @@ from migue.pipeline.datasets import read_dataset
 from migue.pipeline.datasets.labels import read_clip_labels
 from migue.pipeline.datasets.manifest import make_unit_id
 from migue.pipeline.datasets.skeleton import SkeletonError, _table_to_array, read_openpose_xlsx
+from migue.synth.sample import SKELETON_DIRS
 
 
 def test_manifest_of_the_sample(manifest, sample_dir):
     assert manifest.layout == "miga2025" and not manifest.problems
     assert len(manifest.videos) == 12
     mg = manifest.of_kind("mg")
-    labels_on_disk = sum(len(p.read_text().splitlines()) for p in sample_dir.glob("imigue_skeleton_*/*/*_label.csv"))
+    labels_on_disk = sum(len(p.read_text().splitlines()) for p in sample_dir.glob("**/imigue_skeleton_*/*/*_label.csv"))
     assert len(mg) == labels_on_disk
     assert {u.mg_label for u in mg if u.split == "train"} == set(range(N_MG_CLASSES))
     ids = [u.unit_id for u in manifest.units]
@@ -27,14 +28,14 @@ def test_manifest_of_the_sample(manifest, sample_dir):
 def test_splits_come_from_folders_and_never_share_a_video(manifest, sample_dir):
     for video in manifest.videos.values():
         folder = {"train": "train", "val": "validate", "test": "test"}[video.split]
-        assert (sample_dir / f"imigue_skeleton_{folder}" / video.video_id).is_dir()
+        assert (sample_dir / SKELETON_DIRS[folder] / video.video_id).is_dir()
     for unit in manifest.units:
         assert unit.split == manifest.videos[unit.video_id].split
 
 
 def test_emotion_labels_reach_every_unit(manifest, sample_dir):
     import pandas as pd
-    truth = pd.concat([pd.read_csv(sample_dir / f) for f in ("train_label.csv", "validation_label.csv",
+    truth = pd.concat([pd.read_csv(next(sample_dir.glob(f"**/{f}")), dtype={"video_id": str}) for f in ("train_label.csv", "validation_label.csv",
                                                               "test_label.csv")])
     expected = dict(zip(truth.video_id.astype(str), truth.label))
     for unit in manifest.units:
@@ -103,7 +104,7 @@ def test_bad_label_rows_are_reported_and_skipped(tmp_path):
 def test_missing_video_is_a_problem_and_other_videos_still_read(sample_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sample_dir, copy)
-    victim = next(copy.glob("imigue_rgb_train/*/*.mp4"))
+    victim = next(copy.glob("imigue_rgb_phase1/train_data/*/*.mp4"))
     victim.unlink()
     manifest = read_dataset(copy)
     assert any(f"video {victim.stem}.mp4 not found" in p for p in manifest.problems)

@@ -84,11 +84,11 @@ def test_evaluate_recomputes_the_saved_test_metrics(demo_dir):
 def test_predict_writes_a_miga_submission(demo_dir, tmp_path):
     out = tmp_path / "submission.csv"
     result = CliRunner().invoke(main, ["predict", str(demo_dir / "runs" / "emotion-interfusion"),
-                                       "--out", str(out)], catch_exceptions=False)
+                                       "--format", "miga", "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(out)
+    table = pd.read_csv(out, dtype={"video_id": str})
     assert list(table.columns) == ["video_id", "label"] and set(table["label"]) <= {0, 1}
-    test_videos = pd.read_csv(demo_dir / "data" / "test_label.csv")
+    test_videos = pd.read_csv(demo_dir / "data" / "imigue_data_phase2" / "test_label.csv", dtype={"video_id": str})
     assert sorted(table["video_id"]) == sorted(test_videos["video_id"])
 
 

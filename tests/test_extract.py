@@ -66,7 +66,7 @@ def test_changing_what_shapes_the_numbers_selects_another_entry(manifest, tmp_pa
 def test_a_broken_video_fails_its_units_only(sample_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data)
-    victim = next(data.glob("imigue_rgb_train/*/*.mp4"))
+    victim = next(data.glob("imigue_rgb_phase1/train_data/*/*.mp4"))
     manifest = read_dataset(data)
     victim.write_bytes(victim.read_bytes()[:2000])  # truncated after reading the manifest
     report = extract(manifest, FeatureStore(tmp_path / "cache"), _opts("rgb"))

@@ -127,11 +127,15 @@ def test_predict_run(task, runs, stores):
     units = stores[task][next(iter(stores[task]))].units
     test = units[units["split"] == "test"]
     if task == "mg":
-        assert list(predicted.columns) == ["unit_id", "video_id", "label"] and len(predicted) == len(test)
+        assert list(predicted.columns[:5]) == ["unit_id", "video_id", "label", "video_name", "label_row"]
+        assert list(predicted.columns[5:]) == [f"p_{k:02d}" for k in range(32)] and len(predicted) == len(test)
+        assert (predicted[predicted.columns[5:]].to_numpy().argmax(axis=1) == predicted["label"]).all()
         truth = test.set_index("unit_id").loc[predicted["unit_id"], "mg_label"].to_numpy()
         assert np.mean(predicted["label"].to_numpy() == truth) == pytest.approx(metrics["test"]["top1"])
     else:
-        assert list(predicted.columns) == ["video_id", "label"] and len(predicted) == test["video_id"].nunique()
+        assert list(predicted.columns) == ["video_id", "label", "video_name", "p_win"]
+        assert len(predicted) == test["video_id"].nunique()
+        assert ((predicted["p_win"] >= 0.5) == (predicted["label"] == 1)).all()
         truth = test.groupby("video_id")["emotion"].first().loc[predicted["video_id"]].to_numpy()
         assert np.mean(predicted["label"].to_numpy() == truth) == pytest.approx(metrics["test"]["accuracy"])
 

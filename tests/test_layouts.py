@@ -53,7 +53,7 @@ def layouts(sample_dir, tmp_path_factory) -> dict[str, Path]:
     """The session sample in every layout. The others are written without videos and get the
     session sample's videos linked in: same seed and sizes, so the same videos."""
     root = tmp_path_factory.mktemp("layouts")
-    videos = {p.stem: p for p in sample_dir.glob("imigue_rgb_*/*/*.mp4")}
+    videos = {p.stem: p for p in sample_dir.glob("imigue_rgb_*/**/*.mp4")}
     out = {"miga2025": sample_dir}
     for layout in ("imigue", "miga2023", "openpose-json", "stgcn"):
         write_sample(root / layout, layout=layout, rgb=False, **SAMPLE)
@@ -67,7 +67,7 @@ def layouts(sample_dir, tmp_path_factory) -> dict[str, Path]:
             link.symlink_to(video)
     # the packs next to the MiGA label files (and the videos): clip frame ranges are recovered
     labelled = clone(root / "stgcn", root / "stgcn-labelled")
-    for path in sample_dir.glob("imigue_skeleton_*/*/*_label.csv"):
+    for path in sample_dir.glob("**/imigue_skeleton_*/*/*_label.csv"):
         target = labelled / path.relative_to(sample_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -149,17 +149,17 @@ def test_stgcn_packs_beside_label_files_get_the_same_unit_ids(manifests):
 
 
 def test_keypoints_agree_across_formats(manifests):
-    ref = read_skeleton(manifests["miga2025"].videos["1"].skeleton_path)
+    ref = read_skeleton(manifests["miga2025"].videos["0001"].skeleton_path)
     assert ref.shape == (260, 137, 3)
-    np.testing.assert_array_equal(read_skeleton(manifests["openpose-json"].videos["1"].skeleton_path), ref)
-    np.testing.assert_array_equal(read_skeleton(manifests["imigue"].videos["1"].skeleton_path), ref)
-    light = read_skeleton(manifests["miga2023"].videos["1"].skeleton_path)
+    np.testing.assert_array_equal(read_skeleton(manifests["openpose-json"].videos["0001"].skeleton_path), ref)
+    np.testing.assert_array_equal(read_skeleton(manifests["imigue"].videos["0001"].skeleton_path), ref)
+    light = read_skeleton(manifests["miga2023"].videos["0001"].skeleton_path)
     np.testing.assert_array_equal(light[:, LIGHT_HAND_POINTS], ref[:, LIGHT_HAND_POINTS])
     others = np.setdiff1d(np.arange(137), LIGHT_HAND_POINTS)
     assert not light[:, others].any(), "points a light-hand row does not have are missing"
-    pack = read_skeleton(manifests["stgcn-labelled"].videos["1"].skeleton_path)
+    pack = read_skeleton(manifests["stgcn-labelled"].videos["0001"].skeleton_path)
     points = [JOINT_INDEX[j] for j in IMIGUE22.joints]
-    clips = [u for u in manifests["stgcn-labelled"].of_kind("mg") if u.video_id == "1"]
+    clips = [u for u in manifests["stgcn-labelled"].of_kind("mg") if u.video_id == "0001"]
     assert len(pack) == max(u.end for u in clips) + 1
     inside = np.zeros(len(pack), bool)
     for unit in clips:
@@ -218,7 +218,7 @@ def read_bad(root: Path, **kwargs):
 
 
 def skeleton_csv(root: Path, vid: str) -> Path:
-    return next(root.glob(f"imigue_skeleton_*/{vid}/{vid}_light_hand.csv"))
+    return next(root.glob(f"**/imigue_skeleton_*/{vid}/{vid}_light_hand.csv"))
 
 
 def test_clean_copies_have_no_problems(miga2023, release, manifests):
@@ -241,7 +241,7 @@ def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifes
     from migue.pipeline.extraction.unit_inputs import parse_skeletons
 
     root = clone(layouts[layout], tmp_path / layout)
-    path = next(p for p in root.glob("imigue_skeleton_*/4/4_*") if not p.name.endswith("_label.csv"))
+    path = next(p for p in root.glob("**/imigue_skeleton_*/0004/0004_*") if not p.name.endswith("_label.csv"))
     empty(path)
     m = read_bad(root)
     assert not m.problems and ids(m) == ids(manifests[layout])
@@ -250,7 +250,7 @@ def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifes
         "its units will fail pose extraction"]
     failures: dict[str, str] = {}
     kept = parse_skeletons(m.of_kind("mg"), m.videos, tmp_path / "parsed", failures)
-    assert set(failures) == {u.unit_id for u in m.of_kind("mg") if u.video_id == "4"}
+    assert set(failures) == {u.unit_id for u in m.of_kind("mg") if u.video_id == "0004"}
     assert all("no skeleton frames" in reason for reason in failures.values())
     assert len(kept) == len(m.of_kind("mg")) - len(failures)
 
@@ -264,7 +264,7 @@ def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifes
      "row 7, column 2 is nan (not a finite number)"),
 ])
 def test_bad_skeleton_table_is_one_problem(miga2023, manifests, damage, message):
-    path = skeleton_csv(miga2023, "4")
+    path = skeleton_csv(miga2023, "0004")
     path.write_text("\n".join(damage(path.read_text().splitlines())) + "\n")
     m = read_bad(miga2023)
     assert m.problems == [f"{path}: {message} (its units will fail pose extraction)"]
@@ -275,7 +275,7 @@ def test_bad_skeleton_table_is_one_problem(miga2023, manifests, damage, message)
 
 def test_bad_openpose_json_frame_is_one_problem(layouts, manifests, tmp_path):
     root = clone(layouts["openpose-json"], tmp_path / "json")
-    frame = next(root.glob("imigue_skeleton_*/5/openpose_json/5_000000000007_keypoints.json"))
+    frame = next(root.glob("**/imigue_skeleton_*/0005/openpose_json/0005_000000000007_keypoints.json"))
     data = json.loads(frame.read_text())
     data["people"][0]["pose_keypoints_2d"][4] = float("nan")
     frame.write_text(json.dumps(data))
@@ -286,7 +286,7 @@ def test_bad_openpose_json_frame_is_one_problem(layouts, manifests, tmp_path):
 
 
 def test_bad_label_rows_each_named_once_and_the_rest_read(miga2023, manifests):
-    path = next(miga2023.glob("imigue_skeleton_*/6/6_label.csv"))
+    path = next(miga2023.glob("**/imigue_skeleton_*/0006/0006_label.csv"))
     rows = path.read_text().splitlines()
     first = rows[0]
     path.write_text("\n".join(rows + ["77,10,20", "3,50,40", "3,250,300", "x,1,2", "3,1", first]) + "\n")
@@ -298,7 +298,7 @@ def test_bad_label_rows_each_named_once_and_the_rest_read(miga2023, manifests):
         f"{path}: row {n + 3}: end frame 300 is past the video's last frame 259",
         f"{path}: row {n + 4}: class 'x' is not an integer",
         f"{path}: row {n + 5}: has 2 columns, expected 3 (class,start,end)",
-        f"{path}: row {n + 6}: duplicate clip {next(iter(_row_ids(m, '6')))} (same video and frame range as "
+        f"{path}: row {n + 6}: duplicate clip {next(iter(_row_ids(m, '0006')))} (same video and frame range as "
         f"{path}: row 1); kept the first",
     ]
     assert ids(m) == ids(manifests["miga2023"])
@@ -309,21 +309,21 @@ def _row_ids(m, vid):
 
 
 def test_missing_and_undecodable_videos_are_named(release, manifests):
-    (release / "videos" / "3.mp4").unlink()
-    (release / "videos" / "5.mp4").unlink()
-    (release / "videos" / "5.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
+    (release / "videos" / "0003.mp4").unlink()
+    (release / "videos" / "0005.mp4").unlink()
+    (release / "videos" / "0005.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all")
     m = read_bad(release)
     assert len(m.problems) == 2
-    assert m.problems[0].startswith(f"{release / 'labels.csv'}: video 3.mp4 (rows ")
+    assert m.problems[0].startswith(f"{release / 'labels.csv'}: video 0003.mp4 (rows ")
     assert m.problems[0].endswith(f"not found under {release}")
-    assert m.problems[1].startswith(f"{release / 'videos' / '5.mp4'}: cannot open video")
+    assert m.problems[1].startswith(f"{release / 'videos' / '0005.mp4'}: cannot open video")
     assert m.problems[1].endswith("(its units are left without video)")
     ref = manifests["imigue"]
     assert mg(m) == mg(ref), "their clips stay (pose still works); rgb units fail at extraction"
-    windows = {u.unit_id for u in ref.of_kind("window") if u.video_id not in ("3", "5")}
+    windows = {u.unit_id for u in ref.of_kind("window") if u.video_id not in ("0003", "0005")}
     assert {u.unit_id for u in m.of_kind("window")} == windows
-    assert m.videos["3"].video_path is None and m.videos["5"].video_path is None
-    assert m.videos["3"].frames == 260, "frame count from the skeleton"
+    assert m.videos["0003"].video_path is None and m.videos["0005"].video_path is None
+    assert m.videos["0003"].frames == 260, "frame count from the skeleton"
 
 
 def test_bad_release_table_rows(release, manifests):
@@ -359,20 +359,20 @@ def test_release_table_without_its_columns(release):
 
 
 def test_missing_label_and_skeleton_files(miga2023, manifests):
-    labels = next(miga2023.glob("imigue_skeleton_train/*/*_label.csv"))
+    labels = next(miga2023.glob("**/imigue_skeleton_train/*/*_label.csv"))
     labels.unlink()
-    skeleton = skeleton_csv(miga2023, "2")
+    skeleton = skeleton_csv(miga2023, "0002")
     skeleton.unlink()
     m = read_bad(miga2023)
     assert sorted(m.problems) == sorted([
         f"{labels}: label file missing",
-        f"{skeleton.parent}: skeleton file missing (expected 2_light_hand.csv)"])
+        f"{skeleton.parent}: skeleton file missing (expected 0002_light_hand.csv)"])
     lost = {u.unit_id for u in manifests["miga2023"].of_kind("mg") if u.video_id == labels.parent.name}
     assert ids(m) == ids(manifests["miga2023"]) - lost
 
 
 def test_bad_emotion_rows(miga2023, manifests):
-    path = miga2023 / "train_label.csv"
+    path = next(miga2023.glob("**/train_label.csv"))
     path.write_text(path.read_text() + "99,maybe\n,1\n")
     m = read_bad(miga2023)
     rows = len(path.read_text().splitlines())
@@ -475,9 +475,12 @@ def test_data_check_reports_and_exits_non_zero_on_problems(miga2023, tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["data", "check", str(miga2023), "--cache", str(tmp_path / "cache")])
     assert ok.exit_code == 0, ok.output
-    assert "layout miga2023" in ok.output and "MG clips: 144" in ok.output
+    assert "layout miga2023" in ok.output and "MG clips" in ok.output
+    counts = {line.split()[0]: line.split()[4] for line in ok.output.splitlines()
+              if line.split()[:1] in (["train"], ["val"], ["test"]) and len(line.split()) == 6}
+    assert sum(map(int, counts.values())) == 144, ok.output
     assert "emotion labels: train win" in ok.output
-    skeleton_csv(miga2023, "4").write_text("1,2,3\n")
+    skeleton_csv(miga2023, "0004").write_text("1,2,3\n")
     bad = runner.invoke(main, ["data", "check", str(miga2023), "--cache", str(tmp_path / "cache")])
     assert bad.exit_code == 1
     assert "1 problem(s):" in bad.output and "row 1 has 3 columns, expected 106" in bad.output

@@ -16,7 +16,7 @@ from migue.pipeline.datasets.classes import (
     MG_CLASS_NAMES, N_MG_CLASSES, index_to_raw_label, raw_label_to_index,
 )
 from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX, LHAND_SLICE, N_COLUMNS, RHAND_SLICE
-from migue.synth.sample import EMOTION_FILES, SPLITS, SynthSummary, write_sample
+from migue.synth.sample import EMOTION_DIRS, EMOTION_FILES, RGB_DIRS, SKELETON_DIRS, SPLITS, SynthSummary, write_sample
 
 # The smallest sample that still gives every class 2 train clips and 1 validate
 # and test clip: 4 + 2 + 2 videos of 16 clips (16 x 16 frames + 17 gaps of 4).
@@ -34,7 +34,7 @@ def split_of(s: SynthSummary, video_id: str) -> str:
 
 
 def skeleton_dir(s: SynthSummary, video_id: str) -> Path:
-    return s.out / f"imigue_skeleton_{split_of(s, video_id)}" / video_id
+    return s.out / SKELETON_DIRS[split_of(s, video_id)] / video_id
 
 
 @functools.cache
@@ -56,7 +56,7 @@ def read_labels(s: SynthSummary, video_id: str) -> np.ndarray:
 def read_video(s: SynthSummary, video_id: str, frames: int | None = None,
                rgb: bool = True) -> np.ndarray:
     """Decoded frames, all or the first `frames`: (T, H, W, 3) RGB, or the raw yuv420p planes."""
-    path = s.out / f"imigue_rgb_{split_of(s, video_id)}" / video_id / f"{video_id}.mp4"
+    path = s.out / RGB_DIRS[split_of(s, video_id)] / video_id / f"{video_id}.mp4"
     with av.open(str(path)) as container:
         decoded = itertools.islice(container.decode(video=0), frames)
         return np.stack([f.to_ndarray(format="rgb24") if rgb else f.to_ndarray() for f in decoded])
@@ -75,15 +75,15 @@ def points(sheet: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_layout(sample: SynthSummary) -> None:
-    assert sample.video_ids == tuple(str(i) for i in range(1, SMALL["videos"] + 1))
+    assert sample.video_ids == tuple(f"{i:04d}" for i in range(1, SMALL["videos"] + 1)), "4-digit, as the release"
     assert sorted(sum(sample.splits.values(), ())) == sorted(sample.video_ids)
     for split in SPLITS:
         for v in sample.splits[split]:
-            for path in (f"imigue_skeleton_{split}/{v}/{v}_openpose.xlsx",
-                         f"imigue_skeleton_{split}/{v}/{v}_label.csv",
-                         f"imigue_rgb_{split}/{v}/{v}.mp4"):
+            for path in (f"{SKELETON_DIRS[split]}/{v}/{v}_openpose.xlsx",
+                         f"{SKELETON_DIRS[split]}/{v}/{v}_label.csv",
+                         f"{RGB_DIRS[split]}/{v}/{v}.mp4"):
                 assert (sample.out / path).is_file(), path
-        emotions = read_emotions(sample.out / EMOTION_FILES[split])
+        emotions = read_emotions(sample.out / EMOTION_DIRS[split] / EMOTION_FILES[split])
         assert emotions == {v: sample.emotions[v] for v in sample.splits[split]}
     assert "seed=3" in (sample.out / "README.txt").read_text()
 
@@ -139,12 +139,13 @@ def test_same_seed_same_sample_other_seed_differs(sample: SynthSummary, tmp_path
         assert np.array_equal(read_labels(again, video_id), read_labels(sample, video_id))
         assert np.array_equal(read_video(again, video_id, rgb=False),
                               read_video(sample, video_id, rgb=False))
-    for name in EMOTION_FILES.values():
-        assert (again.out / name).read_text() == (sample.out / name).read_text()
-    assert not np.array_equal(read_sheet(other, "1"), read_sheet(sample, "1"))
-    assert not np.array_equal(read_labels(other, "1"), read_labels(sample, "1"))
-    assert not np.array_equal(read_video(other, "1", rgb=False),
-                              read_video(sample, "1", rgb=False))
+    for split, name in EMOTION_FILES.items():
+        path = f"{EMOTION_DIRS[split]}/{name}"
+        assert (again.out / path).read_text() == (sample.out / path).read_text()
+    assert not np.array_equal(read_sheet(other, "0001"), read_sheet(sample, "0001"))
+    assert not np.array_equal(read_labels(other, "0001"), read_labels(sample, "0001"))
+    assert not np.array_equal(read_video(other, "0001", rgb=False),
+                              read_video(sample, "0001", rgb=False))
 
 
 def background(video: np.ndarray) -> np.ndarray:

@@ -379,27 +379,38 @@ def test_a_url_to_a_published_file_name_is_held_to_the_published_digest(server, 
 
 # ---------------------------------------------------------------- disk full
 class DiskFull:
-    """`fill(folder, after=N, name_part="")`: os.write into files under `folder` (whose name holds
-    `name_part`) fails with ENOSPC once N bytes went through, as a filling disk does; `free()` ends it."""
+    """`fill(folder, after=N, name_part="")`: for files under `folder` whose name holds
+    `name_part`, os.write fails with ENOSPC once N bytes went through (a disk filling up), and
+    os.fsync fails with ENOSPC once they are spent (where delayed allocation reports it; so
+    whichever way a helper writes, its fsync is reached); `free()` ends it."""
 
     def __init__(self) -> None:
-        self.real_write = os.write
+        self.real = os.write, os.fsync
 
     def fill(self, folder: Path, after: int = 0, name_part: str = "") -> None:
-        written, root, real_write = [0], str(folder.resolve()), self.real_write
+        written, root = [0], str(folder.resolve())
+        real_write, real_fsync = self.real
+
+        def hit(fd: int) -> bool:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            return target.startswith(root) and name_part in Path(target).name
 
         def write(fd: int, data: bytes) -> int:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-            if target.startswith(root) and name_part in Path(target).name:
+            if hit(fd):
                 if written[0] + len(data) > after:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 written[0] += len(data)
             return real_write(fd, data)
 
-        os.write = write
+        def fsync(fd: int) -> None:
+            if hit(fd) and written[0] >= after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            real_fsync(fd)
+
+        os.write, os.fsync = write, fsync
 
     def free(self) -> None:
-        os.write = self.real_write
+        os.write, os.fsync = self.real
 
 
 @pytest.fixture

@@ -101,8 +101,20 @@ def data() -> None:
     """Inspect a dataset folder."""
 
 
+DATA_HELP = ("Dataset folder as it unpacks (a release layout, or `migue synth` output); give it again "
+             "for each folder read as one dataset (e.g. phase 1 and phase 2, skeletons and RGB apart).")
+
+
+def _empty_train(manifest: object) -> None:
+    """Refuse to extract or train on nothing: the sentence says where the reader looked."""
+    reason = getattr(manifest, "empty_splits", {}).get("train")
+    if reason:
+        raise click.ClickException(f"{reason}; nothing to train on (`migue data check` lists what was found)")
+
+
 @data.command("check")
-@click.argument("root", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("roots", nargs=-1, required=True, metavar="ROOT...",
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
               help="Dataset layout; auto detects it.")
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
@@ -110,20 +122,23 @@ def data() -> None:
               help="Parse every skeleton file to report bad ones (kept parsed under <cache>/parsed, so "
                    "extract reuses them). --no-skeletons parses only those of videos without a video file.")
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
-    """Print what the dataset holds and every problem; exit 1 when there are problems."""
+def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
+    """Print what the dataset (one folder, or several read as one) holds per split, what under it
+    no reader used, and every problem; exit 1 when there are problems (an empty train or
+    validation split, a split folder without videos and videos matching no skeleton among them)."""
     from migue.pipeline.datasets import read_dataset
     from .report import describe_manifest
 
     try:
-        manifest = read_dataset(root, layout, window, read_skeletons=skeletons,
+        manifest = read_dataset(roots, layout, window, read_skeletons=skeletons,
                                 parsed_dir=FeatureStore(cache).root / "parsed")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(describe_manifest(manifest))
-    if manifest.problems:
-        click.secho(f"{len(manifest.problems)} problem(s):", fg="red", err=True)
-        for problem in manifest.problems:
+    problems = [*manifest.empty_splits.values(), *manifest.problems]
+    if problems:
+        click.secho(f"{len(problems)} problem(s):", fg="red", err=True)
+        for problem in problems:
             click.echo(f"  - {problem}", err=True)
         sys.exit(1)
 
@@ -131,7 +146,7 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 @main.command()
 @click.option("--modality", type=click.Choice(sorted(MODALITIES)), required=True)
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              required=True, help="Dataset folder (a release layout, or `migue synth` output).")
+              required=True, multiple=True, help=DATA_HELP)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 @click.option("--checkpoint", multiple=True, metavar="PATH|KEY",
               help="Released weights: a file, or a `migue weights` catalogue key resolved in the weights "
@@ -164,7 +179,7 @@ def data_check(root: Path, layout: str, window: int, skeletons: bool, cache: Pat
 @click.option("--scheduler", default=None, metavar="ADDRESS|local",
               help="Extract on Dask: chunks of units are tasks on the cluster at ADDRESS, or on a "
                    "LocalCluster of --workers processes with 'local'.")
-def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tuple[str, ...],
+def extract(modality: str, data_root: tuple[Path, ...], cache: Path | None, checkpoint: tuple[str, ...],
             trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
             size: int | None, data_layout: str,
             joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int, device: str,
@@ -184,6 +199,7 @@ def extract(modality: str, data_root: Path, cache: Path | None, checkpoint: tupl
                             parsed_dir=FeatureStore(cache).root / "parsed")
     for problem in manifest.problems:
         log.warning("data: %s", problem)
+    _empty_train(manifest)
     opts = ExtractOptions(modality=modality, arch=arch, frames=frames, size=size, layout=joint_layout,
                           batch_size=batch_size, device=device, precision=precision,
                           checkpoints=checkpoint, trust_checkpoint=trust_checkpoint,
@@ -374,15 +390,16 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.runs import train_run
 
-    from migue.pipeline.orchestration.entries import select_entries
+    from migue.pipeline.orchestration.entries import head_roles, select_entries
 
-    readers = select_entries(FeatureStore(cache), task, _pairs(entries))
     config = {k: _json_value(v) for k, v in _pairs(overrides).items()}
     config["seed"] = seed
     if fusion:
         config["head"] = fusion
     if epochs is not None:
         config["epochs"] = epochs
+    readers = select_entries(FeatureStore(cache), task, _pairs(entries), head_roles(task, config),
+                             head=fusion or "")
     if resume:
         config["resume"] = True
     metrics = train_run(task, readers, out, config)
@@ -402,14 +419,37 @@ def evaluate(run_dir: Path, split: str) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="CSV file to write.")
-def predict(run_dir: Path, split: str, out: Path) -> None:
-    """Write predictions in the MiGA submission format (emotion: video_id,label; MG: per clip)."""
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
+@click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
+              help="migue: ids, predicted label, release names, label rows and class probabilities. "
+                   "miga: the challenge's file (mg run: Track 1 Id,Target; emotion run: Track 3 video_id,label).")
+@click.option("--zip", "zipped", is_flag=True,
+              help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              multiple=True, help="With --format miga: check completeness against this dataset's split "
+                                  "(default: the run's cache entries and their failed units). " + DATA_HELP)
+@click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
+def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
+            data_layout: str) -> None:
+    """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
+    and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
 
+    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
+
+    task = json.loads((run_dir / "config.json").read_text())["task"]
     table = predict_run(run_dir, split)
-    table.to_csv(out, index=False)
-    click.echo(f"wrote {len(table)} predictions to {out}")
+    if fmt == "miga":
+        if data_root:
+            from migue.pipeline.datasets import read_dataset
+
+            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
+        else:
+            expected = expected_from_run(task, run_dir, split)
+        table = miga_table(task, table, expected)
+    write_submission(table, out, task, zipped)
+    track = {"mg": "Track 1", "emotion": "Track 3"}[task] if fmt == "miga" else "migue"
+    click.echo(f"wrote {len(table)} {split} predictions ({track}, {', '.join(table.columns[:2])}) to {out}")
 
 
 @main.command()

@@ -11,33 +11,51 @@ from migue.pipeline.datasets.manifest import Manifest
 
 
 def describe_manifest(manifest: Manifest) -> str:
-    """Videos (with a video file, with a skeleton) and subjects per split, emotion labels per
-    split, MG clips per class and split, emotion windows, and the reader's notes."""
-    lines = [f"dataset {manifest.root} (layout {manifest.layout})"]
+    """Per split: videos, with a video file, with a skeleton, MG clips, emotion windows; then
+    subjects, emotion labels, MG clips per class, the reader's notes, and what under the roots
+    no reader used."""
+    roots = getattr(manifest, "roots", ()) or (manifest.root,)
+    lines = [f"dataset {', '.join(str(r) for r in roots)} (layout {manifest.layout})"]
     videos = list(manifest.videos.values())
-    if not videos:
-        return "\n".join(lines + ["no videos found"] + _notes(manifest))
-    per_split = Counter(v.split for v in videos)
-    with_video = Counter(v.split for v in videos if v.video_path is not None)
-    with_skeleton = Counter(v.split for v in videos if v.skeleton_path is not None)
-    lines.append("videos: " + ", ".join(
-        f"{s} {per_split[s]} ({with_video[s]} with video, {with_skeleton[s]} with skeleton)" for s in SPLITS))
-    subjects = {s: {v.subject for v in videos if v.split == s} for s in SPLITS}
-    if any(v.subject != v.video_id for v in videos):
-        lines.append("subjects: " + ", ".join(f"{s} {len(subjects[s])}" for s in SPLITS))
-    emo = Counter((v.split, v.emotion) for v in videos)
-    lines.append("emotion labels: " + ", ".join(
-        f"{s} win {emo[(s, 1)]} / lose {emo[(s, 0)]} / unknown {emo[(s, -1)]}" for s in SPLITS))
-    mg = manifest.of_kind("mg")
-    clips = Counter(u.split for u in mg)
-    lines.append(f"MG clips: {len(mg)} (" + ", ".join(f"{s} {clips[s]}" for s in SPLITS)
-                 + f"); emotion windows: {len(manifest.of_kind('window'))}")
-    counts = Counter((u.mg_label, u.split) for u in mg)
-    table = pd.DataFrame(
-        [[MG_CLASS_NAMES[c]] + [counts[(c, s)] for s in SPLITS] for c in range(len(MG_CLASS_NAMES))],
-        columns=["class"] + list(SPLITS))
-    lines.append(table.to_string(index=False))
-    return "\n".join(lines + _notes(manifest))
+    lines.append(split_table(manifest).to_string(index=False))
+    if videos:
+        subjects = {s: {v.subject for v in videos if v.split == s} for s in SPLITS}
+        if any(v.subject != v.video_id for v in videos):
+            lines.append("subjects: " + ", ".join(f"{s} {len(subjects[s])}" for s in SPLITS))
+        emo = Counter((v.split, v.emotion) for v in videos)
+        lines.append("emotion labels: " + ", ".join(
+            f"{s} win {emo[(s, 1)]} / lose {emo[(s, 0)]} / unknown {emo[(s, -1)]}" for s in SPLITS))
+        counts = Counter((u.mg_label, u.split) for u in manifest.of_kind("mg"))
+        table = pd.DataFrame(
+            [[MG_CLASS_NAMES[c]] + [counts[(c, s)] for s in SPLITS] for c in range(len(MG_CLASS_NAMES))]
+            + [["(unlabelled)"] + [counts[(-1, s)] for s in SPLITS]],
+            columns=["class"] + list(SPLITS))
+        lines.append(table.to_string(index=False))
+    return "\n".join(lines + _notes(manifest) + _unused(manifest))
+
+
+def split_table(manifest: Manifest) -> pd.DataFrame:
+    """One row per split: videos, with video, with skeleton, MG clips, emotion windows."""
+    videos = list(manifest.videos.values())
+    units = Counter((u.kind, u.split) for u in manifest.units)
+    return pd.DataFrame([{
+        "split": s, "videos": sum(v.split == s for v in videos),
+        "with video": sum(v.split == s and v.video_path is not None for v in videos),
+        "with skeleton": sum(v.split == s and v.skeleton_path is not None for v in videos),
+        "MG clips": units[("mg", s)], "emotion windows": units[("window", s)]} for s in SPLITS])
+
+
+def _unused(manifest: Manifest) -> list[str]:
+    from migue.pipeline.datasets.common import unused_files
+
+    unused = unused_files(manifest) if hasattr(manifest, "found") else []
+    if not unused:
+        return ["every file found under the dataset folder(s) was read"]
+    lines = ["not read by the layout's reader:"]
+    for u in unused:
+        shown = ", ".join(str(p) for p in u.first) + (" ..." if u.count > len(u.first) else "")
+        lines.append(f"  - {u.count} {u.kind}: {shown}")
+    return lines
 
 
 def _notes(manifest: Manifest) -> list[str]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions
+from .files import as_roots, describe_roots
 from . import imigue, miga2023, miga2025, openpose_json, stgcn
 
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
@@ -19,25 +22,34 @@ __all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "detec
            "read_dataset"]
 
 
-def detect_layout(root: str | Path) -> list[str]:
-    """Every layout the folder looks like, in the order autodetection prefers them."""
-    return [name for name, module in LAYOUTS.items() if module.looks_like(Path(root))]
+def detect_layout(root: str | Path | Sequence[str | Path]) -> list[str]:
+    """Every layout the folder(s) look like, in the order autodetection prefers them (folder
+    listings only: no file is opened)."""
+    roots = as_roots(root)
+    return [name for name, module in LAYOUTS.items() if module.looks_like(roots)]
 
 
-def read_dataset(root: str | Path, layout: str = "auto", window: int = DEFAULT_WINDOW, *,
+def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", window: int = DEFAULT_WINDOW, *,
                  read_skeletons: bool = False, parsed_dir: str | Path | None = None) -> DatasetManifest:
-    """Read a dataset folder into a manifest of units; bad input becomes `manifest.problems`.
+    """Read a dataset folder, or several read as one dataset, into a manifest of units; bad
+    input becomes `manifest.problems`; an empty train or val split is in `manifest.empty_splits`
+    (a sentence saying where the reader looked: `migue data check` reports it as a problem,
+    `migue extract` refuses an empty train split).
 
     `read_skeletons` parses every skeleton file (what `migue data check` does); otherwise only
     those of videos without a decodable video file, which give those videos their frame count
     and size. Parsed skeletons are kept by content hash under `parsed_dir` when given."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    roots = as_roots(root)
+    for folder in roots:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"dataset folder {folder} does not exist")
+    where = describe_roots(roots)
     if layout == "auto":
-        matches = detect_layout(root)
+        matches = detect_layout(roots)
         if not matches:
-            raise ValueError(f"{root}: no known dataset layout found (known: {', '.join(LAYOUTS)})")
+            raise ValueError(f"{where}: no known dataset layout found (known: {', '.join(LAYOUTS)}; the "
+                             "readers look for imigue_skeleton_<split> folders at any depth, labels.csv "
+                             "or <part>_data.npy at a root or one folder down)")
         layout = matches[0]
     else:
         matches = []
@@ -45,8 +57,17 @@ def read_dataset(root: str | Path, layout: str = "auto", window: int = DEFAULT_W
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     opts = ReadOptions(window=window, read_skeletons=read_skeletons,
                        parsed_dir=Path(parsed_dir) if parsed_dir else None)
-    manifest = LAYOUTS[layout].read(root, opts)
+    manifest = LAYOUTS[layout].read(roots if len(roots) > 1 else roots[0], opts)
     if len(matches) > 1:
-        manifest.notes.append(f"{root} also looks like {', '.join(matches[1:])}: read as {layout} "
+        manifest.notes.append(f"{where} also looks like {', '.join(matches[1:])}: read as {layout} "
                               "(choose with --layout)")
+    for split in REQUIRED_SPLITS:
+        if not any(v.split == split for v in manifest.videos.values()):
+            looked = LAYOUTS[layout].LOOKS_FOR.format(split=split, folder=SPLIT_FOLDERS[split])
+            manifest.empty_splits[split] = (f"the {split} split is empty: the {layout} reader looked for "
+                                            f"{looked} under {where} and found no video there")
     return manifest
+
+
+REQUIRED_SPLITS = ("train", "val")  # a layout without them would train or select on nothing
+SPLIT_FOLDERS = {"train": "train", "val": "validate", "test": "test"}  # the MiGA folder names

@@ -5,14 +5,8 @@ loaders map 1..31 to indices 0..30 and 99 to index 31.
 """
 from __future__ import annotations
 
-MG_CLASS_NAMES: tuple[str, ...] = (
-    "turtle neck", "deep breath", "touch hat", "touch face", "touch forehead",
-    "cover face", "rub eyes", "touch other face part", "touch ears", "bite nails",
-    "touch chin", "touch neck", "play hair", "tie", "chest", "back", "fold arm",
-    "sleeve", "put arm back", "move torso", "sit straight", "scratch arm",
-    "rub hand", "cross finger", "minaret hand", "play things", "withdraw arms",
-    "head up", "bite lip", "arm akimbo", "shake shoulder", "illustrative",
-)
+from migue.cache.labels import MG_CLASS_NAMES
+
 N_MG_CLASSES = 32
 LAST_RAW_LABEL = 99  # raw id of the 32nd class
 assert len(MG_CLASS_NAMES) == N_MG_CLASSES

@@ -17,15 +17,13 @@ import numpy as np
 
 from migue.common.splits import split_named
 
-from .manifest import Manifest, Unit, Video, make_unit_id, window_units
 from .errors import SkeletonError
-from .files import video_key
+from .files import EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, scan, video_key
+from .manifest import Manifest, Unit, Video, make_unit_id, window_units
 from .skeleton import frame_size_of, parse_skeleton
 from .video import VideoError, probe, read_frames
 
 DEFAULT_WINDOW = 64  # frames per emotion window
-EMOTION_FILES = {"train_label.csv": "train", "validation_label.csv": "val", "val_label.csv": "val",
-                 "test_label.csv": "test"}
 
 
 @dataclass
@@ -34,6 +32,10 @@ class DatasetManifest(Manifest):
     empty skeleton files of the real release, test labels not released)."""
 
     notes: list[str] = field(default_factory=list)
+    roots: tuple[Path, ...] = ()  # every folder read (root is the first)
+    found: Found | None = field(default=None, repr=False)  # what the walk over the roots found
+    used: set[Path] = field(default_factory=set, repr=False)  # files a reader used
+    empty_splits: dict[str, str] = field(default_factory=dict)  # split -> where the reader looked
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,31 @@ def split_by_subject(subjects: list[str], seed: int = 0,
 class Reader:
     """Builds one manifest: videos, units, problems and notes, each problem said once."""
 
-    def __init__(self, root: Path, layout: str, opts: ReadOptions) -> None:
-        self.manifest = DatasetManifest(root=root, layout=layout)
+    def __init__(self, root: Path | Roots, layout: str, opts: ReadOptions) -> None:
+        self.roots = as_roots(root)
+        self.manifest = DatasetManifest(root=self.roots[0], layout=layout, roots=self.roots)
         self.opts = opts
         self.sources: dict[str, str] = {}  # unit id -> where it was read ("file: row r")
+        self._found: Found | None = None
+
+    @property
+    def where(self) -> str:
+        """The dataset folder(s), for messages."""
+        return describe_roots(self.roots)
+
+    @property
+    def found(self) -> Found:
+        """The files under the roots (one walk, on first use); its problems are reported."""
+        if self._found is None:
+            self._found = scan(self.roots)
+            for text in self._found.problems:
+                self.problem(text)
+            self.manifest.found = self._found
+        return self._found
+
+    def use(self, *paths: Path | None) -> None:
+        """Record files a reader used (what is left is accounted for by `migue data check`)."""
+        self.manifest.used.update(p for p in paths if p is not None)
 
     @property
     def problems(self) -> list[str]:
@@ -81,9 +104,11 @@ class Reader:
             self.manifest.notes.append(text)
 
     def add_video(self, video_id: str, subject: str, split: str, emotion: int,
-                  video_path: Path | None, skeleton_path: Path | None) -> Video:
+                  video_path: Path | None, skeleton_path: Path | None, name: str = "") -> Video:
         """Probe the video (a first frame must decode) and, where there is no usable video or
-        every skeleton is to be checked, parse the skeleton for its frame count and size."""
+        every skeleton is to be checked, parse the skeleton for its frame count and size.
+        `name`: the id as the release spells it (default: `video_id`)."""
+        self.use(video_path, skeleton_path)
         frames = width = height = 0
         if video_path is not None:
             try:
@@ -112,7 +137,8 @@ class Reader:
                     frames = len(keypoints)
                     width, height = frame_size_of(keypoints)
         video = Video(video_id, subject=subject, split=split, emotion=emotion, video_path=video_path,
-                      skeleton_path=skeleton_path, frames=frames, width=width, height=height)
+                      skeleton_path=skeleton_path, frames=frames, width=width, height=height,
+                      name=name or video_id)
         self.manifest.videos[video_id] = video
         return video
 
@@ -124,8 +150,9 @@ class Reader:
         return (video.frames or None), "skeleton"
 
     def add_clip(self, video: Video, label: int, start: int, end: int, source: str,
-                 unit_id: str | None = None) -> None:
-        """One MG unit; a second unit with the same id (same video and frames) is a problem."""
+                 unit_id: str | None = None, label_row: int = -1) -> None:
+        """One MG unit (`label_row`: its 0-based row in the video's label file); a second unit
+        with the same id (same video and frames) is a problem."""
         unit_id = unit_id or make_unit_id(video.video_id, start, end)
         if unit_id in self.sources:
             self.problem(f"{source}: duplicate clip {unit_id} (same video and frame range as "
@@ -133,7 +160,8 @@ class Reader:
             return
         self.sources[unit_id] = source
         self.manifest.units.append(Unit(unit_id, "mg", video.video_id, video.subject, video.split,
-                                        start, end, label, video.emotion))
+                                        start, end, label, video.emotion,
+                                        video_name=video.name or video.video_id, label_row=label_row))
 
     def add_windows(self, video: Video) -> None:
         """Emotion windows tile videos that have a decodable video file."""
@@ -141,28 +169,30 @@ class Reader:
             self.manifest.units.extend(window_units(video, video.frames, self.opts.window))
 
 
-def read_emotion_files(root: Path, reader: Reader) -> dict[str, int]:
+def read_emotion_files(reader: Reader) -> dict[str, int]:
     """Emotion labels from `train_label.csv`, `validation_label.csv` (and `test_label.csv`)
-    at the root or one folder down, by video key."""
+    at any depth below the roots, by video key."""
     from .labels import read_emotion_labels
 
     emotion: dict[str, int] = {}
     for name in EMOTION_FILES:
-        for path in sorted(root.glob(name)) + sorted(root.glob(f"*/{name}")):
+        for path in sorted(p for p in reader.found.emotion_files if p.name == name):
+            reader.use(path)
             for vid, label in read_emotion_labels(path, reader.manifest.problems).items():
                 emotion[video_key(vid)] = label
     return emotion
 
 
-def split_folders(root: Path) -> list[Path]:
-    """`imigue_skeleton_<split>` folders at any depth below the root (the 2025 zips unpack them
+def split_folders(root: Path | Roots) -> list[Path]:
+    """`imigue_skeleton_<split>` folders at any depth below the roots (the 2025 zips unpack them
     two levels down, `imigue_data_phase1/datasets/`). One walk over folders only; a split
     folder's own subtree is not walked."""
     found = []
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames.sort()
-        found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
-        dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
+    for top in as_roots(root):
+        for dirpath, dirnames, _ in os.walk(top):
+            dirnames.sort()
+            found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
+            dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
     return sorted(found)
 
 
@@ -172,3 +202,37 @@ _SPLIT_SUFFIX = re.compile(r"^imigue_skeleton_(?P<split>.+)$")
 def split_of_folder(folder: Path) -> str | None:
     match = _SPLIT_SUFFIX.match(folder.name)
     return split_named(match["split"]) if match else None
+
+
+@dataclass(frozen=True)
+class Unused:
+    """Files of one kind under the roots that no reader used: how many, and the first few."""
+
+    kind: str
+    count: int
+    first: tuple[Path, ...]
+
+
+def unused_files(manifest: DatasetManifest) -> list[Unused]:
+    """What under the roots no reader used, by kind of file (the walk's own tally: nothing is
+    walked twice)."""
+    found, used = manifest.found, manifest.used
+    if found is None:
+        return []
+    known = {"video files (.mp4)": found.videos, "OpenPose sheets (_openpose.xlsx)": found.xlsx,
+             "light-hand skeletons (_light_hand.csv)": found.light_hand,
+             "OpenPose JSON folders": found.json_dirs, "clip label files (_label.csv)": found.label_files,
+             "emotion label files": {str(p): p for p in found.emotion_files}}
+    out = []
+    for kind, table in known.items():
+        left = sorted(p for p in table.values() if p not in used)
+        if left:
+            out.append(Unused(kind, len(left), tuple(left[:SHOWN_UNUSED])))
+    in_tables = {p for table in known.values() for p in table.values()}
+    used_other = [p for p in used if p not in in_tables]
+    for kind, count in sorted(found.other_counts.items()):
+        count -= sum(1 for p in used_other if (p.suffix.lower() or "(no extension)") == kind)
+        if count > 0:
+            shown = tuple(p for p in found.other[kind] if p not in used)
+            out.append(Unused(f"other files ({kind})", count, shown))
+    return out

@@ -18,28 +18,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_by_subject
-from .files import scan, video_key
+from .files import Roots, as_roots, video_key
 from .labels import LabelError, ReleaseRow, parse_clip, read_release_labels
 
 NAME = "imigue"
 SPLIT_SEED = 0
 
 
-def find_labels(root: Path) -> list[Path]:
-    return sorted(root.glob("labels.csv")) + sorted(root.glob("*/labels.csv"))
+LOOKS_FOR = "labels.csv (at a root or one folder down) rows of subjects in the {split} split"
 
 
-def looks_like(root: Path) -> bool:
+def find_labels(root: Path | Roots) -> list[Path]:
+    return [p for top in as_roots(root) for p in sorted(top.glob("labels.csv")) + sorted(top.glob("*/labels.csv"))]
+
+
+def looks_like(root: Path | Roots) -> bool:
     return bool(find_labels(root))
 
 
-def read(root: Path, opts: ReadOptions) -> DatasetManifest:
+def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
     reader = Reader(root, NAME, opts)
-    paths = find_labels(root)
+    root = reader.where
+    paths = find_labels(reader.roots)
     if not paths:
         reader.problem(f"{root}: no labels.csv (at the root or one folder down)")
         return reader.manifest
     path = paths[0]
+    reader.use(path)
     if len(paths) > 1:
         reader.problem(f"{root}: several labels.csv ({', '.join(str(p) for p in paths)}); read {path}")
     rows = read_release_labels(path, reader.problems)
@@ -62,10 +67,8 @@ def read(root: Path, opts: ReadOptions) -> DatasetManifest:
             emotion.setdefault(row.video_id, (row.emotion, row.row))
         by_video.setdefault(row.video_id, []).append(row)
 
-    found = scan(root)
-    for text in found.problems:
-        reader.problem(text)
-    from_files = read_emotion_files(root, reader)
+    found = reader.found
+    from_files = read_emotion_files(reader)
     splits = split_by_subject([s for s, _ in subject.values()], SPLIT_SEED)
     has_skeletons = bool(found.xlsx or found.light_hand or found.json_dirs)
     if not has_skeletons:
@@ -86,14 +89,14 @@ def read(root: Path, opts: ReadOptions) -> DatasetManifest:
             reader.problem(f"{path}: no skeleton file for video {vid} under {root}")
         video = reader.add_video(vid, subject[vid][0], splits[subject[vid][0]], label, video_path, skeleton)
         n_frames, source = reader.extent(video)
-        for row in video_rows:
+        for k, row in enumerate(video_rows):
             where = f"{path}: row {row.row}"
             try:
                 cls, start, end = parse_clip(*row.clip, n_frames, source)
             except LabelError as exc:
                 reader.problem(f"{where}: {exc}")
                 continue
-            reader.add_clip(video, cls, start, end, where)
+            reader.add_clip(video, cls, start, end, where, label_row=k)
         reader.add_windows(video)
     unused = sorted(set(found.videos) - {video_key(v) for v in by_video})
     if unused:

@@ -28,9 +28,11 @@ class LabelError(ValueError):
 @dataclass(frozen=True)
 class ClipLabel:
     row: int  # 1-based row in the file
-    mg_label: int  # class index 0..31
+    mg_label: int  # class index 0..31, -1 unlabelled (test files without classes)
     start: int
     end: int
+    index: int = 0  # 0-based among the file's non-blank rows: k of the clip name `<id>_<k>`
+    form: str = ""  # how an unlabelled row was written: "start,end" or "placeholder class 'x'"
 
 
 def parse_int(text: object, name: str) -> int:
@@ -112,21 +114,49 @@ def _read_rows(path: Path, what: str, problems: list[str]) -> list[list[str]] | 
 
 
 def read_clip_labels(path: Path, n_frames: int | None, problems: list[str],
-                     source: str = "video") -> list[ClipLabel]:
+                     source: str = "video", unlabelled: bool = False) -> list[ClipLabel]:
     """`<id>_label.csv`: no header, integer rows `class,start,end` (0-based, inclusive).
-    Bad rows are reported in `problems` (file, row, what) and skipped."""
+    Bad rows are reported in `problems` (file, row, what) and skipped. With `unlabelled`
+    (test files as released) a row `start,end` or one whose class is a placeholder (not a
+    class id: empty, text, 0, -1, ...) is an unlabelled clip (class -1, its `form` says which)."""
     rows = _read_rows(path, "the label file", problems)
     clips: list[ClipLabel] = []
+    index = -1
     for row_no, row in enumerate(rows or [], start=1):
         if not any(c.strip() for c in row):
             continue
+        index += 1
         try:
+            if unlabelled:
+                clip = _unlabelled_clip(row, n_frames, source)
+                if clip is not None:
+                    clips.append(ClipLabel(row_no, -1, clip[1], clip[2], index, clip[0]))
+                    continue
             label, start, end = parse_clip_row(row, n_frames, source)
         except LabelError as exc:
             problems.append(f"{path}: row {row_no}: {exc}")
             continue
-        clips.append(ClipLabel(row_no, label, start, end))
+        clips.append(ClipLabel(row_no, label, start, end, index))
     return clips
+
+
+def _unlabelled_clip(row: Sequence[str], n_frames: int | None, source: str) -> tuple[str, int, int] | None:
+    """(form, start, end) of a test row without a usable class; None when it has a class id."""
+    cells = [c for c in row]
+    while cells and not cells[-1].strip():
+        cells.pop()
+    if len(cells) == 2:
+        form, (start, end) = "start,end", cells
+    elif len(cells) == 3:
+        try:
+            raw_label_to_index(parse_int(cells[0], "class"))
+            return None
+        except (LabelError, ValueError):
+            form, (start, end) = f"placeholder class {cells[0].strip()[:20]!r}", cells[1:]
+    else:
+        return None
+    _, s, e = parse_clip("1", start, end, n_frames, source)  # frames checked as any clip's
+    return form, s, e
 
 
 @dataclass(frozen=True)

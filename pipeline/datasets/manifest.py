@@ -11,7 +11,8 @@ from migue.cache.units import UnitRecord as Unit  # the manifest's rows are the 
 
 @dataclass(frozen=True)
 class Video:
-    """One long video (a press conference) and its files."""
+    """One long video (a press conference) and its files; `name` is its id as the release
+    spells it (empty: same as `video_id`)."""
 
     video_id: str
     subject: str
@@ -22,6 +23,7 @@ class Video:
     frames: int = 0
     width: int = 0
     height: int = 0
+    name: str = ""
 
 
 def make_unit_id(video_id: str, start: int, end: int) -> str:
@@ -46,7 +48,7 @@ class Manifest:
         h = hashlib.sha256()
         for u in sorted(self.of_kind(kind), key=lambda u: u.unit_id):
             v = self.videos[u.video_id]
-            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|".encode())
+            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|{u.release_name}|{u.label_row}|".encode())
             for path in (v.video_path, v.skeleton_path):
                 h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
         return h.hexdigest()[:16]
@@ -63,5 +65,5 @@ def window_units(video: Video, n_frames: int, window: int, stride: int | None = 
     for s in starts:
         e = min(s + window, n_frames) - 1
         units.append(Unit(make_unit_id(video.video_id, s, e), WINDOW_KIND, video.video_id, video.subject,
-                          video.split, s, e, NO_LABEL, video.emotion))
+                          video.split, s, e, NO_LABEL, video.emotion, video_name=video.name or video.video_id))
     return units

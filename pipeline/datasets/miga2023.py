@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions
+from .miga import LOOKS_FOR  # noqa: F401 (what the reader looks for, in messages)
 from .miga import looks_like as _looks_like
 from .miga import named_file, read_miga
 

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions
+from .miga import LOOKS_FOR  # noqa: F401 (what the reader looks for, in messages)
 from .miga import looks_like as _looks_like
 from .miga import read_miga
 

@@ -13,24 +13,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files
-from .files import scan, video_key
+from .files import Roots, video_key
 from .stgcn_pack import PACK_REF, PackError, find_packs, index_pack
 
 NAME = "stgcn"
 
 
-def looks_like(root: Path) -> bool:
+LOOKS_FOR = "<part>_data.npy + <part>_label.pkl packs (at a root or one folder down) for the {split} split"
+
+
+def looks_like(root: Path | Roots) -> bool:
     return any((p.parent / p.name.replace("_data.npy", "_label.pkl")).exists() for p in find_packs(root))
 
 
-def read(root: Path, opts: ReadOptions) -> DatasetManifest:
+def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
     reader = Reader(root, NAME, opts)
-    emotion = read_emotion_files(root, reader)
-    videos = scan(root).videos
+    root = reader.where
+    emotion = read_emotion_files(reader)
+    videos = reader.found.videos
     if not videos:
         reader.note("ST-GCN packs hold clips, no videos: pose units only (no rgb, context or face)")
     owner: dict[str, Path] = {}
-    for data_path in find_packs(root):
+    for data_path in find_packs(reader.roots):
         try:
             pack = index_pack(data_path)
         except PackError as exc:
@@ -47,9 +51,11 @@ def read(root: Path, opts: ReadOptions) -> DatasetManifest:
             ref = Path(f"{data_path}{PACK_REF}{vid}")
             video = reader.add_video(vid, vid, pack.split or "train", emotion.get(video_key(vid), -1),
                                      videos.get(video_key(vid)), ref)
+            reader.use(data_path, pack.label_path)
             for clip in clips:
                 reader.add_clip(video, clip.label, clip.start, clip.end,
-                                f"{pack.label_path}: item {clip.item} ({clip.name!r})", clip.unit_id)
+                                f"{pack.label_path}: item {clip.item} ({clip.name!r})", clip.unit_id,
+                                label_row=clip.k - pack.base)
             reader.add_windows(video)
     if not owner and not reader.problems:
         reader.problem(f"{root}: no <part>_data.npy with its <part>_label.pkl")

@@ -40,7 +40,7 @@ from migue.common.splits import split_named
 
 from .classes import N_MG_CLASSES
 from .errors import SkeletonError
-from .files import scan, video_key
+from .files import Roots, as_roots, scan, video_key
 from .labels import LabelError, parse_clip, parse_clip_row, read_release_labels
 from .openpose import KEYPOINT_INDEX, N_KEYPOINTS
 
@@ -128,13 +128,14 @@ class Pack:
     label_path: Path
     split: str | None
     frames: int = PACK_FRAMES
+    base: int = 0  # k of the first clip in the names: 0 or 1
     clips: dict[str, list[PackClip]] = field(default_factory=dict)  # video -> clips
     problems: list[str] = field(default_factory=list)
 
 
-def find_packs(root: Path) -> list[Path]:
-    """The `<part>_data.npy` files at the root or one folder down."""
-    return sorted(root.glob("*_data.npy")) + sorted(root.glob("*/*_data.npy"))
+def find_packs(root: Path | Roots) -> list[Path]:
+    """The `<part>_data.npy` files at each root or one folder down."""
+    return [p for top in as_roots(root) for p in sorted(top.glob("*_data.npy")) + sorted(top.glob("*/*_data.npy"))]
 
 
 def pack_unit_id(video_id: str, k: int) -> str:
@@ -199,6 +200,7 @@ def _index_pack(data_str: str, stamp: object, n_joints: int) -> Pack:
         seen[name] = item
         parsed.append((item, str(name), match["video"], int(match["k"]), int(label)))
     base = 0 if any(k == 0 for *_, k, _ in parsed) else 1
+    pack.base = base
     ranges = _label_ranges(data_path.parent, {vid for _, _, vid, _, _ in parsed})
     by_video: dict[str, list[tuple[int, str, str, int, int]]] = {}
     for entry in parsed:

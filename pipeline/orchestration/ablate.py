@@ -24,7 +24,7 @@ import yaml
 from migue.cache import FeatureStore
 from migue.fusion.config import MONITORS
 
-from .entries import select_entries
+from .entries import TASK_MODALITIES, head_roles, select_entries
 
 log = logging.getLogger("migue.ablate")
 
@@ -166,8 +166,10 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     load_plugins(grid.plugins)  # the driver resolves the runs' configs: it must know their heads
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
-    entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries).items()}
     configs = {run_id(c): c for c in grid.runs()}
+    roles = {role for c in configs.values() for role in head_roles(grid.task, c)}  # what the heads read
+    entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
+                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
     outcomes: dict[str, dict[str, Any]] = {}
     todo = {}
     for rid, config in configs.items():

@@ -16,7 +16,7 @@ from migue.cache import FeatureStore
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.extraction.extract import ExtractOptions, cpu_threads, extract
 from migue.synth.sample import write_sample
-from .entries import select_entries
+from .entries import head_roles, select_entries
 
 log = logging.getLogger("migue.demo")
 
@@ -47,7 +47,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data_dir = workdir / "data"
-    if not (data_dir / "train_label.csv").exists():
+    if not (data_dir / "README.txt").exists():  # written last: the sample is complete
         write_sample(data_dir, videos=videos, seed=seed)
     timings["synth"] = time.perf_counter() - t0
     manifest = read_dataset(data_dir)
@@ -70,7 +70,8 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         config: dict[str, Any] = {"head": head, "seed": seed}
         if epochs is not None:
             config["epochs"] = epochs
-        metrics = train_run(task, select_entries(store, task), workdir / "runs" / f"{task}-{head}", config)
+        entries = select_entries(store, task, roles=head_roles(task, config), head=head)
+        metrics = train_run(task, entries, workdir / "runs" / f"{task}-{head}", config)
         timings[f"train {task} {head}"] = time.perf_counter() - t
         rows.append({"task": task, "head": head, **_headline(task, metrics)})
     timings["total"] = time.perf_counter() - t0
@@ -95,9 +96,15 @@ def _headline(task: str, metrics: dict[str, Any]) -> dict[str, float]:
     test = metrics["test"]
     if task == "mg":
         return {"test top-1": test["top1"], "test top-5": test["top5"], "test macro-F1": test["macro_f1"],
-                "chance top-1": metrics.get("chance", {}).get("top1", 1 / 32)}
+                "chance top-1": _chance(metrics["chance"])}
     return {"test accuracy": test["accuracy"], "test F1": test["f1"], "test ROC-AUC": test["roc_auc"],
-            "chance accuracy": metrics.get("chance", {}).get("accuracy", 0.5)}
+            "chance accuracy": _chance(metrics["chance"])}
+
+
+def _chance(chance: dict[str, Any]) -> float:
+    """The better of uniform guessing and always answering the training majority class, on test."""
+    majority = chance.get("majority")
+    return max(chance["uniform"], majority) if majority is not None and majority == majority else chance["uniform"]
 
 
 def _write_summary(workdir: Path, summary: pd.DataFrame, timings: dict[str, float], manifest: Any) -> None:

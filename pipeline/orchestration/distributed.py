@@ -8,24 +8,26 @@ process (Dask workers cannot fork DataLoader workers).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from migue.cache import FeatureStore
-
-from .ablate import connect, gpu_resources
 from migue.common.devices import pick_device
+from migue.pipeline.datasets.files import as_roots
 from migue.pipeline.extraction.backbone import build_model, resolve_precision
 from migue.pipeline.extraction.extract import ExtractOptions, ExtractReport, chunks_of, extract, open_entry
 from migue.pipeline.extraction.modalities import get_modality
+
+from .ablate import connect, gpu_resources
 
 log = logging.getLogger("migue.distributed")
 
 _WORKER_STATE: dict[str, Any] = {}  # per worker process: the manifest and the built backbone
 
 
-def _extract_chunk(data_root: str, layout: str, window: int, cache_root: str, opts: dict[str, Any],
+def _extract_chunk(data_root: str | list[str], layout: str, window: int, cache_root: str, opts: dict[str, Any],
                    unit_ids: list[str]) -> dict[str, Any]:
     """One task: extract these units (a chunk) on this worker, reusing its manifest and backbone."""
     from migue.pipeline.datasets import read_dataset
@@ -46,7 +48,7 @@ def backbone_builds() -> int:
     return int(_WORKER_STATE.get("builds", 0))
 
 
-def extract_distributed(manifest: Any, data_root: Path, layout: str, window: int, store: FeatureStore,
+def extract_distributed(manifest: Any, data_root: Path | Sequence[Path], layout: str, window: int, store: FeatureStore,
                         opts: ExtractOptions, scheduler: str | None, workers: int) -> ExtractReport:
     """Extract every pending unit with chunk tasks on a Dask cluster; same cache as a local run."""
     from dask.distributed import as_completed
@@ -65,7 +67,8 @@ def extract_distributed(manifest: Any, data_root: Path, layout: str, window: int
     payload = {**asdict(opts), "checkpoints": list(opts.checkpoints)}
     with connect(scheduler, workers) as client:
         resources = gpu_resources(client) or None
-        futures = [client.submit(_extract_chunk, str(data_root), layout, window, str(store.root), payload,
+        roots = [str(r) for r in as_roots(data_root)]  # the workers read the same folders
+        futures = [client.submit(_extract_chunk, roots, layout, window, str(store.root), payload,
                                  ids, key=f"extract-{opts.modality}-{ids[0]}", resources=resources, pure=False)
                    for ids in todo]
         for future in tqdm(as_completed(futures), total=len(futures), desc=f"extract {opts.modality}",

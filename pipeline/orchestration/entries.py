@@ -1,28 +1,59 @@
-"""Stage two from the command line: pick the cache entries a task needs and hand them to fusion."""
+"""Stage two from the command line: pick the cache entries a head reads and hand them to fusion."""
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from migue.cache import EntryReader, FeatureStore
 
 TASK_MODALITIES = {"mg": ("rgb", "pose"), "emotion": ("face", "context")}
 
 
-def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | None = None) -> dict[str, EntryReader]:
-    """One entry per modality of the task: the one named, else the only one in the cache."""
+def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
+    """The entry roles (modalities) the configured head reads, in the task's order: a pose probe
+    needs pose alone, CMTF rgb and pose."""
+    from migue.fusion.config import resolve_config
+    from migue.fusion.registry import head_inputs
+
+    if task not in TASK_MODALITIES:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")
+    cfg = resolve_config(task, dict(config or {}))
+    roles = {inp.entry for inp in head_inputs(cfg["head"], task, cfg).values()}
+    return [m for m in TASK_MODALITIES[task] if m in roles]
+
+
+def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | None = None,
+                   roles: Iterable[str] | None = None, head: str = "") -> dict[str, EntryReader]:
+    """One entry per role the head reads (`roles`, default every modality of the task): the one
+    named, else the only one in the cache. A missing one is named with the command that makes
+    it; an entry without train units is refused (training on nothing)."""
     if task not in TASK_MODALITIES:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")
     explicit = explicit or {}
+    wanted = list(roles) if roles is not None else list(TASK_MODALITIES[task])
+    reader_of = f"head {head!r} reads {' + '.join(wanted)}" if head else f"task {task} reads {' + '.join(wanted)}"
     readers = {}
-    for modality in TASK_MODALITIES[task]:
+    for modality in wanted:
         if modality in explicit:
             readers[modality] = store.reader(explicit[modality])
             continue
         found = [e for e in store.find(modality=modality) if e.units > 0]
         if not found:
-            raise LookupError(f"no '{modality}' features in {store.root}: run "
-                              f"`migue extract --modality {modality}` first")
+            raise LookupError(f"no '{modality}' features in {store.root} ({reader_of}): run "
+                              f"`migue extract --modality {modality} --data DATA` first")
         if len(found) > 1:
             names = ", ".join(e.name for e in found)
             raise LookupError(f"several '{modality}' entries in {store.root} ({names}): name one with "
                               f"--entry {modality}=NAME")
         readers[modality] = store.reader(found[0].name)
+    for modality, reader in readers.items():
+        _refuse_empty_train(modality, reader)
     return readers
+
+
+def _refuse_empty_train(modality: str, reader: EntryReader) -> None:
+    units = reader.units
+    if "split" in units and not (units["split"] == "train").any():
+        raise LookupError(f"the train split is empty: entry {reader.name} ({modality}, in {reader.dir}) holds "
+                          f"no train units (the dataset it was extracted from had none; `migue data check` "
+                          "shows where the reader looked); nothing to train on")

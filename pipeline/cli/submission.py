@@ -1,0 +1,160 @@
+"""The MiGA challenge's submission files, from a run's predictions.
+
+Track 1 (an `mg` run): `Id,Target`, one row per test clip in release order; Id `<video id as
+the release spells it>_<k>` (k: the clip's 0-based row in its video's label file), Target the
+0-based class index (raw 99 is 31). In `prediction.zip` as `prediction.csv`.
+Track 3 (an `emotion` run): `video_id,label`, one row per test video, 1 win, 0 lose.
+
+A file is written only when it is complete: every test clip (or video) expected is predicted
+exactly once. The expected set is the dataset's test split when `--data` is given, else the
+test units of the run's cache entries plus those that failed extraction there.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from migue.cache import EntryReader
+from migue.common.files import atomic_write
+
+from migue.pipeline.datasets.files import video_key
+
+TRACK_FILES = {"mg": "prediction.csv", "emotion": "submission.csv"}
+SHOWN = 5  # missing items named in an error
+
+
+class SubmissionError(ValueError):
+    """A submission file that would be incomplete or ambiguous; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a complete file holds: Track 1 clip Ids (or Track 3 video ids), and where they came from."""
+
+    ids: frozenset[str]
+    source: str
+    failed: dict[str, str]  # expected id -> why it has no features (failed extraction)
+
+
+def clip_id(video_name: str, label_row: int) -> str:
+    return f"{video_name}_{label_row}"
+
+
+def miga_table(task: str, predicted: pd.DataFrame, expected: Expected) -> pd.DataFrame:
+    """The Track 1 (mg) or Track 3 (emotion) table of `predicted` (a `predict_run` table),
+    checked complete against `expected`."""
+    if task == "mg":
+        if (predicted["label_row"] < 0).any():
+            bad = predicted.loc[predicted["label_row"] < 0, "unit_id"].head(SHOWN).tolist()
+            raise SubmissionError(f"{int((predicted['label_row'] < 0).sum())} clip(s) have no label-file row "
+                                  f"in the cache (e.g. {', '.join(bad)}): the entry was extracted before units "
+                                  "carried it; extract again to write Track 1 Ids")
+        ids = [clip_id(n, int(k)) for n, k in zip(predicted["video_name"], predicted["label_row"])]
+        table = pd.DataFrame({"Id": ids, "Target": predicted["label"].astype(int).to_numpy(),
+                              "_video": predicted["video_name"].to_numpy(), "_row": predicted["label_row"].to_numpy()})
+        table = table.sort_values(["_video", "_row"], key=_release_key).drop(columns=["_video", "_row"])
+    else:
+        table = pd.DataFrame({"video_id": predicted["video_name"].to_numpy(),
+                              "label": predicted["label"].astype(int).to_numpy()})
+        table = table.sort_values("video_id", key=_release_key)
+    _check_complete(task, table.iloc[:, 0].tolist(), expected)
+    return table.reset_index(drop=True)
+
+
+def _release_key(column: pd.Series) -> pd.Series:
+    """Sort key: numeric video ids by value (zero padding ignored), others after, by text."""
+    if column.dtype.kind in "iu":
+        return column
+    text = column.astype(str)
+    numeric = text.str.fullmatch(r"\d+")
+    return text.where(~numeric, text.str.lstrip("0").str.zfill(12))
+
+
+def _check_complete(task: str, ids: list[str], expected: Expected) -> None:
+    what = "test clip" if task == "mg" else "test video"
+    counts = pd.Series(ids).value_counts()
+    twice = counts[counts > 1].index.tolist()
+    if twice:
+        raise SubmissionError(f"{len(twice)} {what}(s) would be written more than once "
+                              f"(e.g. {', '.join(map(str, twice[:SHOWN]))}): two units share a video and label row")
+    missing = sorted(expected.ids - set(ids), key=_id_key)
+    if missing:
+        reasons = [f"{m} ({expected.failed[m]})" if m in expected.failed else m for m in missing[:SHOWN]]
+        raise SubmissionError(f"{len(missing)} {what}(s) of {expected.source} have no prediction: "
+                              f"{'; '.join(reasons)}{' ...' if len(missing) > SHOWN else ''}; "
+                              "refusing to write an incomplete file")
+    extra = sorted(set(ids) - expected.ids, key=_id_key)
+    if extra:
+        raise SubmissionError(f"{len(extra)} predicted {what}(s) are not in {expected.source} "
+                              f"(e.g. {', '.join(extra[:SHOWN])}): the run's entries and the dataset differ")
+
+
+def _id_key(item: str) -> tuple:
+    video, _, row = item.rpartition("_") if "_" in item else (item, "", "")
+    return (video_key(video).zfill(12), int(row) if row.isdigit() else -1, item)
+
+
+def expected_from_manifest(task: str, manifest: object, split: str = "test") -> Expected:
+    """Every clip (mg) or video with windows (emotion) of the dataset's split."""
+    where = ", ".join(str(r) for r in getattr(manifest, "roots", ()) or (manifest.root,))
+    if task == "mg":
+        ids = {clip_id(u.release_name, u.label_row) for u in manifest.of_kind("mg") if u.split == split}
+    else:
+        ids = {u.release_name for u in manifest.of_kind("window") if u.split == split}
+    return Expected(frozenset(ids), f"the {split} split of {where}", {})
+
+
+def expected_from_run(task: str, run_dir: Path, split: str = "test") -> Expected:
+    """The split's units of every entry the run read, and those of its videos that failed there."""
+    record = json.loads((Path(run_dir) / "config.json").read_text())
+    kind = "mg" if task == "mg" else "window"
+    ids: set[str] = set()
+    failed: dict[str, str] = {}
+    for role, info in record["entries"].items():
+        reader = EntryReader(info["path"])
+        units = reader.units
+        units = units[(units["kind"] == kind) & (units["split"] == split)]
+        names = _column(units, "video_name", units["video_id"])
+        if task == "mg":
+            rows = _column(units, "label_row", pd.Series(-1, index=units.index))
+            ids |= {clip_id(n, int(k)) for n, k in zip(names, rows)}
+        else:
+            ids |= set(names)
+        spelled = dict(zip(units["video_id"], names))
+        for unit_id, reason in reader.index.get("failures", {}).items():
+            video = unit_id.split(":")[0]
+            if video in spelled and task == "emotion":
+                continue  # the video keeps its other windows
+            if video in spelled:
+                failed.setdefault(f"{spelled[video]}:{unit_id}", f"failed in entry {reader.name} ({role}): {reason}")
+    ids |= set(failed)
+    return Expected(frozenset(ids), f"the {split} units of the run's cache entries", failed)
+
+
+def _column(units: pd.DataFrame, name: str, default: pd.Series) -> pd.Series:
+    if name not in units:
+        return default
+    values = units[name]
+    return values.where(values.astype(str) != "", default) if values.dtype == object else values
+
+
+def write_submission(table: pd.DataFrame, out: Path, task: str, zipped: bool) -> Path:
+    """The CSV at `out`, or (zipped) a zip at `out` holding it as the track's file name; published
+    atomically (a full disk or a kill leaves no half-written file)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = table.to_csv(index=False, lineterminator="\n")
+    if zipped:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(TRACK_FILES[task], text)
+        data = buffer.getvalue()
+    else:
+        data = text.encode()
+    atomic_write(out, data)
+    return out
