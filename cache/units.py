@@ -47,11 +47,6 @@ class UnitRecord:
     fingerprint: str = ""  # content hash of the input bytes this unit was computed from here
 
     @property
-    def release_name(self) -> str:
-        """The video id as the release spells it."""
-        return self.video_name or self.video_id
-
-    @property
     def frames(self) -> int:
         return self.end - self.start + 1
 

@@ -132,3 +132,14 @@ def test_a_placeholder_class_outside_test_is_still_a_problem(sample_dir, tmp_pat
     path.write_text("-1,0,20\n")
     m = read_dataset(root)
     assert f"{path}: row 1: unknown class -1 (expected 1..31 or 99)" in m.problems
+
+
+def test_detection_only_lists_folders(sample_dir, monkeypatch):
+    import av
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("a video was opened to detect the layout")
+
+    monkeypatch.setattr(av, "open", no_open)
+    monkeypatch.setattr("builtins.open", no_open)
+    assert detect_layout(sample_dir)[0] == "miga2025"

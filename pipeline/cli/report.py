@@ -28,7 +28,7 @@ def describe_manifest(manifest: Manifest) -> str:
         counts = Counter((u.mg_label, u.split) for u in manifest.of_kind("mg"))
         table = pd.DataFrame(
             [[MG_CLASS_NAMES[c]] + [counts[(c, s)] for s in SPLITS] for c in range(len(MG_CLASS_NAMES))]
-            + [["(unlabelled)"] + [counts[(-1, s)] for s in SPLITS]],
+            + ([["(unlabelled)"] + [counts[(-1, s)] for s in SPLITS]] if any(c == -1 for c, _ in counts) else []),
             columns=["class"] + list(SPLITS))
         lines.append(table.to_string(index=False))
     return "\n".join(lines + _notes(manifest) + _unused(manifest))

@@ -103,9 +103,9 @@ def expected_from_manifest(task: str, manifest: object, split: str = "test") -> 
     """Every clip (mg) or video with windows (emotion) of the dataset's split."""
     where = ", ".join(str(r) for r in getattr(manifest, "roots", ()) or (manifest.root,))
     if task == "mg":
-        ids = {clip_id(u.release_name, u.label_row) for u in manifest.of_kind("mg") if u.split == split}
+        ids = {clip_id(u.video_name or u.video_id, u.label_row) for u in manifest.of_kind("mg") if u.split == split}
     else:
-        ids = {u.release_name for u in manifest.of_kind("window") if u.split == split}
+        ids = {u.video_name or u.video_id for u in manifest.of_kind("window") if u.split == split}
     return Expected(frozenset(ids), f"the {split} split of {where}", {})
 
 

@@ -48,7 +48,7 @@ class Manifest:
         h = hashlib.sha256()
         for u in sorted(self.of_kind(kind), key=lambda u: u.unit_id):
             v = self.videos[u.video_id]
-            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|{u.release_name}|{u.label_row}|".encode())
+            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|{u.video_name or u.video_id}|{u.label_row}|".encode())
             for path in (v.video_path, v.skeleton_path):
                 h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
         return h.hexdigest()[:16]
