@@ -65,8 +65,6 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     check_labels(task, data, cfg)
     device = pick_device(cfg["device"])
     head = spec.build(task, data.shapes, cfg).to(device)
-    train = data.splits["train"]
-    check_head(cfg["head"], task, head.eval(), to_device(train.batch(range(min(4, len(train)))), device), cfg)
     record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
@@ -156,10 +154,15 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
     epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
+    checked = False
     for epoch in epochs:
         order = epoch_order(rng, items, train.labels, cfg["class_balance"])
         for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
-            fitter.step(to_device(batch, device))
+            batch = to_device(batch, device)
+            if not checked:  # the contract, on the first real batch, before any step
+                check_head(cfg["head"], task, head.eval(), batch, cfg)
+                checked = True
+            fitter.step(batch)
         val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:

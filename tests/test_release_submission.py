@@ -133,7 +133,8 @@ def test_track3_file(face_only, tmp_path):
 def test_fuse_train_refuses_an_empty_train_split(tmp_path):
     write_mg(tmp_path / "cache", per_class=(0, 1, 1))  # no train clips at all
     result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--fusion", "probe-linear-pose-joint",
-                                       "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r"), *FAST])
+                                       "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "r"),
+                                       *_fast("probe-linear-pose-joint")])
     assert result.exit_code != 0
     assert "the train split is empty" in result.output and "nothing to train on" in result.output
     assert not (tmp_path / "r" / "head.pt").exists()
