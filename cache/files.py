@@ -140,3 +140,14 @@ class FingerprintMemo:
 def fingerprint_file(path: str | os.PathLike, memo: FingerprintMemo | None = None) -> str:
     """Fingerprint of one file's bytes (through `memo` when given)."""
     return (memo or FingerprintMemo(None)).file(path)
+
+
+_MEMOS: dict[str, FingerprintMemo] = {}
+
+
+def memo_for(root: str | os.PathLike | None) -> FingerprintMemo:
+    """The process's memo for one cache root (None: no memo, every file is hashed)."""
+    key = str(root)
+    if key not in _MEMOS:
+        _MEMOS[key] = FingerprintMemo(root)
+    return _MEMOS[key]

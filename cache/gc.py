@@ -5,11 +5,12 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migue.common.files import TMP_PREFIX
+import numpy as np
 
 from .claims import WorkClaims
-from .index import locked, read_index, write_index
-from .writer import adopt_orphans, remove_temp_files
+from .index import TMP_PREFIX, locked, read_index, write_index
+from .atomic import remove_dead_temps
+from .writer import adopt_orphans
 
 
 @dataclass
@@ -36,7 +37,7 @@ def collect_garbage(entry_dir: str | Path, dry_run: bool = False) -> GcReport:
         for path in entry_dir.glob(f"{TMP_PREFIX}*"):
             with contextlib.suppress(FileNotFoundError):
                 sizes[path] = path.stat().st_size
-        for path in remove_temp_files(entry_dir, dry_run=dry_run):
+        for path in remove_dead_temps(entry_dir, dry_run=dry_run):
             report.temp_files.append(path.name)
             report.bytes_freed += sizes.get(path, 0)
         adopted, rejected = adopt_orphans(entry_dir, index)
@@ -51,3 +52,24 @@ def collect_garbage(entry_dir: str | Path, dry_run: bool = False) -> GcReport:
     if not dry_run:
         report.claims = [p.name for p in WorkClaims(entry_dir).remove_stale()]
     return report
+
+
+PARSED_DIR = "parsed"
+PARSED_TMP_MIN_AGE_S = 10.0  # a parsed-skeleton writer creates, then locks, its temp file: spare new ones
+
+
+def collect_parsed(root: str | Path, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Sweep `<root>/parsed/` (parsed skeletons kept by content hash): temp files no live writer
+    holds, and kept arrays that do not load whole (torn). Returns (file name, why) removed."""
+    folder = Path(root) / PARSED_DIR
+    removed = [(p.name, "temp file of a dead writer")
+               for p in remove_dead_temps(folder, dry_run=dry_run, min_age_s=PARSED_TMP_MIN_AGE_S)]
+    for path in sorted(folder.glob("*.npy")) if folder.is_dir() else []:
+        try:
+            np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            removed.append((path.name, f"torn or not an array ({exc})"))
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+    return removed

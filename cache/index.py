@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from migue.common.files import atomic_write
-
+from .atomic import TMP_PREFIX, atomic_write_text, locking_enabled
 from .paths import safe_child
+
+__all__ = ["INDEX_FILE", "LOCK_FILE", "TMP_PREFIX", "IndexFormatError", "atomic_write_text", "check_index",
+           "flock", "locked", "locking_enabled", "read_index", "write_index"]
 
 INDEX_FILE = "index.json"
 LOCK_FILE = "index.lock"
@@ -27,11 +29,6 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 
 class IndexFormatError(ValueError):
     """An index.json that is not what a writer writes; the message names the file and the field."""
-
-
-def locking_enabled() -> bool:
-    """File locking can be turned off (e.g. on NFS without lock support), like HDF5_USE_FILE_LOCKING."""
-    return os.environ.get("MIGUE_USE_FILE_LOCKING", "TRUE").upper() not in ("FALSE", "0", "NO")
 
 
 def flock(handle: Any, operation: int, path: Path) -> None:
@@ -101,6 +98,9 @@ def check_index(index: Any, entry_dir: Path) -> None:
                                            and spec.get(k, 0) >= 0 for k in ("tokens", "dim"))
             for spec in streams.values()):
         raise bad("config.streams should map stream names to specs with integer 'tokens' and 'dim'")
+    retired = index.get("retired", [])
+    if not isinstance(retired, list) or not all(isinstance(f, str) for f in retired):
+        raise bad("field 'retired' should be a list of shard file names")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in index["failures"].items()):
         raise bad("'failures' should map unit ids to reasons (strings)")
     names: set[str] = set()
@@ -128,4 +128,4 @@ def check_index(index: Any, entry_dir: Path) -> None:
 
 def write_index(entry_dir: Path, index: dict[str, Any]) -> None:
     """Atomically replace the index."""
-    atomic_write(entry_dir / INDEX_FILE, json.dumps(index, indent=1, sort_keys=True))
+    atomic_write_text(entry_dir / INDEX_FILE, json.dumps(index, indent=1, sort_keys=True))

@@ -6,7 +6,7 @@ import json
 from importlib import metadata
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: units carry input fingerprints; the key no longer hashes a unit-set digest
 
 
 def project_version() -> str:

@@ -99,8 +99,8 @@ class EntryReader:
         plan = self._plan(stream, rows)
         lengths = np.unique(plan.length[rows])
         if len(lengths) != 1:
-            raise ValueError(f"stream {stream!r} has units of different token counts {lengths.tolist()}; "
-                             "use read_ragged")
+            raise ValueError(f"cache entry {self.name}: stream {stream!r} has units of different token "
+                             f"counts {lengths.tolist()}; use read_ragged")
         dtypes = {plan.dtype[n] for n in np.unique(self._shard_col[rows]).tolist()}
         dtype = plan.dtype[int(self._shard_col[rows[0]])]
         out = np.empty((len(rows), int(lengths[0]), plan.dim), dtype=dtype)

@@ -29,7 +29,8 @@ def write_shard(
 ) -> None:
     """Write one shard file. `units` maps column -> values; `streams` maps name -> per-unit (L, D)."""
     n = len(units["unit_id"])
-    with h5py.File(path, "w", libver="latest") as f:
+    # locking=False: the writer holds its own flock on the temp file (see atomic.py)
+    with h5py.File(path, "w", libver="latest", locking=False) as f:
         group = f.create_group("units")
         for column, values in units.items():
             if len(values) != n:
@@ -132,6 +133,27 @@ def check_stream(group: Any, path: Path, name: str, n_units: int, dim: int | Non
     if values[0] != 0 or (np.diff(values) < 0).any() or values[-1] != tokens.shape[0]:
         raise ShardError(f"{where}: offsets do not run from 0 up to its {tokens.shape[0]} tokens")
     return values
+
+
+def read_rows(path: Path, rows: Sequence[int]) -> tuple[dict[str, list[Any]], dict[str, list[np.ndarray]]]:
+    """Rows `rows` of a shard as (unit columns, per-stream token arrays): what write_shard takes."""
+    units = read_units(path)
+    with open_shard(path) as f:
+        check_streams(f, path, len(units["unit_id"]))
+        streams = {}
+        for name, group in f["streams"].items():
+            offsets, tokens = group["offsets"][()], group["tokens"]
+            streams[name] = [tokens[offsets[r]:offsets[r + 1]] for r in rows]
+    return {k: [v[r] for r in rows] for k, v in units.items()}, streams
+
+
+def stream_names(path: Path) -> list[str]:
+    """Names of the token streams in a shard."""
+    with open_shard(path) as f:
+        try:
+            return sorted(f["streams"].keys())
+        except (OSError, KeyError, AttributeError) as exc:
+            raise ShardError(f"cannot read shard {path}: {_first_line(exc)}") from exc
 
 
 def _check_units(f: h5py.File, path: Path) -> int:

@@ -5,11 +5,13 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from migue.common.files import TMP_PREFIX, file_sha256
+from migue.common.files import file_sha256
 
+from .atomic import TMP_PREFIX
 from .claims import CLAIMS_DIR
 from .index import read_index
 from .paths import safe_child
@@ -67,8 +69,15 @@ def verify_entry(entry_dir: str | Path) -> VerifyReport:
                 raise ShardError(f"holds {len(ids)} units that differ from the {shard['units']} the index lists")
             with open_shard(path) as f:
                 check_streams(f, path, len(ids), {k: int(v) for k, v in dims.items() if v is not None})
+                missing = sorted(set(dims) - set(f["streams"].keys()))
+                if missing:  # a reader asking for the entry's streams would fail on this shard
+                    raise ShardError(f"lacks stream(s) {', '.join(missing)} of the entry's spec")
+                bad = unit_token_problems(f, ids, index["config"].get("streams", {}))
         except ShardError as exc:
             report.problems.append(f"{name}: {exc}")
+            continue
+        if bad:
+            report.problems.extend(f"{name}: unit {uid}: {why}" for uid, why in bad.items())
             continue
         report.units += len(ids)
     twice = [u for u, n in seen.items() if n > 1]
@@ -87,6 +96,33 @@ def verify_entry(entry_dir: str | Path) -> VerifyReport:
         report.warnings.append(f"{CLAIMS_DIR}/: {sum(1 for _ in claims.iterdir())} claim file(s) of live or "
                                "killed runs")
     return report
+
+
+CHECK_ROWS = 1 << 16  # tokens checked per read: bounded memory whatever the shard's size
+
+
+def unit_token_problems(f: Any, ids: list[str], specs: dict[str, Any]) -> dict[str, str]:
+    """Unit id -> what is wrong with its tokens: a token count other than the entry's spec
+    says, or values that are not finite. Reads each stream in bounded runs of rows."""
+    out: dict[str, str] = {}
+    for stream, group in f["streams"].items():
+        offsets = group["offsets"][()].astype(np.int64)
+        want = (specs.get(stream) or {}).get("tokens") if isinstance(specs, dict) else None
+        for i, uid in enumerate(ids):
+            got = int(offsets[i + 1] - offsets[i])
+            if want and got != int(want) and uid not in out:
+                out[uid] = f"stream {stream!r} has {got} tokens, the entry's spec says {want}"
+        tokens = group["tokens"]
+        for lo in range(0, tokens.shape[0], CHECK_ROWS):
+            block = tokens[lo:lo + CHECK_ROWS]
+            finite = np.isfinite(block).all(axis=1)
+            if finite.all():
+                continue
+            for row in (lo + np.flatnonzero(~finite)).tolist():
+                i = int(np.searchsorted(offsets, row, side="right") - 1)
+                what = "NaN" if np.isnan(block[row - lo]).any() else "inf"
+                out.setdefault(ids[i], f"stream {stream!r} holds {what} (token {row - offsets[i]})")
+    return out
 
 
 @dataclass

@@ -13,15 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from migue.common.files import TMP_PREFIX, file_sha256, fsync_dir, host_tag, temp_prefix
+from migue.common.files import file_sha256
 
+from .atomic import TempFile, fsync_dir, remove_dead_temps
+from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, locked, read_index, write_index
 from .keys import entry_key
-from .shard import ShardError, read_units, write_shard
+from .paths import safe_child
+from .shard import ShardError, read_rows, read_units, write_shard
 from .units import check_units
 
 SHARD_GLOB = "shard-*.h5"
-FOREIGN_TMP_AGE_S = 24 * 3600  # a temp file of another machine's writer is only removed this old
 
 
 class DuplicateUnitsError(RuntimeError):
@@ -42,7 +44,7 @@ class EntryWriter:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with locked(self.dir):
-                self.removed_temp_files = remove_temp_files(self.dir)
+                self.removed_temp_files = remove_dead_temps(self.dir)
                 if not (self.dir / INDEX_FILE).exists():
                     write_index(self.dir, {"key": entry_key(config), "config": config, "dtype": dtype,
                                            "shards": [], "failures": {}})
@@ -69,26 +71,30 @@ class EntryWriter:
         """Write one shard to a temp name, publish it by rename, then record it in the index.
 
         Raises UnitSchemaError (columns that break the unit schema: nothing is written),
-        DuplicateUnitsError (another writer published some of these units first: nothing is
-        written) or DiskFullError (no space: nothing is published)."""
+        DuplicateUnitsError (another writer published some of these units first:
+        nothing is written), NonFiniteTokensError (NaN, inf or values past the dtype: nothing
+        is written) or DiskFullError (no space: nothing is published)."""
         units = check_units(units)
-        name = f"shard-{time.time_ns():019d}-{uuid.uuid4().hex[:8]}.h5"
-        tmp = self.dir / temp_prefix(name)
+        bad = nonfinite_units(list(units["unit_id"]), streams, self.dtype)
+        if bad:
+            shown = "; ".join(f"{u}: {why}" for u, why in list(bad.items())[:3])
+            raise NonFiniteTokensError(f"cache entry {self.dir.name}: {len(bad)} units have tokens that "
+                                       f"cannot be stored as {self.dtype} ({shown}); nothing was written")
+        name = new_shard_name()
         final = self.dir / name
+        temp = None
         try:
-            write_shard(tmp, units, streams, self.dtype)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            checksum = file_sha256(str(tmp))
+            temp = self._temp(name)
+            write_shard(temp.path, units, streams, self.dtype)
+            temp.fsync()
+            checksum = file_sha256(str(temp.path))
             with locked(self.dir):
                 index = read_index(self.dir)
                 done = {u for shard in index["shards"] for u in shard["unit_ids"]}
                 dup = [u for u in units["unit_id"] if u in done]
                 if dup:  # another writer published them first: ours is discarded, not doubled
-                    os.unlink(tmp)
                     raise DuplicateUnitsError(f"{len(dup)} units already published, e.g. {dup[0]}")
-                os.replace(tmp, final)
-                fsync_dir(self.dir)  # the rename survives a power cut
+                temp.publish(final)
                 index["shards"].append(_record(final, list(units["unit_id"]), checksum))
                 for u in units["unit_id"]:
                     index["failures"].pop(u, None)
@@ -96,13 +102,74 @@ class EntryWriter:
                 # writer (or `migue cache gc`) adopts it, so it is neither lost nor doubled.
                 write_index(self.dir, index)
         except BaseException as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            if temp is not None:
+                temp.discard()
+            if is_disk_full(exc):
                 need = sum(np.asarray(a).size for arrays in streams.values() for a in arrays)
                 raise disk_full(self.dir, exc, need * np.dtype(self.dtype).itemsize) from exc
             raise
         return final
+
+    def _temp(self, name: str) -> TempFile:
+        """A locked temp file, created under the entry lock so that no cleaner ever sees it unlocked."""
+        with locked(self.dir):
+            return TempFile(self.dir, name)
+
+    def published_fingerprints(self) -> dict[str, str]:
+        """Unit id -> the input fingerprint it was extracted from ('' where none was recorded)."""
+        out: dict[str, str] = {}
+        for shard in read_index(self.dir)["shards"]:
+            columns = read_units(safe_child(self.dir, shard["file"]))
+            fps = columns.get("fingerprint")
+            for i, uid in enumerate(columns["unit_id"]):
+                out[str(uid)] = str(fps[i]) if fps is not None else ""
+        return out
+
+    def retire(self, unit_ids: set[str]) -> int:
+        """Take units out of the entry (their inputs changed): each shard holding some is
+        rewritten without them (temp, fsync, rename) and the index updated in one atomic
+        write; the old shard files are named in the index's `retired` list before they are
+        deleted, so a crash in between can never bring their tokens back. Returns how many."""
+        gone = 0
+        try:
+            with locked(self.dir):
+                index = read_index(self.dir)
+                shards, dropped = [], []
+                for shard in index["shards"]:
+                    hit = [u for u in shard["unit_ids"] if u in unit_ids]
+                    if not hit:
+                        shards.append(shard)
+                        continue
+                    old = safe_child(self.dir, shard["file"])
+                    keep = [i for i, u in enumerate(shard["unit_ids"]) if u not in unit_ids]
+                    if keep:
+                        shards.append(self._rewrite(old, keep))
+                    dropped.append(shard["file"])
+                    gone += len(hit)
+                if not dropped:
+                    return 0
+                index["shards"] = shards
+                index["retired"] = sorted(set(index.get("retired", [])) | set(dropped))
+                write_index(self.dir, index)
+                for name in dropped:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.dir / name).unlink()
+                fsync_dir(self.dir)
+        except OSError as exc:
+            raise disk_full(self.dir, exc, 0, "rewriting shards without changed units") \
+                if exc.errno == errno.ENOSPC else exc
+        return gone
+
+    def _rewrite(self, old: Path, keep: list[int]) -> dict[str, Any]:
+        """A new published shard holding rows `keep` of `old` (call under the entry lock)."""
+        units, streams = read_rows(old, keep)
+        name = new_shard_name()
+        with TempFile(self.dir, name) as temp:
+            write_shard(temp.path, units, streams, self.dtype)
+            temp.fsync()
+            checksum = file_sha256(str(temp.path))
+            temp.publish(self.dir / name)
+        return _record(self.dir / name, list(units["unit_id"]), checksum)
 
     def record_failures(self, reasons: Mapping[str, str]) -> None:
         """Remember why units failed (their ids and reasons), so they are reported, not dropped."""
@@ -115,6 +182,24 @@ class EntryWriter:
                 write_index(self.dir, index)
         except OSError as exc:
             raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC anywhere in the chain: HDF5 reports a failed flush at close as a RuntimeError
+    whose context is the OSError(ENOSPC) of the write."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "errno = 28" in str(exc) or "No space left on device" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def new_shard_name() -> str:
+    """`shard-<time ns>-<random>.h5`: unique, and in publishing order."""
+    return f"shard-{time.time_ns():019d}-{uuid.uuid4().hex[:8]}.h5"
 
 
 def disk_full(entry_dir: Path, exc: OSError, need: int = 0, what: str = "") -> DiskFullError:
@@ -154,10 +239,14 @@ def adopt_orphans(entry_dir: Path, index: dict[str, Any]) -> tuple[list[Path], l
     shard that cannot be read, or whose units are already published, is not adopted.
     Call under the entry lock, and write the index if anything was adopted."""
     known = {s["file"] for s in index["shards"]}
+    retired = set(index.get("retired", []))
     done = {u for s in index["shards"] for u in s["unit_ids"]}
     adopted, rejected = [], []
     for path in sorted(Path(entry_dir).glob(SHARD_GLOB)):
         if path.name in known:
+            continue
+        if path.name in retired:  # its units were taken out (inputs changed): never served again
+            rejected.append((path, "retired: its units' inputs changed"))
             continue
         try:
             ids = [str(u) for u in read_units(path)["unit_id"]]
@@ -171,42 +260,3 @@ def adopt_orphans(entry_dir: Path, index: dict[str, Any]) -> tuple[list[Path], l
         done.update(ids)
         adopted.append(path)
     return adopted, rejected
-
-
-def remove_temp_files(entry_dir: Path, older_than_s: float = 0.0, dry_run: bool = False) -> list[Path]:
-    """Delete leftover temp files of dead writers; returns what was removed. A temp file names
-    its writer (`.tmp-<pid>@<host>-...`): one of a live process here is kept, one of another
-    machine only goes once it is a day old. Call under the entry lock (index temp files are
-    only written under it)."""
-    removed = []
-    now = time.time()
-    for path in Path(entry_dir).glob(f"{TMP_PREFIX}*"):
-        try:
-            age = now - path.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if age >= older_than_s and not _writer_alive(path, age):
-            with contextlib.suppress(FileNotFoundError):
-                if not dry_run:
-                    path.unlink()
-                removed.append(path)
-    return removed
-
-
-def _writer_alive(path: Path, age: float) -> bool:
-    """Whether the writer a temp file names may still be writing it."""
-    owner = path.name[len(TMP_PREFIX):].split("-", 1)[0]
-    pid, _, host = owner.partition("@")
-    if not pid.isdigit():
-        return False  # not a writer's name (an old-style or stray temp file)
-    if host and host != host_tag():
-        return age < FOREIGN_TMP_AGE_S
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

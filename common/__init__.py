@@ -1,8 +1,7 @@
-"""Leaf helpers every migue package may use (it imports none of them): file hashing, atomic
-writes, device choice and the names of the splits."""
+"""Leaf helpers every migue package may use (it imports none of them): file hashing, device
+choice and the names of the splits. (Atomic writes live in `migue.cache.atomic`.)"""
 from .devices import pick_device
-from .files import atomic_write, atomic_writer, file_sha256, fsync_dir, host_tag, publish, temp_prefix, write_all
+from .files import file_sha256
 from .splits import SPLITS, split_named
 
-__all__ = ["SPLITS", "atomic_write", "atomic_writer", "file_sha256", "fsync_dir", "host_tag", "pick_device",
-           "publish", "split_named", "temp_prefix", "write_all"]
+__all__ = ["SPLITS", "file_sha256", "pick_device", "split_named"]

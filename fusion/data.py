@@ -30,6 +30,22 @@ POOLS = ("none", "time", "space", "mean")
 READ_ROWS = 256  # at most this many units per cache read (bounds memory while pooling)
 
 
+class NonFiniteInputError(ValueError):
+    """Tokens holding NaN or inf reached fusion; names the entry, the stream and the unit."""
+
+
+def require_finite(x: np.ndarray, reader: EntryReader, stream: str, rows: np.ndarray) -> np.ndarray:
+    """`x` (n, L, D) if every value is finite, else NonFiniteInputError naming the first bad unit."""
+    finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        uid = reader.units["unit_id"].iat[int(rows[k])]
+        raise NonFiniteInputError(f"cache entry {reader.name}: unit {uid}, stream {stream!r} holds NaN or inf "
+                                  f"({int((~finite).sum())} of {len(x)} units read); run `migue cache verify "
+                                  f"{reader.name}` and re-extract")
+    return x
+
+
 class UnitMismatchError(ValueError):
     """Entries to be fused do not hold the same units (or disagree on their labels)."""
 
@@ -80,11 +96,12 @@ def load_views(reader: EntryReader, views: Mapping[str, Input], rows: np.ndarray
     if len(rows) == 0:
         return {name: np.empty((0, *pooled_shape(reader, inp)), dtype=np.float16) for name, inp in views.items()}
     if len(rows) <= READ_ROWS:  # one read, pooled straight into the result (no further copy)
-        x = reader.read(stream, rows)                                           # (n, L, D) float16
+        x = require_finite(reader.read(stream, rows), reader, stream, rows)     # (n, L, D) float16
         return {name: _pool(x, inp.pool, reader, inp).astype(np.float16, copy=False) for name, inp in views.items()}
     out = {name: np.empty((len(rows), *pooled_shape(reader, inp)), dtype=np.float16) for name, inp in views.items()}
     for start in range(0, len(rows), READ_ROWS):
-        x = reader.read(stream, rows[start:start + READ_ROWS])                  # (n, L, D) float16
+        part = rows[start:start + READ_ROWS]
+        x = require_finite(reader.read(stream, part), reader, stream, part)    # (n, L, D) float16
         for name, inp in views.items():
             out[name][start:start + len(x)] = _pool(x, inp.pool, reader, inp)
     return out

@@ -3,6 +3,7 @@
 Uses matplotlib's object API (Figure + Agg canvas): no pyplot state, no global backend."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from migue.cache.atomic import atomic_write_text
 from matplotlib.figure import Figure
 
 
@@ -27,8 +30,34 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+DONE_FILE = "done.json"  # written last: a run folder without a valid one is not finished
+
+
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+    """JSON by temp name + fsync + rename: a kill leaves the old file or the new, never half."""
+    atomic_write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def mark_done(run_dir: Path) -> None:
+    """The completion marker, written after every other result: it records metrics.json's
+    size and SHA-256, so a marker over a torn or replaced metrics file does not count."""
+    metrics = (run_dir / "metrics.json").read_bytes()
+    write_json(run_dir / DONE_FILE, {"metrics_sha256": hashlib.sha256(metrics).hexdigest(),
+                                     "metrics_bytes": len(metrics)})
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's metrics, or None when the run must be (re)run: no valid marker, or a
+    metrics.json that is not the one the marker names. Never raises on torn files."""
+    try:
+        marker = json.loads((run_dir / DONE_FILE).read_text())
+        metrics = (run_dir / "metrics.json").read_bytes()
+        if not isinstance(marker, dict) or marker.get("metrics_sha256") != hashlib.sha256(metrics).hexdigest():
+            return None
+        loaded = json.loads(metrics)
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
 
 
 def plot_confusion(matrix: np.ndarray, path: Path, title: str, names: list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ from migue.cache import EntryReader
 from migue.cache.keys import project_version
 from migue.cache.labels import class_names
 from migue.common.devices import pick_device
-from migue.common.files import atomic_writer
+from migue.cache.atomic import atomic_writer
 
 from .config import MONITORS, resolve_config
 from .data import FusionData, build_data, iter_batches
@@ -39,7 +39,7 @@ from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_log
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head
-from .reports import jsonable, plot_confusion, plot_curves, write_json, write_tensorboard
+from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
 
 log = logging.getLogger("migue.fusion.train")
 
@@ -105,6 +105,7 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
                    class_names(task, cfg["num_classes"]))
     per_class_table(task, labels, logits, cfg["num_classes"]).assign(split=shown).to_csv(
         out_dir / "per_class.csv", index=False)
+    mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
 

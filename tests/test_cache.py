@@ -180,7 +180,7 @@ def test_cache_root_follows_env(monkeypatch, tmp_path):
 # ---- robustness: verify, digest, gc, temp files, claims, index format ---------------------------
 from migue.cache import (  # noqa: E402
     IndexFormatError, WorkClaims, collect_garbage, digest_entry, verify_entry)
-from migue.common.files import temp_prefix  # noqa: E402
+from migue.cache.atomic import TempFile  # noqa: E402
 
 
 def test_digest_ignores_shard_layout_and_order_but_not_one_bit(tmp_path):
@@ -229,16 +229,15 @@ def test_reader_refuses_a_truncated_shard_by_name(tmp_path):
 
 def test_writer_start_removes_dead_writers_temp_files_only(tmp_path):
     writer = FeatureStore(tmp_path).writer(CONFIG)
-    dead = writer.dir / ".tmp-999999999-shard-1.h5"                 # old-style name, no such pid
-    dead_here = writer.dir / temp_prefix("shard-2.h5").replace(str(os.getpid()), "999999998")
-    alive = writer.dir / temp_prefix("shard-3.h5")                  # this very process
-    foreign = writer.dir / ".tmp-1@another.machine-shard-4.h5"      # another host's: kept for a day
-    stale_index = writer.dir / ".tmp-index.json-abc"                 # old-style index temp file
-    for p in (dead, dead_here, alive, foreign, stale_index):
+    dead = writer.dir / ".tmp-999999999-shard-1.h5"                 # old-style name: nobody holds it
+    stale_index = writer.dir / ".tmp-index.json-abc"                 # a killed writer's index temp file
+    for p in (dead, stale_index):
         p.write_bytes(b"x")
+    alive = TempFile(writer.dir, "shard-3.h5")                       # a live writer holds its lock
     FeatureStore(tmp_path).writer(CONFIG)
     left = {p.name for p in writer.dir.iterdir() if p.name.startswith(".tmp-")}
-    assert left == {alive.name, foreign.name}
+    assert left == {alive.path.name}
+    alive.discard()
 
 
 def test_gc_adopts_what_it_can_and_removes_the_rest(tmp_path):

@@ -174,7 +174,7 @@ def _entry_with_bomb(tmp_path: Path, where: str) -> Path:
     """A valid two-shard entry, then one shard replaced by an 8 KB file declaring 2^28 rows."""
     from migue.cache import EntryWriter
     from migue.cache.index import read_index, write_index
-    from migue.cache.keys import file_sha256
+    from migue.common.files import file_sha256
 
     config = {"modality": "pose", "streams": {"pooled": {"tokens": 1, "dim": 8}}}
     writer = EntryWriter(tmp_path / "entry", config)
@@ -246,7 +246,7 @@ def test_a_fifo_is_refused_before_it_is_read_or_hashed(sample_dir, tmp_path):
         except NotARegularFileError as exc:
             print("NotARegularFileError:", exc)
     """
-    result = run_bounded(code, timeout=60)
+    result = run_bounded(code, timeout=300)  # a FIFO opened would block forever: a hang fails too
     assert_clear(result, "NotARegularFileError", str(sheet), str(labels[0]))
     problems = next(line for line in result.stdout.splitlines() if line.startswith("PROBLEMS"))
     assert str(labels[0]) in problems and str(sheet) in problems and "not a regular file" in problems

@@ -23,7 +23,6 @@ from click.testing import CliRunner
 
 from migue.cache import (DiskFullError, EntryReader, FeatureStore, WorkClaims, chunk_name, digest_entry,
                          verify_entry)
-from migue.common.files import host_tag
 from migue.common.files import file_sha256
 from migue.fusion import config_for, train_run
 from migue.fusion.reports import jsonable
@@ -96,7 +95,7 @@ def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(manifest, tmp_path)
     # What a SIGKILL leaves: a half-written temp shard, a temp index, a published shard the
     # index does not list yet, and a claim file.
     (entry / ".tmp-999999999-shard-9.h5").write_bytes(b"\x89HDF half")
-    (entry / f".tmp-999999999@{host_tag()}-index.json-1").write_text("{")
+    (entry / ".tmp-index.json-999999999").write_text("{")
     index = json.loads((entry / "index.json").read_text())
     dropped = index["shards"].pop()
     (entry / "index.json").write_text(json.dumps(index))

@@ -221,6 +221,10 @@ def extract(modality: str, data_root: tuple[Path, ...], cache: Path | None, chec
         raise click.ClickException(str(exc)) from None
     click.echo(f"{modality}: {report.extracted} extracted, {report.done_before} already cached, "
                f"{len(report.failures)} failed -> {report.entry}")
+    if report.changed:
+        click.echo(f"  {len(report.changed)} of them re-extracted because their inputs changed")
+    for unit_id, why in sorted(report.changed.items()):
+        log.info("re-extracted %s: %s", unit_id, why)
     for unit_id, reason in sorted(report.failures.items()):
         click.echo(f"  failed {unit_id}: {reason}", err=True)
 
@@ -266,14 +270,28 @@ def _entry_dirs(store: FeatureStore, names: tuple[str, ...]) -> list[Path]:
 @cache.command("verify", short_help="Check shards against the index; name the bad ones.")
 @click.argument("entries", nargs=-1, metavar="[ENTRY]...")
 @click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-def cache_verify(entries: tuple[str, ...], root: Path | None) -> None:
+@click.option("--data", "data_root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Also list the units whose inputs under this dataset folder changed since they were "
+                   "extracted (content fingerprints of their video, skeleton and label row).")
+@click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
+              help="Layout of --data.")
+@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window (as extracted).")
+def cache_verify(entries: tuple[str, ...], root: Path | None, data_root: Path | None, data_layout: str,
+                 window: int) -> None:
     """Check every shard of the entries (default: all) against its SHA-256 and size in the index,
-    and its HDF5 structure; name each bad shard. Exit 1 if any is bad."""
+    its HDF5 structure, finiteness and token counts; name each bad shard and unit. With --data,
+    also list units whose inputs changed. Exit 1 if any is bad."""
     from migue.cache import verify_entry
 
+    from .fingerprints import changed_inputs
+
     bad = 0
-    for entry_dir in _entry_dirs(FeatureStore(root), entries):
+    store = FeatureStore(root)
+    for entry_dir in _entry_dirs(store, entries):
         report = verify_entry(entry_dir)
+        if data_root is not None and report.ok:
+            stale = changed_inputs(entry_dir, data_root, data_layout, window, store.root)
+            report.problems.extend(f"input changed: unit {uid}: {why}" for uid, why in sorted(stale.items()))
         status = "ok" if report.ok else "FAILED"
         click.echo(f"{status:<6} {report.entry}: {report.shards} shards, {report.units} units verified")
         for problem in report.problems:
@@ -309,11 +327,18 @@ def cache_digest(entry: str, root: Path | None) -> None:
 def cache_gc(entries: tuple[str, ...], root: Path | None, dry_run: bool) -> None:
     """Remove what killed runs left in the entries (default: all): temp files of dead writers,
     shards never recorded in the index whose units are published already or that cannot be read
-    (others are adopted into the index), stale claim files. Published shards are never touched."""
-    from migue.cache import collect_garbage
+    (others are adopted into the index), stale claim files; without ENTRY also torn parsed
+    skeletons and dead writers' temp files under parsed/. Published shards are never touched."""
+    from migue.cache import collect_garbage, collect_parsed
 
     verb = "would remove" if dry_run else "removed"
-    for entry_dir in _entry_dirs(FeatureStore(root), entries):
+    store = FeatureStore(root)
+    if not entries:
+        swept = collect_parsed(store.root, dry_run=dry_run)
+        click.echo(f"parsed/: {verb} {len(swept)} files")
+        for name, why in swept:
+            click.echo(f"  {verb} parsed/{name}: {why}")
+    for entry_dir in _entry_dirs(store, entries):
         report = collect_garbage(entry_dir, dry_run=dry_run)
         removed = len(report.temp_files) + len(report.orphans) + len(report.claims)
         click.echo(f"{report.entry}: {verb} {len(report.temp_files)} temp files, {len(report.orphans)} "

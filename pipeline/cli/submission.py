@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from migue.cache import EntryReader
-from migue.common.files import atomic_write
+from migue.cache.atomic import atomic_write_bytes
 
 from migue.pipeline.datasets.files import video_key
 
@@ -156,5 +156,5 @@ def write_submission(table: pd.DataFrame, out: Path, task: str, zipped: bool) ->
         data = buffer.getvalue()
     else:
         data = text.encode()
-    atomic_write(out, data)
+    atomic_write_bytes(out, data)
     return out

@@ -1,7 +1,6 @@
 """The manifest: every unit of work (MG clips, emotion windows) with its video and labels."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,15 +42,6 @@ class Manifest:
     def of_kind(self, kind: str) -> list[Unit]:
         return [u for u in self.units if u.kind == kind]
 
-    def digest(self, kind: str) -> str:
-        """Identity of the unit set of one kind and its source files (part of cache keys)."""
-        h = hashlib.sha256()
-        for u in sorted(self.of_kind(kind), key=lambda u: u.unit_id):
-            v = self.videos[u.video_id]
-            h.update(f"{u.unit_id}|{u.split}|{u.mg_label}|{u.emotion}|{u.video_name or u.video_id}|{u.label_row}|".encode())
-            for path in (v.video_path, v.skeleton_path):
-                h.update(f"{path.name}:{path.stat().st_size};".encode() if path and path.exists() else b"-;")
-        return h.hexdigest()[:16]
 
 
 def window_units(video: Video, n_frames: int, window: int, stride: int | None = None) -> list[Unit]:

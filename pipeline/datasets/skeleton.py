@@ -24,23 +24,25 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
+import io
 import json
+import logging
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from migue.cache.files import NotARegularFileError, require_regular_file
-from migue.common.files import atomic_writer, file_sha256
+from migue.cache.atomic import atomic_write_bytes
+from migue.cache.files import FingerprintMemo, NotARegularFileError, memo_for, require_regular_file
 
 from .errors import SkeletonError
 from .bounds import MAX_FRAMES, MAX_SHEET_COLUMNS
 from .files import JSON_FRAME
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
-from .stgcn_pack import PACK_REF, video_keypoints
+from .stgcn_pack import PACK_REF, pack_fingerprint, video_keypoints
 from .sheet_bounds import SheetBoundsError, check_workbook_bounds
+
+log = logging.getLogger("migue.skeleton")
 
 JOINT_INDEX: dict[str, int] = KEYPOINT_INDEX  # joint name -> index into the 137 keypoints
 
@@ -231,7 +233,7 @@ def _float_or_inf(v: int | float) -> float:
 def json_frames(folder: Path) -> dict[int, Path]:
     """Frame number -> file, for the `*_keypoints.json` files directly in `folder`."""
     frames: dict[int, Path] = {}
-    for path in sorted(folder.glob("*_keypoints.json")):
+    for path in json_frame_files(folder):
         match = JSON_FRAME.match(path.name)
         if not match:
             raise SkeletonError(f"{path}: no frame number in the name "
@@ -302,39 +304,56 @@ def read_skeleton(path: Path) -> np.ndarray:
     return video_keypoints(Path(pack), video_id)
 
 
-def skeleton_digest(path: Path) -> str | None:
-    """Key under which a parsed skeleton is kept: the file's SHA-256; for a JSON folder, a hash
-    of its files' names, sizes and modification times (reading 10k+ files to hash them would
-    cost what parsing does); None for pack references (memory-mapped, nothing to keep)."""
+def json_frame_files(folder: Path) -> list[Path]:
+    """The files `read_openpose_json_dir` reads, in name order (exactly the bytes it depends on)."""
+    return sorted(folder.glob("*_keypoints.json"))
+
+
+def skeleton_fingerprint(path: Path, memo: FingerprintMemo | None = None) -> str:
+    """Content fingerprint of exactly the bytes a skeleton is read from: the file; a JSON
+    folder's frame files; an ST-GCN pack's rows (and labels) of the one video."""
+    memo = memo or FingerprintMemo(None)
     kind = skeleton_format(path)
     if kind == "stgcn":
-        return None
-    if kind != "openpose-json":
-        require_regular_file(path)
-        return file_sha256(path)
-    h = hashlib.sha256(b"openpose-json\n")
-    for entry in sorted(os.scandir(path), key=lambda e: e.name):
-        if entry.name.endswith("_keypoints.json"):
-            st = entry.stat()
-            h.update(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+        pack, video_id = str(path).rsplit(PACK_REF, 1)
+        return pack_fingerprint(Path(pack), video_id)
+    if kind == "openpose-json":
+        return memo.files(json_frame_files(path))
+    return memo.file(path)
 
 
 def parse_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
-    """`read_skeleton`, reusing the parsed array kept under `parsed_dir` by content hash."""
+    """`read_skeleton`, reusing the parsed array kept under `parsed_dir` (in the cache root) by
+    content fingerprint. A kept array that does not load as (T, 137, 3) float32 (a torn write,
+    a foreign file) is parsed again, with a note in the log."""
+    if parsed_dir is None or skeleton_format(path) == "stgcn":  # packs are memory-mapped: nothing to keep
+        return read_skeleton(path)
     try:
-        digest = skeleton_digest(path) if parsed_dir is not None else None
+        digest = skeleton_fingerprint(path, memo_for(parsed_dir.parent))
     except OSError as exc:
         raise SkeletonError(f"{path}: cannot read ({exc})") from None
-    if digest is None:
-        return read_skeleton(path)
-    kept = parsed_dir / f"{digest}.npy"
+    kept = parsed_dir / f"{digest.split(':')[-1]}.npy"
     if kept.exists():
-        return np.load(kept)
+        array = load_parsed(kept)
+        if array is not None:
+            return array
+        log.warning("parsed skeleton %s of %s is torn or not ours: parsing %s again", kept.name, path, path.name)
     array = read_skeleton(path)
     parsed_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(kept) as f:
-        np.save(f, array)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(kept, buffer.getvalue())
+    return array
+
+
+def load_parsed(path: Path) -> np.ndarray | None:
+    """A kept parsed skeleton, or None when it is not a whole (T, 137, 3) float32 array."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.float32 or array.ndim != 3 or array.shape[1:] != (N_KEYPOINTS, 3):
+        return None
     return array
 
 

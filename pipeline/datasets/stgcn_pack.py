@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from migue.cache.files import require_regular_file
+from migue.cache.files import fingerprint_bytes, require_regular_file
 from migue.common.splits import split_named
 
 from .classes import N_MG_CLASSES
@@ -159,8 +159,8 @@ def _open_data(path: Path, n_joints: int) -> np.ndarray:
 def index_pack(data_path: Path, joints: Sequence[str] = PACK_JOINTS) -> Pack:
     """Names, labels and frame placement of every clip in a pack of `joints` (kept per process)."""
     label_path = data_path.parent / data_path.name.replace("_data.npy", "_label.pkl")
-    stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
-                  for p in (data_path, label_path))
+    stamp = tuple((p.stat().st_mtime_ns, p.stat().st_ctime_ns, p.stat().st_ino, p.stat().st_size)
+                  if p.exists() else None for p in (data_path, label_path))
     return _index_pack(str(data_path), stamp, len(joints))
 
 
@@ -296,3 +296,18 @@ def video_keypoints(data_path: Path, video_id: str, joints: Sequence[str] = PACK
         placed[:, points] = x[:, :n].transpose(1, 2, 0)
     out[out[..., 2] <= 0] = 0.0
     return out
+
+
+def pack_fingerprint(data_path: Path, video_id: str, joints: Sequence[str] = PACK_JOINTS) -> str:
+    """Fingerprint of exactly what a video's skeleton is built from in a pack: its clips' rows
+    of `<part>_data.npy` (bytes, dtype, shape), their names, labels and frame placement."""
+    pack = index_pack(data_path, joints)
+    clips = pack.clips.get(video_id)
+    if not clips:
+        raise PackError(f"{data_path}: no clips of video {video_id}")
+    data = _open_data(data_path, len(joints))
+    parts: list[bytes | str] = [f"{data.dtype.str} {data.shape[1:]}"]
+    for clip in clips:
+        parts.append(f"{clip.item} {clip.name} {clip.label} {clip.start} {clip.end}")
+        parts.append(np.ascontiguousarray(data[clip.item]).tobytes())
+    return fingerprint_bytes(*parts)

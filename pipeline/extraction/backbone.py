@@ -54,7 +54,6 @@ def entry_config(opts: ExtractOptions, precision: str, manifest: Manifest) -> di
         "weights": weights_identity(opts),
         "precision": precision,
         "unit_kind": mod.unit_kind,
-        "manifest": manifest.digest(mod.unit_kind),
         "dataset_layout": manifest.layout,
     }
 
@@ -70,9 +69,10 @@ def build_model(opts: ExtractOptions) -> torch.nn.Module:
 
 def forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
             precision: str) -> dict[str, np.ndarray]:
-    """{stream: (B, L, D) float16} of one batch of decoded inputs."""
+    """{stream: (B, L, D) float32} of one batch of decoded inputs (cast to the cache's float16
+    after the finiteness check)."""
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
     with torch.inference_mode(), autocast:
         out = model(batch.to(device, non_blocking=True))
-    return {k: v.float().cpu().numpy().astype(np.float16) for k, v in out.items()}
+    return {k: v.float().cpu().numpy() for k, v in out.items()}

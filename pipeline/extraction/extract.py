@@ -8,6 +8,7 @@ they left is done here.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from migue.cache import ChunkPublisher, EntryWriter, FeatureStore
+from migue.cache.files import memo_for
+from migue.cache.finite import nonfinite_units
 from migue.cache.units import unit_columns
 from migue.cache.writer import disk_full
 from migue.common.devices import pick_device
@@ -26,6 +29,7 @@ from migue.pipeline.datasets.manifest import Manifest, Unit
 
 from .backbone import build_model, entry_config, forward, resolve_precision
 from .batching import resolve_batch_size
+from .fingerprints import unit_fingerprints, why_changed
 from .modalities import Modality, get_modality
 from .options import ExtractOptions, ExtractReport
 from .unit_inputs import UnitInputs, collate, parse_skeletons, worker_init
@@ -45,11 +49,22 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     device = pick_device(opts.device)
     precision = resolve_precision(opts.precision, device)
     writer = open_entry(manifest, store, opts, precision)
-    done = writer.done_units()
-    units = sorted((u for u in manifest.of_kind(mod.unit_kind)
-                    if u.unit_id not in done and (only is None or u.unit_id in only)),
-                   key=lambda u: (u.video_id, u.start))
-    report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
+    memo = memo_for(store.root)
+    hashed_before = memo.hashed_bytes
+    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
+    published = writer.published_fingerprints()
+    changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
+               if uid in fingerprints and old != fingerprints[uid]}
+    if changed:
+        writer.retire(set(changed))
+        log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
+                 "they are extracted again", opts.modality, len(changed), _reasons(changed))
+    done = {uid for uid in published if uid not in changed}
+    units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
+                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
+    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
+                           changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
              opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
     if units:
@@ -113,8 +128,29 @@ def _forward_batch(model: torch.nn.Module, batch: torch.Tensor, ids: list[str], 
     except Exception as exc:
         report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
         return
+    ids, outputs, bad = _finite_only(ids, outputs)
+    report.failures.update(bad)
+    if not ids:
+        return
     shard.add([by_id[uid] for uid in ids], outputs)
     report.extracted += len(ids)
+
+
+def _finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+    """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
+    the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
+    bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
+    keep = [i for i, uid in enumerate(ids) if uid not in bad]
+    kept = {k: v[keep].astype(np.float16) for k, v in outputs.items()}
+    return [ids[i] for i in keep], kept, {uid: f"not finite: {why}" for uid, why in bad.items()}
+
+
+def _reasons(changed: dict[str, str]) -> str:
+    """'12 skeleton changed, 1 label row changed': how many units changed for which reason."""
+    counts: dict[str, int] = {}
+    for why in changed.values():
+        counts[why] = counts.get(why, 0) + 1
+    return ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _loader(dataset: UnitInputs, batches: "_ClaimedBatches", opts: ExtractOptions,

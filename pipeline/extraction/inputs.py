@@ -13,6 +13,8 @@ from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
 from migue.pipeline.datasets.skeleton import load_skeleton
 from migue.pipeline.datasets.video import read_frames
 
+from .fingerprints import part_of
+
 HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
 
 
@@ -49,21 +51,22 @@ def rgb_clip(unit: Unit, video: Video, cfg: InputConfig) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _skeleton(path: str, parsed_dir: str | None) -> np.ndarray:
+def _skeleton(path: str, parsed_dir: str | None, content: str) -> np.ndarray:
     return load_skeleton(Path(path), Path(parsed_dir) if parsed_dir else None)
 
 
-def skeleton_of(video: Video, parsed_dir: Path | None) -> np.ndarray:
-    """The video's (T, 137, 3) keypoints in pixels (kept per worker)."""
+def skeleton_of(video: Video, parsed_dir: Path | None, content: str = "") -> np.ndarray:
+    """The video's (T, 137, 3) keypoints in pixels, kept per worker by path and `content`
+    (the skeleton's fingerprint: an edited file is never answered from the worker's copy)."""
     if video.skeleton_path is None:
         raise FileNotFoundError(f"video {video.video_id}: no skeleton file")
-    return _skeleton(str(video.skeleton_path), str(parsed_dir) if parsed_dir else None)
+    return _skeleton(str(video.skeleton_path), str(parsed_dir) if parsed_dir else None, content)
 
 
 def pose_clip(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
     """(T, V, 3) float32: x, y normalised to [-1, 1] by the video's own frame size, confidence;
     joints with confidence 0 (not detected) and frames beyond the table are all zero."""
-    keypoints = skeleton_of(video, parsed_dir)
+    keypoints = skeleton_of(video, parsed_dir, part_of(unit.fingerprint, "skeleton"))
     indices = sample_indices(unit.start, unit.end, cfg.frames)
     joints = [KEYPOINT_INDEX[name] for name in cfg.joints]
     out = np.zeros((cfg.frames, len(joints), 3), dtype=np.float32)
@@ -94,7 +97,7 @@ def face_crops(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | No
     """(F, 112, 112, 3) uint8 face crops located from the face landmarks (head joints as fallback)."""
     if video.video_path is None:
         raise FileNotFoundError(f"video {video.video_id}: no video file")
-    keypoints = skeleton_of(video, parsed_dir)
+    keypoints = skeleton_of(video, parsed_dir, part_of(unit.fingerprint, "skeleton"))
     indices = sample_indices(unit.start, unit.end, cfg.frames)
     frames = read_frames(video.video_path, indices)
     head = [KEYPOINT_INDEX[j] for j in HEAD_JOINTS]

@@ -32,3 +32,5 @@ class ExtractReport:
     extracted: int
     failures: dict[str, str] = field(default_factory=dict)
     random_weights: bool = False
+    changed: dict[str, str] = field(default_factory=dict)  # unit id -> which inputs changed (retired, recomputed)
+    fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)

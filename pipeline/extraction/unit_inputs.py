@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from migue.pipeline.datasets.manifest import Unit, Video
 
+from .fingerprints import part_of
 from .inputs import InputConfig, skeleton_of
 from .modalities import Modality
 
@@ -69,11 +70,11 @@ def worker_init(_: int) -> None:
 def parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Path,
                     failures: dict[str, str]) -> list[Unit]:
     """Parse each needed skeleton sheet once (kept by hash); units of unreadable ones fail."""
-    needed = sorted({u.video_id for u in units})
+    content = {u.video_id: part_of(u.fingerprint, "skeleton") for u in units}
     bad: dict[str, str] = {}
-    for vid in tqdm(needed, desc="read skeletons", unit="video", disable=None):
+    for vid in tqdm(sorted(content), desc="read skeletons", unit="video", disable=None):
         try:
-            skeleton_of(videos[vid], parsed_dir)
+            skeleton_of(videos[vid], parsed_dir, content[vid])
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not this file
                 raise

@@ -2,7 +2,7 @@
 
 A grid file names a task, a base config and axes; every combination is one run of
 `migue.fusion.train_run` in its own folder. Workers only read the cache: no video is decoded
-and no backbone is built. Finished runs (metrics.json present) are skipped on a rerun; a
+and no backbone is built. Finished runs (a valid done.json, written last) are skipped on a rerun; a
 failing run is reported with its error and the others go on. With `one_pass: true` the
 grid's probe runs are trained together, many heads per read of the cache
 (`migue.fusion.sweep_probes`): one Dask task per group of probes sharing their data settings.
@@ -23,6 +23,7 @@ import yaml
 
 from migue.cache import FeatureStore
 from migue.fusion.config import MONITORS
+from migue.fusion.reports import DONE_FILE, finished_metrics
 
 from .entries import TASK_MODALITIES, head_roles, select_entries
 
@@ -173,10 +174,14 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     outcomes: dict[str, dict[str, Any]] = {}
     todo = {}
     for rid, config in configs.items():
-        metrics_file = out / "runs" / rid / "metrics.json"
-        if metrics_file.exists():
-            outcomes[rid] = {"status": "ok", "metrics": json.loads(metrics_file.read_text()), "skipped": True}
+        run_dir = out / "runs" / rid
+        metrics = finished_metrics(run_dir)
+        if metrics is not None:
+            outcomes[rid] = {"status": "ok", "metrics": metrics, "skipped": True}
         else:
+            if (run_dir / "metrics.json").exists():
+                log.info("run %s did not finish writing its results (no valid %s): running it again",
+                         rid, DONE_FILE)
             todo[rid] = config
     log.info("%d runs in the grid, %d already finished, %d to run", len(configs), len(outcomes), len(todo))
     if todo:

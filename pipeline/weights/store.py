@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from migue.cache import resolve_cache_root
-from migue.common.files import atomic_write, file_sha256
+from migue.cache.atomic import atomic_write_bytes
+from migue.common.files import file_sha256
 from migue.extractors import weights as catalogue
 from migue.extractors.weights import KnownWeights
 
@@ -114,7 +115,7 @@ class WeightsStore:
             files = {n: asdict(r) for n, r in self.records().items()}
             files[name] = asdict(entry)
             text = json.dumps({"version": 1, "files": dict(sorted(files.items()))}, indent=1) + "\n"
-            atomic_write(self.root / MANIFEST, text.encode())
+            atomic_write_bytes(self.root / MANIFEST, text.encode())
         return entry
 
     def digest(self, name: str) -> tuple[str, Record | None, bool]:

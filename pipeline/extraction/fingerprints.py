@@ -1,0 +1,111 @@
+"""Per-unit fingerprints: what exactly a unit of an entry was computed from.
+
+A unit's fingerprint is `<part>=b3:<hash>;...` over the inputs its modality reads: `video`
+(the video file's bytes), `skeleton` (the skeleton file, the JSON folder's frame files, or the
+video's rows of an ST-GCN pack) and `label` (the unit's own label row and metadata, and the
+frame size its inputs are normalised by). Reuse is decided per unit by comparing them; the
+parts say why a unit changed.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+from migue.cache.files import FingerprintMemo, fingerprint_bytes, memo_for
+
+from migue.pipeline.datasets.manifest import Unit, Video
+from migue.pipeline.datasets.skeleton import skeleton_fingerprint
+
+READS = {"rgb": ("video",), "context": ("video",), "pose": ("skeleton",), "face": ("video", "skeleton")}
+MISSING = "missing"
+
+
+def label_fingerprint(unit: Unit, video: Video) -> str:
+    """The unit's label row and metadata (everything stored with its tokens) and its frame size."""
+    fields = {k: v for k, v in asdict(unit).items() if k != "fingerprint"}
+    fields["frame_size"] = [video.width, video.height]
+    return fingerprint_bytes(json.dumps(fields, sort_keys=True, default=str))
+
+
+def unit_fingerprints(units: Iterable[Unit], videos: Mapping[str, Video], modality: str,
+                      memo: FingerprintMemo) -> tuple[dict[str, str], dict[str, str]]:
+    """(unit id -> fingerprint, unit id -> why it could not be fingerprinted). Each video's
+    files are hashed once (through the memo: unchanged files cost a stat)."""
+    per_video: dict[tuple[str, str], str] = {}
+    out, failed = {}, {}
+    for unit in units:
+        video = videos[unit.video_id]
+        parts = []
+        try:
+            for part in READS[modality]:
+                key = (unit.video_id, part)
+                if key not in per_video:
+                    per_video[key] = _source(video, part, memo)
+                parts.append(f"{part}={per_video[key]}")
+        except (OSError, ValueError) as exc:
+            failed[unit.unit_id] = f"cannot fingerprint its input: {exc}"
+            continue
+        parts.append(f"label={label_fingerprint(unit, video)}")
+        out[unit.unit_id] = ";".join(parts)
+    memo.flush()
+    return out, failed
+
+
+def _source(video: Video, part: str, memo: FingerprintMemo) -> str:
+    path = video.video_path if part == "video" else video.skeleton_path
+    if path is None:
+        return MISSING
+    return memo.file(path) if part == "video" else skeleton_fingerprint(path, memo)
+
+
+def part_of(fingerprint: str, part: str) -> str:
+    """One part of a unit fingerprint ('' when absent)."""
+    for item in str(fingerprint).split(";"):
+        name, _, value = item.partition("=")
+        if name == part:
+            return value
+    return ""
+
+
+def why_changed(old: str, new: str) -> str:
+    """Which inputs differ between two fingerprints of one unit, in words."""
+    if not old:
+        return "extracted without a fingerprint"
+    names = [p.partition("=")[0] for p in new.split(";")]
+    changed = [n for n in names if part_of(old, n) != part_of(new, n)]
+    words = {"video": "video file", "skeleton": "skeleton", "label": "label row"}
+    return ", ".join(words.get(n, n) for n in changed) + " changed" if changed else "fingerprint changed"
+
+
+def stale_units(published: Mapping[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    """Published unit id -> why, for units whose inputs changed or are no longer in the dataset."""
+    out = {}
+    for uid, old in published.items():
+        if uid not in current:
+            out[uid] = "no longer in the dataset (or its input cannot be read)"
+        elif current[uid] != old:
+            out[uid] = why_changed(old, current[uid])
+    return out
+
+
+def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", window: int = 64,
+                   cache_root: Path | None = None) -> dict[str, str]:
+    """Units of a cache entry whose inputs under `data_root` changed since they were extracted
+    (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists."""
+    from migue.cache import EntryReader
+
+    from migue.pipeline.datasets import read_dataset
+
+    with EntryReader(entry_dir) as reader:
+        config = reader.config
+        fps = reader.units["fingerprint"] if "fingerprint" in reader.units else [""] * len(reader.units)
+        published = {str(u): str(fp) for u, fp in zip(reader.units["unit_id"], fps)}
+    cache_root = cache_root or Path(entry_dir).parent
+    manifest = read_dataset(data_root, layout, window=window, parsed_dir=cache_root / "parsed")
+    kind, modality = config.get("unit_kind", "mg"), config.get("modality", "")
+    if modality not in READS:
+        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {modality!r} has no known inputs")
+    current, _ = unit_fingerprints(manifest.of_kind(kind), manifest.videos, modality, memo_for(cache_root))
+    return stale_units(published, current)
