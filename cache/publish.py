@@ -21,6 +21,27 @@ from .writer import DuplicateUnitsError, EntryWriter
 log = logging.getLogger("migue.cache")
 
 
+def publish_claimed(writer: EntryWriter, claim: Claim, units: Mapping[str, Sequence[Any]],
+                    streams: Mapping[str, Sequence[np.ndarray]]) -> None:
+    """Write a claimed chunk's shard (nothing when all its units failed), then release the claim;
+    units a concurrent run published first are skipped, not doubled."""
+    try:
+        if len(units.get("unit_id", ())):
+            path: Path = writer.write(units, streams)
+            log.debug("published %s: %d units as %s", claim.path.stem, len(units["unit_id"]), path.name)
+    except DuplicateUnitsError as exc:  # a concurrent run published them first: nothing lost
+        log.info("skipped a shard: %s", exc)
+    finally:
+        claim.release()
+
+
+def raise_failed(pending: Iterable[Future]) -> None:
+    """Raise the error of the first finished publish that failed (a full disk), at once."""
+    for future in pending:
+        if future.done() and future.exception() is not None:
+            future.result()
+
+
 class ChunkPublisher:
     """Claims, background publishing and release for the chunks of one entry."""
 
@@ -59,20 +80,11 @@ class ChunkPublisher:
 
     def _publish(self, claim: Claim, units: Mapping[str, Sequence[Any]],
                  streams: Mapping[str, Sequence[np.ndarray]]) -> None:
-        try:
-            if len(units.get("unit_id", ())):
-                path: Path = self.writer.write(units, streams)
-                log.debug("published %s: %d units as %s", claim.path.stem, len(units["unit_id"]), path.name)
-        except DuplicateUnitsError as exc:  # a concurrent run published them first: nothing lost
-            log.info("skipped a shard: %s", exc)
-        finally:
-            claim.release()
+        publish_claimed(self.writer, claim, units, streams)
 
     def raise_failed(self) -> None:
         """Raise at once when a publish failed (a full disk), not after computing everything."""
-        for future in self._pending:
-            if future.done() and future.exception() is not None:
-                future.result()
+        raise_failed(self._pending)
 
     def finish(self) -> None:
         """Wait for every publish (raising the first failure), then release claims still held."""

@@ -67,12 +67,17 @@ def build_model(opts: ExtractOptions) -> torch.nn.Module:
                             strict_checkpoint=opts.strict_checkpoint, **mod.extractor_args(opts))
 
 
+def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the model's device for 'bf16'; nothing for 'fp32'."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device,
             precision: str) -> dict[str, np.ndarray]:
     """{stream: (B, L, D) float32} of one batch of decoded inputs (cast to the cache's float16
     after the finiteness check)."""
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
-                else contextlib.nullcontext())
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast_for(device, precision):
         out = model(batch.to(device, non_blocking=True))
     return {k: v.float().cpu().numpy() for k, v in out.items()}

@@ -1,6 +1,7 @@
 """Stage one: run a frozen backbone over the manifest's units and publish tokens to the cache.
 
-The loop: the modality's units not yet cached are cut into fixed chunks (one shard each, the
+Video modalities go to the one-pass engine (`onepass.py`: each video decoded once for all its
+units). The loop here (pose): the modality's units not yet cached are cut into fixed chunks (one shard each, the
 same in every run); a chunk is claimed when the loader reaches it (`cache.ChunkPublisher`),
 its units are decoded (`unit_inputs`) and forwarded batch by batch, and the finished chunk is
 published in the background. Chunks another live run holds are waited for, then whatever
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +36,8 @@ from .unit_inputs import UnitInputs, collate, parse_skeletons, worker_init
 
 log = logging.getLogger("migue.extract")
 
-__all__ = ["ExtractOptions", "ExtractReport", "chunks_of", "cpu_threads", "extract", "open_entry"]
+__all__ = ["ExtractOptions", "ExtractReport", "ShardBuffer", "chunks_of", "extract", "finite_only", "open_entry",
+           "pending_units"]
 
 
 def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None = None,
@@ -46,9 +47,26 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     `only` restricts the work to these unit ids (a Dask task's chunk); `model` is a backbone
     already built by `build_model(opts)` (a Dask worker keeps one for all its tasks)."""
     mod = get_modality(opts.modality)
+    if mod.one_pass:  # video modalities: the one-pass decoding engine
+        from .onepass import single
+
+        return single(manifest, store, opts, only, model)
     device = pick_device(opts.device)
     precision = resolve_precision(opts.precision, device)
     writer = open_entry(manifest, store, opts, precision)
+    units, report = pending_units(manifest, store, writer, opts, only)
+    if units:
+        _extract_units(manifest, store, opts, mod, writer, units, model, device, precision, report)
+    report.batch_size = report.batch_size or opts.batch_size
+    writer.record_failures(report.failures)
+    return report
+
+
+def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, opts: ExtractOptions,
+                  only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
+    """The modality's units to compute, fingerprinted (units whose inputs changed are retired and
+    recomputed), in (video, start) order, and the report they start."""
+    mod = get_modality(opts.modality)
     memo = memo_for(store.root)
     hashed_before = memo.hashed_bytes
     wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
@@ -67,10 +85,7 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
                            changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
              opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
-    if units:
-        _extract_units(manifest, store, opts, mod, writer, units, model, device, precision, report)
-    writer.record_failures(report.failures)
-    return report
+    return units, report
 
 
 def open_entry(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, precision: str) -> EntryWriter:
@@ -91,7 +106,7 @@ def _extract_units(manifest: Manifest, store: FeatureStore, opts: ExtractOptions
     model = (model or build_model(opts)).to(device)
     dataset = UnitInputs(units, manifest.videos, mod, mod.input_config(opts), parsed_dir)
     sample = dataset.first_input() if device.type == "cuda" and not opts.batch_size else None
-    batch_size = resolve_batch_size(opts, model, device, precision, sample)
+    batch_size = report.batch_size = resolve_batch_size(opts, model, device, precision, sample)
     by_id = {u.unit_id: u for u in units}
     chunks = [[u.unit_id for u in c] for c in chunks_of(manifest.of_kind(mod.unit_kind), opts.shard_size)]
     with ChunkPublisher(writer, chunks) as publisher, tqdm(
@@ -99,13 +114,13 @@ def _extract_units(manifest: Manifest, store: FeatureStore, opts: ExtractOptions
         todo = list(range(len(chunks)))
         while todo:
             batches = _ClaimedBatches(publisher, todo, {u.unit_id: i for i, u in enumerate(units)}, batch_size)
-            shard, chunk = _ShardBuffer(), None
+            shard, chunk = ShardBuffer(), None
             for ids, batch, failed in _loader(dataset, batches, opts, device):
                 now = batches.chunk_of[(ids or list(failed))[0]]
                 if now != chunk:  # batches come chunk by chunk: the previous one is complete
                     if chunk is not None:
                         publisher.publish(chunk, shard.columns(), shard.streams)
-                    shard, chunk = _ShardBuffer(), now
+                    shard, chunk = ShardBuffer(), now
                 report.failures.update(failed)
                 bar.update(len(failed) + len(ids))
                 publisher.raise_failed()
@@ -121,14 +136,14 @@ def _extract_units(manifest: Manifest, store: FeatureStore, opts: ExtractOptions
 
 
 def _forward_batch(model: torch.nn.Module, batch: torch.Tensor, ids: list[str], device: torch.device,
-                   precision: str, by_id: dict[str, Unit], shard: "_ShardBuffer", report: ExtractReport) -> None:
+                   precision: str, by_id: dict[str, Unit], shard: "ShardBuffer", report: ExtractReport) -> None:
     """Forward one batch into the chunk's shard; a batch that breaks the model fails its units only."""
     try:
         outputs = forward(model, batch, device, precision)
     except Exception as exc:
         report.failures.update({uid: f"forward failed: {exc}" for uid in ids})
         return
-    ids, outputs, bad = _finite_only(ids, outputs)
+    ids, outputs, bad = finite_only(ids, outputs)
     report.failures.update(bad)
     if not ids:
         return
@@ -136,7 +151,7 @@ def _forward_batch(model: torch.nn.Module, batch: torch.Tensor, ids: list[str], 
     report.extracted += len(ids)
 
 
-def _finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+def finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
     """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
     the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
     bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
@@ -184,7 +199,7 @@ class _ClaimedBatches:
                 yield rows[start:start + self.batch_size]
 
 
-class _ShardBuffer:
+class ShardBuffer:
     """Units and their per-stream token arrays waiting to become one shard."""
 
     def __init__(self) -> None:
@@ -198,7 +213,3 @@ class _ShardBuffer:
 
     def columns(self) -> dict[str, list[Any]]:
         return unit_columns(self.units)
-
-
-def cpu_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

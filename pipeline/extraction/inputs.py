@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from migue.pipeline.datasets.manifest import Unit, Video
@@ -13,6 +12,7 @@ from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
 from migue.pipeline.datasets.skeleton import load_skeleton
 from migue.pipeline.datasets.video import read_frames
 
+from .decode_worker import Take, cut
 from .fingerprints import part_of
 
 HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
@@ -36,18 +36,30 @@ def sample_indices(start: int, end: int, count: int) -> np.ndarray:
     return start + ((np.arange(count) + 0.5) * n / count).astype(np.int64)
 
 
-def rgb_clip(unit: Unit, video: Video, cfg: InputConfig) -> np.ndarray:
-    """(T, size, size, 3) uint8 frames of the unit."""
-    if video.video_path is None:
-        raise FileNotFoundError(f"video {video.video_id}: no video file")
+def clip_takes(unit: Unit, video: Video, cfg: InputConfig) -> tuple[Take, ...]:
+    """The frames of an rgb/context unit: 'squash' scales whole frames to size x size; 'crop'
+    scales the short side to `size` (the decoder does it) and cuts the centre square."""
     indices = sample_indices(unit.start, unit.end, cfg.frames)
     if cfg.resize == "squash":
-        return read_frames(video.video_path, indices, (cfg.size, cfg.size))
+        return tuple(Take(int(i), (cfg.size, cfg.size)) for i in indices)
     scale = cfg.size / min(video.width, video.height)
     w, h = max(cfg.size, round(video.width * scale)), max(cfg.size, round(video.height * scale))
-    frames = read_frames(video.video_path, indices, (w, h))
-    top, left = (h - cfg.size) // 2, (w - cfg.size) // 2
-    return np.ascontiguousarray(frames[:, top:top + cfg.size, left:left + cfg.size])
+    box = ((w - cfg.size) // 2, (h - cfg.size) // 2, cfg.size, cfg.size)
+    return tuple(Take(int(i), (w, h), box) for i in indices)
+
+
+def read_takes(video: Video, takes: tuple[Take, ...]) -> np.ndarray:
+    """(T, H, W, 3) uint8: the takes read on their own (seeking to this unit alone)."""
+    if video.video_path is None:
+        raise FileNotFoundError(f"video {video.video_id}: no video file")
+    indices = np.array([t.index for t in takes])
+    frames = read_frames(video.video_path, indices, takes[0].scale)
+    return np.stack([cut(frame, take) for frame, take in zip(frames, takes)])
+
+
+def rgb_clip(unit: Unit, video: Video, cfg: InputConfig) -> np.ndarray:
+    """(T, size, size, 3) uint8 frames of the unit."""
+    return read_takes(video, clip_takes(unit, video, cfg))
 
 
 @lru_cache(maxsize=8)
@@ -93,16 +105,13 @@ def face_box(points: np.ndarray, width: int, height: int, margin: float) -> tupl
     return left, top, int(side)
 
 
-def face_crops(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
-    """(F, 112, 112, 3) uint8 face crops located from the face landmarks (head joints as fallback)."""
-    if video.video_path is None:
-        raise FileNotFoundError(f"video {video.video_id}: no video file")
+def face_takes(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> tuple[Take, ...]:
+    """A face window's frames: full-resolution frames, a square around the face landmarks (head
+    joints as fallback, then the last box seen), resized to face_size."""
     keypoints = skeleton_of(video, parsed_dir, part_of(unit.fingerprint, "skeleton"))
-    indices = sample_indices(unit.start, unit.end, cfg.frames)
-    frames = read_frames(video.video_path, indices)
     head = [KEYPOINT_INDEX[j] for j in HEAD_JOINTS]
-    crops, last = [], None
-    for frame, index in zip(frames, indices):
+    takes, last = [], None
+    for index in sample_indices(unit.start, unit.end, cfg.frames):
         box = None
         if index < len(keypoints):
             box = (face_box(keypoints[index, FACE_SLICE], video.width, video.height, cfg.face_margin)
@@ -110,9 +119,15 @@ def face_crops(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | No
         box = box or last or _default_box(video.width, video.height)
         last = box
         x, y, side = box
-        crop = frame[y:y + side, x:x + side]
-        crops.append(cv2.resize(crop, (cfg.face_size, cfg.face_size), interpolation=cv2.INTER_AREA))
-    return np.stack(crops)
+        takes.append(Take(int(index), None, (x, y, side, side), cfg.face_size))
+    return tuple(takes)
+
+
+def face_crops(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    """(F, 112, 112, 3) uint8 face crops located from the face landmarks (head joints as fallback)."""
+    if video.video_path is None:
+        raise FileNotFoundError(f"video {video.video_id}: no video file")
+    return read_takes(video, face_takes(unit, video, cfg, parsed_dir))
 
 
 def _default_box(width: int, height: int) -> tuple[int, int, int]:

@@ -40,6 +40,7 @@ class Modality:
     reads_skeleton: bool  # its inputs come from (or are placed by) the skeletons
     cpu_batch: int  # units per CPU batch: 1 for MViTv2 (slower per clip in larger batches, perf-facts.md)
     fixed_arch: str = ""  # the entry's arch label when no option names it
+    one_pass: bool = False  # decoded by the one-pass video engine (onepass.py): each video read once
 
     def resolved(self, opts: Any) -> dict[str, Any]:
         """frames and size of `opts`, with this modality's defaults where None."""
@@ -83,10 +84,11 @@ def _faces(frames: int, size: int, opts: Any) -> InputConfig:
 
 MVIT_OPTIONS = ("arch", "frames", "size")
 MODALITIES: dict[str, Modality] = {m.name: m for m in (
-    Modality("rgb", "mvit", MG_KIND, 16, 224, _rgb, _cropped, MVIT_OPTIONS, False, 1),
-    Modality("context", "mvit", WINDOW_KIND, 16, 224, _rgb, _squashed, MVIT_OPTIONS, False, 1),
+    Modality("rgb", "mvit", MG_KIND, 16, 224, _rgb, _cropped, MVIT_OPTIONS, False, 1, one_pass=True),
+    Modality("context", "mvit", WINDOW_KIND, 16, 224, _rgb, _squashed, MVIT_OPTIONS, False, 1, one_pass=True),
     Modality("pose", "agcn", MG_KIND, 64, 0, pose_clip, _skeleton, ("layout", "frames"), True, 4),
-    Modality("face", "swinface", WINDOW_KIND, 8, 112, face_crops, _faces, ("frames",), True, 4, fixed_arch="swin-t"),
+    Modality("face", "swinface", WINDOW_KIND, 8, 112, face_crops, _faces, ("frames",), True, 4, fixed_arch="swin-t",
+             one_pass=True),
 )}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -34,3 +35,5 @@ class ExtractReport:
     random_weights: bool = False
     changed: dict[str, str] = field(default_factory=dict)  # unit id -> which inputs changed (retired, recomputed)
     fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)
+    decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
+    batch_size: int | None = None  # as resolved (auto or given)

@@ -14,7 +14,8 @@ import torch
 from migue.cache import FeatureStore
 
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extraction.extract import ExtractOptions, cpu_threads, extract
+from migue.pipeline.extraction.decode_pool import cpu_count as cpu_threads
+from migue.pipeline.extraction.extract import ExtractOptions, extract
 from migue.synth.sample import write_sample
 from .entries import head_roles, select_entries
 
