@@ -16,7 +16,7 @@ def test_auto_batch_on_cuda_fits_the_free_memory_share_measured_with_one_unit(mo
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: int(2e9 + 0.7e9))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(60e9), int(141e9)))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
-    monkeypatch.setattr(ex, "_forward", lambda model, batch, device, precision: calls.append(
+    monkeypatch.setattr(batching, "forward", lambda model, batch, device, precision: calls.append(
         (tuple(batch.shape), device.type, precision)))
     sample = np.zeros((16, 8, 8, 3), np.uint8)
     batch = batching.resolve_batch_size(options.ExtractOptions(modality="rgb"), torch.nn.Identity(),
