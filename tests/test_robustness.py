@@ -29,7 +29,8 @@ from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 from migue.pipeline.cli import main
 from migue.pipeline.extraction.backbone import entry_config
-from migue.pipeline.extraction.extract import ExtractOptions, chunks_of, extract
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.work import chunks_of
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGUE = str(Path(sys.executable).with_name("migue"))

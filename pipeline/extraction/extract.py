@@ -9,35 +9,29 @@ they left is done here.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator
-from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from migue.cache import ChunkPublisher, EntryWriter, FeatureStore
-from migue.cache.files import memo_for
-from migue.cache.finite import nonfinite_units
-from migue.cache.units import unit_columns
 from migue.cache.writer import disk_full
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.manifest import Manifest, Unit
 
 from .backbone import build_model, entry_config, forward, resolve_precision
 from .batching import resolve_batch_size
-from .fingerprints import unit_fingerprints, why_changed
 from .modalities import Modality, get_modality
+from .onepass import single as one_pass
 from .options import ExtractOptions, ExtractReport
 from .unit_inputs import UnitInputs, collate, parse_skeletons, worker_init
+from .work import ShardBuffer, chunks_of, finite_only, pending_units
 
 log = logging.getLogger("migue.extract")
 
-__all__ = ["ExtractOptions", "ExtractReport", "ShardBuffer", "chunks_of", "extract", "finite_only", "open_entry",
-           "pending_units"]
+__all__ = ["ExtractOptions", "ExtractReport", "extract", "open_entry"]
 
 
 def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None = None,
@@ -48,9 +42,7 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     already built by `build_model(opts)` (a Dask worker keeps one for all its tasks)."""
     mod = get_modality(opts.modality)
     if mod.one_pass:  # video modalities: the one-pass decoding engine
-        from .onepass import single
-
-        return single(manifest, store, opts, only, model)
+        return one_pass(manifest, store, opts, only, model)
     device = pick_device(opts.device)
     precision = resolve_precision(opts.precision, device)
     writer = open_entry(manifest, store, opts, precision)
@@ -60,32 +52,6 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     report.batch_size = report.batch_size or opts.batch_size
     writer.record_failures(report.failures)
     return report
-
-
-def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, opts: ExtractOptions,
-                  only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
-    """The modality's units to compute, fingerprinted (units whose inputs changed are retired and
-    recomputed), in (video, start) order, and the report they start."""
-    mod = get_modality(opts.modality)
-    memo = memo_for(store.root)
-    hashed_before = memo.hashed_bytes
-    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
-    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
-    published = writer.published_fingerprints()
-    changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
-               if uid in fingerprints and old != fingerprints[uid]}
-    if changed:
-        writer.retire(set(changed))
-        log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
-                 "they are extracted again", opts.modality, len(changed), _reasons(changed))
-    done = {uid for uid in published if uid not in changed}
-    units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
-                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
-    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
-                           changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
-    log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
-             opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
-    return units, report
 
 
 def open_entry(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, precision: str) -> EntryWriter:
@@ -151,23 +117,6 @@ def _forward_batch(model: torch.nn.Module, batch: torch.Tensor, ids: list[str], 
     report.extracted += len(ids)
 
 
-def finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
-    """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
-    the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
-    bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
-    keep = [i for i, uid in enumerate(ids) if uid not in bad]
-    kept = {k: v[keep].astype(np.float16) for k, v in outputs.items()}
-    return [ids[i] for i in keep], kept, {uid: f"not finite: {why}" for uid, why in bad.items()}
-
-
-def _reasons(changed: dict[str, str]) -> str:
-    """'12 skeleton changed, 1 label row changed': how many units changed for which reason."""
-    counts: dict[str, int] = {}
-    for why in changed.values():
-        counts[why] = counts.get(why, 0) + 1
-    return ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
 def _loader(dataset: UnitInputs, batches: "_ClaimedBatches", opts: ExtractOptions,
             device: torch.device) -> DataLoader:
     return DataLoader(dataset, batch_sampler=batches, num_workers=opts.workers, collate_fn=collate,
@@ -175,12 +124,6 @@ def _loader(dataset: UnitInputs, batches: "_ClaimedBatches", opts: ExtractOption
                       persistent_workers=False,
                       # never fork a process that has initialised CUDA
                       multiprocessing_context="forkserver" if device.type == "cuda" and opts.workers else None)
-
-
-def chunks_of(units: list[Unit], size: int) -> list[list[Unit]]:
-    """The kind's units in (video, start) order, cut every `size` units: the same in every run."""
-    ordered = sorted(units, key=lambda u: (u.video_id, u.start, u.unit_id))
-    return [ordered[i:i + size] for i in range(0, len(ordered), max(1, size))]
 
 
 class _ClaimedBatches:
@@ -199,17 +142,3 @@ class _ClaimedBatches:
                 yield rows[start:start + self.batch_size]
 
 
-class ShardBuffer:
-    """Units and their per-stream token arrays waiting to become one shard."""
-
-    def __init__(self) -> None:
-        self.units: list[Unit] = []
-        self.streams: dict[str, list[np.ndarray]] = {}
-
-    def add(self, units: list[Unit], outputs: dict[str, np.ndarray]) -> None:
-        self.units.extend(units)
-        for name, array in outputs.items():
-            self.streams.setdefault(name, []).extend(list(array))
-
-    def columns(self) -> dict[str, list[Any]]:
-        return unit_columns(self.units)

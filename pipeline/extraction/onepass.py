@@ -31,7 +31,8 @@ from .backbone import build_model, entry_config, forward, resolve_precision
 from .batching import resolve_batch_size
 from .decode_pool import DecodePool, DecodeTotals, UnitInput
 from .decode_worker import UnitRequest, VideoJob
-from .extract import ExtractOptions, ExtractReport, ShardBuffer, chunks_of, finite_only, pending_units
+from .options import ExtractOptions, ExtractReport
+from .work import ShardBuffer, chunks_of, finite_only, pending_units
 from .inputs import InputConfig, clip_takes, face_takes
 from .modalities import get_modality
 from .unit_inputs import parse_skeletons

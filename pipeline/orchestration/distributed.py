@@ -19,7 +19,8 @@ from migue.cache.index import read_index
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.files import as_roots
 from migue.pipeline.extraction.backbone import build_model, entry_config, resolve_precision
-from migue.pipeline.extraction.extract import ExtractOptions, ExtractReport, chunks_of, extract, open_entry
+from migue.pipeline.extraction.extract import ExtractOptions, ExtractReport, extract, open_entry
+from migue.pipeline.extraction.work import chunks_of
 from migue.pipeline.extraction.fingerprints import unit_fingerprints
 from migue.pipeline.extraction.modalities import get_modality
 
