@@ -60,10 +60,11 @@ class Column:
 
 UNIT_COLUMNS: dict[str, Column] = {
     f.name: Column(f.name, {"str": str, "int": int}[str(f.type)], f.default) for f in fields(UnitRecord)}
-# Required only where the record itself requires them, except `subject` (a cache of windows
-# for a dataset without subjects can leave it out).
-REQUIRED = tuple(c.name for c in UNIT_COLUMNS.values() if c.default is MISSING and c.name != "subject")
-OPTIONAL_DEFAULTS: dict[str, Any] = {c.name: ("" if c.default is MISSING else c.default)
+# The writer requires only the unit id (a store of features for something other than a manifest,
+# a test's minimal entry, still writes); every other column has a default ("" or -1 where the
+# record itself has none) and, when given, its type and (kind, split) its values are checked.
+REQUIRED = ("unit_id",)
+OPTIONAL_DEFAULTS: dict[str, Any] = {c.name: ((-1 if c.type is int else "") if c.default is MISSING else c.default)
                                      for c in UNIT_COLUMNS.values() if c.name not in REQUIRED}
 COLUMN = SimpleNamespace(**{name: name for name in UNIT_COLUMNS})  # COLUMN.mg_label == "mg_label"
 
@@ -95,7 +96,7 @@ def check_units(units: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
             raise UnitSchemaError(f"unit column {name!r} has {len(values)} values for {n} units")
         out[name] = [_checked(column, v, units["unit_id"][i]) for i, v in enumerate(values)]
     for name, allowed in (("kind", KINDS), ("split", SPLITS)):
-        bad = next((i for i, v in enumerate(out[name]) if v not in allowed), None)
+        bad = next((i for i, v in enumerate(out[name]) if v not in allowed and v != ""), None)
         if bad is not None:
             raise UnitSchemaError(f"unit {out['unit_id'][bad]}: {name} {out[name][bad]!r} is not one of {allowed}")
     return out
