@@ -156,6 +156,15 @@ def gpu_resources(client: Any) -> dict[str, int]:
     return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else {}
 
 
+def _roles_or_none(task: str, config: dict[str, Any]) -> list[str]:
+    """The entries a run's head reads; none for a run whose head or settings are unknown (that run
+    then fails on its own, with its error in the results, and the others still run)."""
+    try:
+        return head_roles(task, config)
+    except (KeyError, ValueError):
+        return []
+
+
 def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | None = None,
                  workers: int = 2) -> pd.DataFrame:
     """Run (or resume) every run of the grid; write results.csv, results.md and results.png."""
@@ -168,7 +177,7 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
     configs = {run_id(c): c for c in grid.runs()}
-    roles = {role for c in configs.values() for role in head_roles(grid.task, c)}  # what the heads read
+    roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
                                                            [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
     outcomes: dict[str, dict[str, Any]] = {}
