@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from migue.cache import FeatureStore
-from migue.pipeline.ablate import Grid, run_ablation
+from migue.pipeline.orchestration.ablate import Grid, run_ablation
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import ExtractOptions, extract
-from migue.pipeline.synth import write_sample
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.synth.sample import write_sample
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from migue.pipeline.demo import run_demo
-from migue.pipeline.extract import cpu_threads
+from migue.pipeline.orchestration.demo import run_demo
+from migue.pipeline.extraction.decode_pool import cpu_count as cpu_threads
 
 BUDGET_S = 600.0
 

@@ -42,12 +42,15 @@ from broadcast import bare_decode_fps, bitrate_mbps, roughen  # noqa: E402
 
 from migue.cache import FeatureStore  # noqa: E402
 from migue.pipeline.datasets import read_dataset  # noqa: E402
-from migue.pipeline.decode_pool import DecodePool, cpu_count  # noqa: E402
-from migue.pipeline.extract import (MODALITIES, ExtractOptions, UnitInputs, _forward, build_model,  # noqa: E402
-                                    extract, resolve_device, resolve_precision)
-from migue.pipeline.onepass import extract_videos  # noqa: E402
-from migue.pipeline.synth import write_sample  # noqa: E402
-from migue.pipeline.video import read_frames  # noqa: E402
+from migue.common.devices import pick_device as resolve_device  # noqa: E402
+from migue.pipeline.datasets.video import read_frames  # noqa: E402
+from migue.pipeline.extraction.backbone import build_model, forward as _forward, resolve_precision  # noqa: E402
+from migue.pipeline.extraction.decode_pool import DecodePool, cpu_count  # noqa: E402
+from migue.pipeline.extraction.extract import ExtractOptions, extract  # noqa: E402
+from migue.pipeline.extraction.modalities import MODALITIES  # noqa: E402
+from migue.pipeline.extraction.onepass import extract_videos  # noqa: E402
+from migue.pipeline.extraction.unit_inputs import UnitInputs  # noqa: E402
+from migue.synth.sample import write_sample  # noqa: E402
 
 VIDEO = ("rgb", "context", "face")
 
@@ -70,10 +73,10 @@ def make_footage(work: Path, args: argparse.Namespace) -> tuple[list[str], dict]
 
 def bare_forward(opts: ExtractOptions, built, manifest, units, batch: int, parsed_dir: Path) -> float:
     """units/s of the model alone on batches decoded beforehand."""
-    model, cfg, _ = built
+    model, mod = built, MODALITIES[opts.modality]
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
-    data = UnitInputs(units, manifest.videos, opts.modality, cfg, parsed_dir)
+    data = UnitInputs(units, manifest.videos, mod, mod.input_config(opts), parsed_dir)
     arrays = [data[i][1] for i in range(len(units))]
     batches = [torch.from_numpy(np.stack(arrays[i:i + batch])) for i in range(0, len(arrays), batch)]
     _forward(model, batches[0], device, precision)  # warm-up
@@ -119,7 +122,7 @@ def timed(fn, *a, **kw):
 def decode_only(manifest, options: list[ExtractOptions], built: dict, workers: int, root: Path,
                 parsed_dir: Path) -> dict:
     """migue's decode side alone: the one pass's jobs through the pool, no model (frames/s)."""
-    from migue.pipeline.onepass import _jobs, _ModalityRun, _Pass
+    from migue.pipeline.extraction.onepass import _jobs, _ModalityRun, _Pass
 
     device = torch.device("cpu")
     runs = {o.modality: _ModalityRun(manifest, FeatureStore(root), o, None, built[o.modality], device)
@@ -246,10 +249,10 @@ def main() -> None:
                               device=args.device, precision=precision, frames=args.mvit_frames if mvit else None,
                               size=args.mvit_size if mvit else None)
         built[m] = build_model(opts)
-        built[m][0].to(device)
+        built[m].to(device)
         units = [u for u in manifest.of_kind(MODALITIES[m].unit_kind) if u.unit_id in only]
         report, seconds, busy = timed(extract, manifest, FeatureStore(work / f"alone-{m}"), opts, only=only,
-                                      built=built[m])
+                                      model=built[m])
         assert report.extracted == len(units), report.failures
         bare = bare_forward(opts, built[m], manifest, units, report.batch_size, work / f"alone-{m}" / "parsed")
         ours = len(units) / seconds
@@ -295,7 +298,7 @@ def main() -> None:
         if not args.no_fp32 and "fp32" not in ours:
             fp32 = replace(options["rgb"], precision="fp32")
             report, seconds, _ = timed(extract, manifest, FeatureStore(work / "rgb-fp32"), fp32, only=only,
-                                    built=built["rgb"])
+                                    model=built["rgb"])
             ours["fp32"] = len(units) / seconds
         print(f"mmaction2 inference_recognizer loop (fp32, 720p clip files): {base:.2f} clips/s", flush=True)
         for p, v in ours.items():

@@ -55,7 +55,7 @@ def main() -> None:
               f"rerun (memo) {second * 1e3:.1f} ms ({again.hits} hits, {again.hashed_bytes} bytes hashed)")
 
         from migue.pipeline.datasets import read_dataset
-        from migue.pipeline.fingerprints import unit_fingerprints
+        from migue.pipeline.extraction.fingerprints import unit_fingerprints
         from migue.pipeline.synth import write_sample
 
         write_sample(root / "sample", videos=args.videos, seed=0)

@@ -25,8 +25,9 @@ import numpy as np
 
 from migue.cache import EntryReader, FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import MODALITIES, ExtractOptions, extract
-from migue.pipeline.synth import write_sample
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.modalities import MODALITIES
+from migue.synth.sample import write_sample
 
 IMIGUE_CLIPS = 18499
 FILTERS = {"none": {}, "lzf": {"compression": "lzf", "shuffle": True},

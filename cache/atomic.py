@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 TMP_PREFIX = ".tmp-"
 UNLOCKED_TMP_AGE_S = 24 * 3600  # without file locks, a temp file is presumed dead this old
@@ -151,3 +152,24 @@ def remove_dead_temps(directory: Path, dry_run: bool = False, min_age_s: float =
     if removed and not dry_run:
         fsync_dir(directory)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+    """Write `path` through a temp file beside it (a file object to write to): on success it is
+    fsynced, renamed over `path` and the folder fsynced; on any error the temp file goes."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -32,12 +32,3 @@ def entry_name(config: dict[str, Any]) -> str:
     """Human-readable folder name: `<modality>-<backbone>-<arch>-<key[:12]>`."""
     parts = [str(config.get(k)) for k in ("modality", "backbone", "arch") if config.get(k)]
     return "-".join(parts + [entry_key(config)[:12]])
-
-
-def file_sha256(path: str, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,6 +15,7 @@ import pandas as pd
 from .index import read_index
 from .paths import safe_child
 from .shard import ShardError, check_stream, open_shard, read_units
+from .units import with_defaults
 
 
 class EntryReader:
@@ -61,8 +62,8 @@ class EntryReader:
             table["_shard"], table["_row"] = shard_no, np.arange(len(table))
             frames.append(table)
         if not frames:
-            return pd.DataFrame(columns=["unit_id", "_shard", "_row"])
-        return pd.concat(frames, ignore_index=True)
+            return with_defaults(pd.DataFrame(columns=["unit_id", "_shard", "_row"]))
+        return with_defaults(pd.concat(frames, ignore_index=True))
 
     @property
     def streams(self) -> dict[str, dict[str, Any]]:

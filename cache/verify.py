@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from migue.common.files import file_sha256
+
+from .atomic import TMP_PREFIX
 from .claims import CLAIMS_DIR
-from .index import TMP_PREFIX, read_index
-from .keys import file_sha256
+from .index import read_index
 from .paths import safe_child
 from .shard import ShardError, check_streams, open_shard, read_units
 from .writer import SHARD_GLOB

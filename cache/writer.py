@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .finite import NonFiniteTokensError, nonfinite_units
+from migue.common.files import file_sha256
+
 from .atomic import TempFile, fsync_dir, remove_dead_temps
+from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, locked, read_index, write_index
-from .keys import entry_key, file_sha256
+from .keys import entry_key
 from .paths import safe_child
 from .shard import ShardError, read_rows, read_units, write_shard
+from .units import check_units
 
 SHARD_GLOB = "shard-*.h5"
 
@@ -67,9 +70,11 @@ class EntryWriter:
     def write(self, units: Mapping[str, Sequence[Any]], streams: Mapping[str, Sequence[np.ndarray]]) -> Path:
         """Write one shard to a temp name, publish it by rename, then record it in the index.
 
-        Raises DuplicateUnitsError (another writer published some of these units first:
+        Raises UnitSchemaError (columns that break the unit schema: nothing is written),
+        DuplicateUnitsError (another writer published some of these units first:
         nothing is written), NonFiniteTokensError (NaN, inf or values past the dtype: nothing
         is written) or DiskFullError (no space: nothing is published)."""
+        units = check_units(units)
         bad = nonfinite_units(list(units["unit_id"]), streams, self.dtype)
         if bad:
             shown = "; ".join(f"{u}: {why}" for u, why in list(bad.items())[:3])

@@ -19,6 +19,24 @@ EMBED_DIM = 256  # AAGCN last-stage channels
 TEMPORAL_STRIDE = 4  # two temporal down-sampling stages
 
 
+def agcn_spec(layout: str = "imigue22", frames: int = 64, num_person: int = 2,
+              attention: bool = False) -> ExtractorSpec:
+    """The spec of `build_agcn(layout, frames, num_person, attention)`."""
+    joints = get_layout(layout)
+    steps = -(-frames // TEMPORAL_STRIDE)
+    grid = (steps, joints.num_node)
+    return ExtractorSpec(
+        name="agcn",
+        input_layout="B T V 3 float32 (x, y normalised to [-1, 1], confidence)",
+        streams={
+            "joint": StreamSpec(steps * joints.num_node, EMBED_DIM, grid, "joint stream, (t, v)"),
+            "bone": StreamSpec(steps * joints.num_node, EMBED_DIM, grid, "bone stream, (t, v)"),
+        },
+        config={"layout": layout, "frames": frames, "num_person": num_person,
+                "attention": attention, "joints": list(joints.joints)},
+    )
+
+
 class AGCNExtractor(Extractor):
     """(B, T, V, 3) skeletons (x, y in [-1, 1] by the frame size, confidence; missing = 0)
     -> joint and bone tokens, each (B, T/4 * V, 256)."""
@@ -40,18 +58,7 @@ class AGCNExtractor(Extractor):
         pairs = torch.tensor(self.layout.bone_pairs())
         self.register_buffer("bone_joint", pairs[:, 0], persistent=False)
         self.register_buffer("bone_ref", pairs[:, 1], persistent=False)
-        steps = -(-frames // TEMPORAL_STRIDE)
-        grid = (steps, self.layout.num_node)
-        self.spec = ExtractorSpec(
-            name="agcn",
-            input_layout="B T V 3 float32 (x, y normalised to [-1, 1], confidence)",
-            streams={
-                "joint": StreamSpec(steps * self.layout.num_node, EMBED_DIM, grid, "joint stream, (t, v)"),
-                "bone": StreamSpec(steps * self.layout.num_node, EMBED_DIM, grid, "bone stream, (t, v)"),
-            },
-            config={"layout": layout, "frames": frames, "num_person": num_person,
-                    "attention": attention, "joints": list(self.layout.joints)},
-        )
+        self.spec = agcn_spec(layout, frames, num_person, attention)
 
     def bones(self, joints: torch.Tensor) -> torch.Tensor:
         """(B, T, V, 3) -> bone vectors, confidence = mean of both ends (mmaction2 JointToBone)."""
@@ -141,7 +148,7 @@ def _first_person_bn(bn: nn.BatchNorm1d, num_person: int) -> nn.BatchNorm1d:
     return out.eval().requires_grad_(False)
 
 
-@register_extractor("agcn", "2s-AGCN (mmaction2 AAGCN): joint + bone streams, 256-d per (t, joint)")
+@register_extractor("agcn", "2s-AGCN (mmaction2 AAGCN): joint + bone streams, 256-d per (t, joint)", spec=agcn_spec)
 def build_agcn(layout: str = "imigue22", frames: int = 64, num_person: int = 2,
                attention: bool = False) -> AGCNExtractor:
     return AGCNExtractor(layout=layout, frames=frames, num_person=num_person, attention=attention)

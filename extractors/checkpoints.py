@@ -67,7 +67,7 @@ def mmaction_backbone_state(ckpt: Mapping[str, Any], path: str | Path) -> dict[s
 
 
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path,
-                ignore: Iterable[str] = (), strict: bool = True, hint: str = "",
+                strict: bool = True, hint: str = "",
                 report: LoadReport | None = None, unmapped: Iterable[str] = (),
                 source_name: Callable[[str], str] | None = None) -> LoadReport:
     """Load `state` into `module`; any missing, unexpected or mis-shaped key is an error.
@@ -77,10 +77,9 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: str 
     `strict=False` (the user's explicit `--non-strict-checkpoint`) loads what fits and logs a
     warning naming every key left out: those weights stay at their random initialisation.
     """
-    ignore = tuple(ignore)
     report = report or LoadReport(str(path), "state_dict")
     own = module.state_dict()
-    missing = [k for k in own if k not in state and not (ignore and k.startswith(ignore))]
+    missing = [k for k in own if k not in state]
     unexpected = list(unmapped) + [k for k in state if k not in own]
     mismatched = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
 
@@ -107,7 +106,7 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: str 
     report.unexpected += unexpected
     report.mismatched += mismatched
     fits = {k: v for k, v in state.items() if k in own and k not in mismatched}
-    module.load_state_dict(fits, strict=not (ignore or problems))
+    module.load_state_dict(fits, strict=not problems)
     return report
 
 

@@ -14,6 +14,30 @@ STD = (57.375, 57.375, 57.375)
 EMBED_DIM = 768  # last-stage width of MViTv2 tiny/small/base
 
 
+def token_grid(frames: int, size: int) -> tuple[int, int, int]:
+    """The last stage's (T', H', W'): patch embedding (kernel 3x7x7, stride 2x4x4, padding 1x3x3)
+    then three query poolings (kernel 3, stride 1x2x2, padding 1), as mmaction2's MViTv2."""
+    steps, side = -(-frames // 2), -(-size // 4)
+    for _ in range(3):
+        side = -(-side // 2)
+    return steps, side, side
+
+
+def mvit_spec(arch: str = "small", frames: int = 16, size: int = 224) -> ExtractorSpec:
+    """The spec of `build_mvit(arch, frames, size)`."""
+    grid = token_grid(frames, size)
+    return ExtractorSpec(
+        name="mvit",
+        input_layout="B T H W 3 uint8 RGB",
+        streams={
+            "tokens": StreamSpec(grid[0] * grid[1] * grid[2], EMBED_DIM, grid,
+                                 "last-stage patch tokens, (t, h, w) row-major"),
+            "cls": StreamSpec(1, EMBED_DIM, (1,), "class token"),
+        },
+        config={"arch": arch, "frames": frames, "size": size, "mean": MEAN, "std": STD},
+    )
+
+
 class MViTExtractor(Extractor):
     """(B, T, H, W, 3) uint8 RGB -> tokens (B, T'*H'*W', 768) and cls (B, 1, 768)."""
 
@@ -26,17 +50,10 @@ class MViTExtractor(Extractor):
                              out_scales=-1, with_cls_token=True, output_cls_token=True)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1, 1), persistent=False)
-        grid = self._grid(frames, size)
-        self.spec = ExtractorSpec(
-            name="mvit",
-            input_layout="B T H W 3 uint8 RGB",
-            streams={
-                "tokens": StreamSpec(grid[0] * grid[1] * grid[2], EMBED_DIM, grid,
-                                     "last-stage patch tokens, (t, h, w) row-major"),
-                "cls": StreamSpec(1, EMBED_DIM, (1,), "class token"),
-            },
-            config={"arch": arch, "frames": frames, "size": size, "mean": MEAN, "std": STD},
-        )
+        self.spec = mvit_spec(arch, frames, size)
+        measured = self._grid(frames, size)
+        if measured != self.spec.streams["tokens"].grid:  # the spec is known without the model: keep it true
+            raise RuntimeError(f"MViT token grid {measured} differs from the spec's {self.spec.streams['tokens'].grid}")
 
     @torch.no_grad()
     def _grid(self, frames: int, size: int) -> tuple[int, int, int]:
@@ -75,6 +92,6 @@ class MViTExtractor(Extractor):
         raise CheckpointError(unsupported(str(path), "mvit", fmt, ckpt))
 
 
-@register_extractor("mvit", "MViTv2 (mmaction2) on RGB clips: patch tokens + class token, 768-d")
+@register_extractor("mvit", "MViTv2 (mmaction2) on RGB clips: patch tokens + class token, 768-d", spec=mvit_spec)
 def build_mvit(arch: str = "small", frames: int = 16, size: int = 224) -> MViTExtractor:
     return MViTExtractor(arch=arch, frames=frames, size=size)

@@ -24,6 +24,29 @@ PATCH = 2
 WINDOW = 7
 STAGE_DIM = 768  # Swin-T last stage
 EMBED_DIM = 512
+DEPTHS = (2, 2, 6, 2)
+
+
+def shifted_blocks() -> list[tuple[int, int]]:
+    """The (stage, block) pairs whose windows shift, as in the reference: every odd block of a
+    stage whose resolution is larger than the window (here all but the last, 7x7, stage)."""
+    return [(i, j) for i, depth in enumerate(DEPTHS) for j in range(depth)
+            if j % 2 == 1 and IMAGE_SIZE // PATCH // 2**i > WINDOW]
+
+
+def swinface_spec(frames: int = 8, with_map: bool = False) -> ExtractorSpec:
+    """The spec of `build_swinface(frames, with_map)`."""
+    streams = {"embedding": StreamSpec(frames, EMBED_DIM, (frames,), "512-d face embedding per frame")}
+    if with_map:
+        streams["map"] = StreamSpec(frames * 49, STAGE_DIM, (frames, 7, 7), "7x7 token map per frame")
+    return ExtractorSpec(
+        name="swinface",
+        input_layout="B F 112 112 3 uint8 RGB face crops",
+        streams=streams,
+        config={"size": IMAGE_SIZE, "frames": frames, "normalise": "(x/255 - 0.5) / 0.5",
+                "with_map": with_map, "head": "linear768-bn-linear512-bn",
+                "shifted_blocks": shifted_blocks()},
+    )
 
 
 def recognition_head() -> nn.Sequential:
@@ -48,23 +71,16 @@ class SwinFaceExtractor(Extractor):
         # Swin-T at 112x112 with patch 2 (stride 2) and window 7: 56 -> 28 -> 14 -> 7 tokens per side.
         self.backbone = SwinTransformer(
             pretrain_img_size=IMAGE_SIZE, embed_dims=96, patch_size=PATCH, window_size=WINDOW,
-            depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), strides=(PATCH, 2, 2, 2),
+            depths=DEPTHS, num_heads=(3, 6, 12, 24), strides=(PATCH, 2, 2, 2),
             out_indices=(3,),  # output_norm on stage 3 = the reference's final LayerNorm
         )
         self.shifted = self._match_reference_shifts()
         self.feature = recognition_head()
         self.with_map = with_map
-        streams = {"embedding": StreamSpec(frames, EMBED_DIM, (frames,), "512-d face embedding per frame")}
-        if with_map:
-            streams["map"] = StreamSpec(frames * 49, STAGE_DIM, (frames, 7, 7), "7x7 token map per frame")
-        self.spec = ExtractorSpec(
-            name="swinface",
-            input_layout="B F 112 112 3 uint8 RGB face crops",
-            streams=streams,
-            config={"size": IMAGE_SIZE, "frames": frames, "normalise": "(x/255 - 0.5) / 0.5",
-                    "with_map": with_map, "head": "linear768-bn-linear512-bn",
-                    "shifted_blocks": sorted(self.shifted)},
-        )
+        self.spec = swinface_spec(frames, with_map)
+        if sorted(self.shifted) != self.spec.config["shifted_blocks"]:  # the spec must describe the model
+            raise RuntimeError(f"SwinFace shifts blocks {sorted(self.shifted)}, its spec says "
+                               f"{self.spec.config['shifted_blocks']}")
 
     def _match_reference_shifts(self) -> set[tuple[int, int]]:
         """The reference (Microsoft Swin) neither shifts nor masks windows in a stage whose
@@ -124,6 +140,7 @@ class SwinFaceExtractor(Extractor):
                               f"the face modality reads: {describe_formats('swinface')}")
 
 
-@register_extractor("swinface", "SwinFace: Swin-T (mmpose, 112px, patch 2, window 7) + 512-d head")
+@register_extractor("swinface", "SwinFace: Swin-T (mmpose, 112px, patch 2, window 7) + 512-d head",
+                    spec=swinface_spec)
 def build_swinface(frames: int = 8, with_map: bool = False) -> SwinFaceExtractor:
     return SwinFaceExtractor(frames=frames, with_map=with_map)

@@ -8,10 +8,15 @@ for micro-gestures, (B,) logits for emotion (num_outputs == 1).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
+from .data import TASKS, Input
 from .layers import init_weights
+from .registry import register_head, view
 
 PROBES = ("linear", "mlp")
 
@@ -90,3 +95,64 @@ class Concat(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         z = torch.cat([self.norms[n](pooled(batch[n], batch.get("mask"))) for n in self.names], dim=-1)  # (B, sum L*D)
         return _squeeze(self.net(z))                                                                   # (B, C) or (B,)
+
+
+# ---- registration: every baseline reads its inputs pooled by its `baseline_pool` setting
+BASELINE_POOL = {"baseline_pool": "space"}  # space (mean over time, per-place features concatenated:
+                                            # rgb h*w cells, pose joints) | time | mean (one vector)
+POOL_CHOICES = {"baseline_pool": ("space", "time", "mean")}
+MLP = {"width": 256, "dropout": 0.1}  # hidden size and dropout of mlp probes and concat
+PROBE_TARGETS = {"rgb": "rgb", "pose-joint": "joint", "pose-bone": "bone", "face": "face", "context": "context"}
+LATE_MEMBERS = {"mg": ["rgb", "joint", "bone"], "emotion": ["face", "context"]}
+
+
+def _pooled_inputs(members: Callable[[str], list[str]]) -> Callable[[str, dict[str, Any]], dict[str, Input]]:
+    return lambda task, cfg: {m: view(m, cfg, cfg["baseline_pool"]) for m in members(task)}
+
+
+def _flat(shape: tuple[int, int]) -> int:
+    """Features a baseline sees per unit: all L pooled tokens of D, concatenated."""
+    return shape[0] * shape[1]
+
+
+def _register_probe(target: str, kind: str) -> None:
+    name = PROBE_TARGETS[target]
+    task = "mg" if name in LATE_MEMBERS["mg"] else "emotion"
+    what = "windows averaged per video" if task == "emotion" else "clip"
+
+    def probe(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, width: int = 256,
+              dropout: float = 0.1) -> Probe:
+        return Probe(name, _flat(shapes[name]), num_classes, kind, width, dropout)
+
+    settings = {**BASELINE_POOL, **(MLP if kind == "mlp" else {})}
+    register_head(f"probe-{kind}-{target}", tasks=(task,), inputs=_pooled_inputs(lambda task: [name]),
+                  settings=settings, choices=POOL_CHOICES,
+                  description=f"{kind} probe on pooled {target} features ({what})")(probe)
+
+
+def _register_late(head: str, members: dict[str, list[str]], description: str) -> None:
+    def late(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, late_probe: str,
+             width: int, dropout: float) -> Late:
+        return Late([Probe(m, _flat(shapes[m]), num_classes, late_probe, width, dropout) for m in shapes])
+
+    register_head(head, tasks=tuple(members), inputs=_pooled_inputs(lambda task: members[task]),
+                  settings={**BASELINE_POOL, "late_probe": "linear", **MLP},  # member probes: linear | mlp
+                  choices={**POOL_CHOICES, "late_probe": PROBES}, description=description,
+                  trains_members=True)(late)
+
+
+def concat(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, width: int,
+           dropout: float) -> Concat:
+    return Concat({n: _flat(s) for n, s in shapes.items()}, num_classes, width, dropout)
+
+
+_register_late("late", LATE_MEMBERS, "late fusion: average of per-modality probe scores "
+                                     "(mg: rgb, joint, bone; emotion: face, context)")
+_register_late("late-pose", {"mg": ["joint", "bone"]},
+               "classic 2s-AGCN ensemble: average of joint and bone probe scores")
+register_head("concat", tasks=TASKS, inputs=_pooled_inputs(lambda task: LATE_MEMBERS[task]),
+              settings={**BASELINE_POOL, **MLP}, choices=POOL_CHOICES,
+              description="concatenated pooled features of all modalities -> MLP")(concat)
+for _target in PROBE_TARGETS:
+    for _kind in PROBES:
+        _register_probe(_target, _kind)

@@ -1,30 +1,21 @@
-"""Run configuration: every default in one dict, merged with overrides and validated."""
+"""Run configuration: the training defaults, a head's declared settings, overrides; validated."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .data import TASKS
+from .registry import get_head
 
 DEFAULTS: dict[str, Any] = {
-    # head
+    # what to train (a head's own settings, e.g. cmtf's width, are declared where it registers)
     "head": "auto",                     # registry name; auto: cmtf (mg) / interfusion (emotion)
-    "width": 256,                       # model width d; hidden size of mlp probes and concat
-    "depth": 2,                         # cmtf transformer / interfusion gated cross-attention layers
-    "num_heads": 4,                     # attention heads
-    "dropout": 0.1,
-    "cmtf_mode": "joint",               # joint: self-attention over all tokens | cross: rgb<->pose
-    "modality_dropout": 0.3,            # cmtf: chance per training sample of blanking rgb or pose (0.3: see
-                                        # benchmarks/RESULTS.md, 3 seeds: 0.815 ± 0.007 vs 0.606 ± 0.203 at 0)
-    "pose_streams": ["joint", "bone"],  # cmtf: 2s-AGCN streams fused with rgb
-    "late_probe": "linear",             # late, late-pose: member probes, linear | mlp
     "num_classes": 32,                  # MG classes
     # inputs, pooled at load time
     "rgb_pool": "time",                 # none | time (mean over H'xW' per time step) | space (mean over time per h,w) | mean | cls
     "pose_pool": "space",               # none | time (mean over joints per time step) | space (mean over time per joint) | mean
     "face_pool": "none",                # none (one token per sampled frame) | mean
     "context_pool": "time",             # none | time | mean | cls
-    "baseline_pool": "space",           # probes, late, concat: space (mean over time, per-place features
-                                        # concatenated: rgb h*w cells, pose joints) | time | mean (one vector)
     "max_windows": None,                # emotion: at most this many windows per video (uniform subsample)
     "align": "strict",                  # strict: entries must hold the same units | inner: common units only
     # optimisation
@@ -47,13 +38,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "cmtf_mode": ("joint", "cross"),
-    "late_probe": ("linear", "mlp"),
     "rgb_pool": ("none", "time", "space", "mean", "cls"),
     "pose_pool": ("none", "time", "space", "mean"),
     "face_pool": ("none", "time", "mean"),
     "context_pool": ("none", "time", "mean", "cls"),
-    "baseline_pool": ("space", "time", "mean"),
     "align": ("strict", "inner"),
     "class_balance": ("none", "weighted-loss", "sampler"),
     "in_memory": ("auto", True, False),
@@ -61,23 +49,32 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 MONITORS = {"mg": ("top1", "top5", "macro_f1"), "emotion": ("accuracy", "f1", "roc_auc")}
 
 
+def config_for(task: str, head: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a shared `config` that `head` reads (training keys and its own settings), for
+    one base config used across heads; `head` set."""
+    settings = get_head(head, task).settings
+    return {**{k: v for k, v in config.items() if k in DEFAULTS or k in settings}, "head": head}
+
+
 def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """DEFAULTS merged with `overrides`, 'auto' values resolved for `task`; unknown keys are errors."""
+    """The training DEFAULTS and the head's declared settings, merged with `overrides`, 'auto'
+    values resolved for `task`. A key neither a training key nor a setting of the head is an error."""
     if task not in TASKS:
         raise ValueError(f"task {task!r}: expected one of {TASKS}")
     overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(DEFAULTS))
+    head = overrides.get("head", DEFAULTS["head"])
+    head = {"mg": "cmtf", "emotion": "interfusion"}[task] if head == "auto" else head
+    spec = get_head(head, task)
+    unknown = sorted(set(overrides) - set(DEFAULTS) - set(spec.settings))
     if unknown:
-        raise KeyError(f"unknown config keys {unknown}; known: {', '.join(DEFAULTS)}")
-    cfg = {**DEFAULTS, **overrides}
-    if cfg["head"] == "auto":
-        cfg["head"] = {"mg": "cmtf", "emotion": "interfusion"}[task]
+        raise KeyError(f"unknown config keys {unknown} for head {head!r}: it reads "
+                       f"{', '.join(spec.settings) or 'no settings of its own'}; training keys: {', '.join(DEFAULTS)}")
+    cfg = {**DEFAULTS, **copy.deepcopy(spec.settings), **overrides, "head": head}
     if cfg["monitor"] == "auto":
         cfg["monitor"] = MONITORS[task][0]
-    for key, allowed in CHOICES.items():
+    for key, allowed in {**CHOICES, **spec.choices}.items():
         if cfg[key] not in allowed:
             raise ValueError(f"config {key}={cfg[key]!r}: expected one of {allowed}")
     if cfg["monitor"] not in MONITORS[task]:
         raise ValueError(f"monitor {cfg['monitor']!r} is not a {task} metric: expected one of {MONITORS[task]}")
-    cfg["pose_streams"] = list(cfg["pose_streams"])
     return cfg

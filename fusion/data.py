@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from migue.cache import EntryReader
+from migue.cache import COLUMN, MG_KIND, WINDOW_KIND, EntryReader
+from migue.common.splits import SPLITS
 
 log = logging.getLogger(__name__)
 
 TASKS = ("mg", "emotion")
-SPLITS = ("train", "val", "test")
-UNIT_KIND = {"mg": "mg", "emotion": "window"}
-LABEL_COLUMN = {"mg": "mg_label", "emotion": "emotion"}
+UNIT_KIND = {"mg": MG_KIND, "emotion": WINDOW_KIND}
+LABEL_COLUMN = {"mg": COLUMN.mg_label, "emotion": COLUMN.emotion}
 POOLS = ("none", "time", "space", "mean")
 READ_ROWS = 256  # at most this many units per cache read (bounds memory while pooling)
 
@@ -127,10 +127,10 @@ def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "str
     tables = {}
     for role, reader in entries.items():
         units = reader.units.reset_index(drop=True)
-        pick = units["kind"] == kind if "kind" in units else np.ones(len(units), bool)
+        pick = units[COLUMN.kind] == kind if COLUMN.kind in units else np.ones(len(units), bool)
         if not pick.any():
             raise UnitMismatchError(f"entry {reader.name} ({role}) holds no '{kind}' units")
-        tables[role] = units[pick].assign(**{f"row:{role}": np.flatnonzero(pick)}).set_index("unit_id")
+        tables[role] = units[pick].assign(**{f"row:{role}": np.flatnonzero(pick)}).set_index(COLUMN.unit_id)
     (first, base), *others = tables.items()
     common = base.index
     for role, table in others:
@@ -143,7 +143,7 @@ def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "str
     joined = base.loc[common]
     for role, table in others:
         part = table.loc[common]
-        for column in ("video_id", "split", LABEL_COLUMN["mg"], LABEL_COLUMN["emotion"]):
+        for column in (COLUMN.video_id, COLUMN.split, LABEL_COLUMN["mg"], LABEL_COLUMN["emotion"]):
             if column in part and column in joined:
                 differ = np.flatnonzero(part[column].to_numpy() != joined[column].to_numpy())
                 if len(differ):
@@ -267,11 +267,11 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
             raise ValueError(f"entry {entries[role].name} is a '{modality}' entry, given as '{role}'")
     table = align_units({r: entries[r] for r in roles}, UNIT_KIND[task], align)
     if task == "emotion":
-        spread = table.groupby("video_id")["split"].nunique()
+        spread = table.groupby(COLUMN.video_id)[COLUMN.split].nunique()
         if (spread > 1).any():
             raise ValueError(f"video {spread[spread > 1].index[0]} has windows in more than one split")
     shapes = {name: pooled_shape(entries[inp.entry], inp) for name, inp in inputs.items()}
-    parts = {s: _items(task, table[table["split"] == s], max_windows) for s in splits}
+    parts = {s: _items(task, table[table[COLUMN.split] == s], max_windows) for s in splits}
     rows = {s: {name: table.loc[positions, f"row:{inp.entry}"].to_numpy() for name, inp in inputs.items()}
             for s, (_, _, positions) in parts.items()}
     need = sum(len(r[name]) * int(np.prod(shapes[name])) * 2 for r in rows.values() for name in inputs)
@@ -284,36 +284,32 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
 
 
 def _names(units: pd.DataFrame) -> pd.Series:
-    """The video id as the release spells it (units before `video_name` existed: their video_id)."""
-    if "video_name" not in units:
-        return units["video_id"].astype(str)
-    names = units["video_name"].astype(str)
-    return names.where(names != "", units["video_id"].astype(str))
+    """The video id as the release spells it (empty, as in entries written before it existed: the video_id)."""
+    names = units[COLUMN.video_name].astype(str)
+    return names.where(names != "", units[COLUMN.video_id].astype(str))
 
 
 def _label_rows(units: pd.DataFrame) -> pd.Series:
     """Each clip's 0-based row in its label file; -1 where the entry does not record it."""
-    if "label_row" not in units:
-        return pd.Series(-1, index=units.index)
-    return units["label_row"].astype(np.int64)
+    return units[COLUMN.label_row].astype(np.int64)
 
 
 def _items(task: str, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Items table (id, video_id, label), offsets into the flat unit list, and that list (rows of `units`)."""
     label = LABEL_COLUMN[task]
     if task == "mg":
-        items = pd.DataFrame({"id": units["unit_id"], "video_id": units["video_id"], "label": units[label],
+        items = pd.DataFrame({"id": units[COLUMN.unit_id], "video_id": units[COLUMN.video_id], "label": units[label],
                               "video_name": _names(units), "label_row": _label_rows(units)})
         return items.reset_index(drop=True), np.arange(len(units) + 1), units.index.to_numpy()
     records, windows = [], []
     units = units.assign(video_name=_names(units))
-    for video, group in units.sort_values(["video_id", "start"], kind="stable").groupby("video_id", sort=True):
+    for video, group in units.sort_values([COLUMN.video_id, COLUMN.start], kind="stable").groupby(COLUMN.video_id, sort=True):
         if group[label].nunique() != 1:
             raise ValueError(f"video {video}: its windows disagree on the emotion label")
         if max_windows and len(group) > max_windows:
             group = group.iloc[np.linspace(0, len(group) - 1, max_windows).round().astype(int)]
         records.append({"id": video, "video_id": video, "label": int(group[label].iloc[0]),
-                        "video_name": group["video_name"].iloc[0], "label_row": -1})
+                        "video_name": group[COLUMN.video_name].iloc[0], "label_row": -1})
         windows.append(group.index.to_numpy())
     counts = [len(w) for w in windows]
     flat = np.concatenate(windows) if windows else np.zeros(0, dtype=np.int64)

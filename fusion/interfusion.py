@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .layers import init_weights, mlp
+from .registry import register_head
 
 
 class GatedCrossAttention(nn.Module):
@@ -77,3 +78,12 @@ class InterFusion(nn.Module):
         attn = score.softmax(dim=-1).unsqueeze(-1)                           # (B, W, 1)
         video = (attn * h).sum(dim=1)                                        # (B, d)
         return self.head(self.ln(video)).squeeze(-1)                         # (B,)
+
+
+@register_head("interfusion", tasks=("emotion",), inputs=("face", "context"),
+               settings={"width": 256, "depth": 2, "num_heads": 4, "dropout": 0.1},
+               description="InterFusion: gated bidirectional face<->context cross-attention per window, "
+                           "attention pooling over a video's windows")
+def interfusion(shapes: dict[str, tuple[int, int]], num_classes: int, width: int, depth: int, num_heads: int,
+                dropout: float) -> InterFusion:
+    return InterFusion(shapes, width, depth, num_heads, dropout)

@@ -24,14 +24,16 @@ from torch import nn
 from tqdm import tqdm
 
 from migue.cache import EntryReader
+from migue.common.devices import pick_device
 
 from .baselines import Probe
 from .config import resolve_config
 from .data import FusionData, Input, build_data, iter_batches
 from .registry import get_head
 from .reports import write_json
-from .train import (Fitter, _check_labels, _epoch_order, _record, _to, evaluate_heads, pick_device,
-                    seed_everything, training_setup, wire_dtype, write_results)
+from .fitting import (Fitter, check_labels, epoch_order, evaluate_heads, seed_everything, to_device, training_setup,
+                      wire_dtype)
+from .runs import run_record, write_results
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def sweep_probes(task: str, entries: Mapping[str, EntryReader],
     inputs = {name: inp for name, inp in views.values()}
     data = build_data(task, entries, inputs, align=first["align"], max_windows=first["max_windows"],
                       in_memory=first["in_memory"], memory_budget_gb=first["memory_budget_gb"])
-    _check_labels(task, data, first)
+    check_labels(task, data, first)
     device = pick_device(first["device"])
     log.info("probe sweep: %d configs over %d views (%s), data read once", len(cfgs), len(inputs),
              ", ".join(inputs))
@@ -103,9 +105,9 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
         active = {o: f for o, f in fitters.items() if not f.stopped}
         if not active:
             break
-        order = _epoch_order(rng, items, train.labels, lead["class_balance"])
+        order = epoch_order(rng, items, train.labels, lead["class_balance"])
         for batch in iter_batches(train, order, lead["batch_size"], wanted, wire_dtype(device)):
-            batch = _to(batch, device)
+            batch = to_device(batch, device)
             for fitter in active.values():
                 fitter.step(batch)
         vals = evaluate_heads(task, {o: f.head for o, f in active.items()}, data.splits["val"], cfgs, device,
@@ -122,7 +124,7 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
         cfg = cfgs[out]
         out.mkdir(parents=True, exist_ok=True)
         renamed = _renamed(data, names[out])
-        write_json(out / "config.json", {**_record(task, cfg, fitter.head, renamed, entries, device),
+        write_json(out / "config.json", {**run_record(task, cfg, fitter.head, renamed, entries, device),
                                          "sweep": {"probes_in_pass": len(fitters), "view": names[out]}})
         metrics[out] = write_results(out, task, cfg, fitter.head, renamed, fitter.history(), fitter.best_epoch,
                                      {s: results[s][out] for s in results})

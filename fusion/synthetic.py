@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from migue.cache import EntryReader, FeatureStore
-
-SPLITS = ("train", "val", "test")
+from migue.cache import MG_KIND, NO_LABEL, WINDOW_KIND, EntryReader, FeatureStore, UnitRecord
+from migue.cache.units import unit_columns
+from migue.common.splits import SPLITS
 
 
 def _spec(grid: tuple[int, ...], dim: int) -> dict:
@@ -42,19 +42,17 @@ def write_mg(root: Path, per_class: tuple[int, int, int] = (8, 2, 2), num_classe
     drop_pose_units > 0 leaves that many units out of the pose entry (a misaligned pair)."""
     rng = np.random.default_rng(seed)
     protos = {s: rng.standard_normal((num_classes, dim)) for s in ("tokens", "cls", "joint", "bone")}
-    units: dict[str, list] = {k: [] for k in ("unit_id", "kind", "video_id", "subject", "split",
-                                               "mg_label", "emotion", "start", "end", "video_name", "label_row")}
-    rows: dict[str, int] = {}  # video -> clips so far: each clip's row in its video's label file
+    records, rows = [], {}  # rows: video -> clips so far (each clip's row in its video's label file)
     for split, count in zip(SPLITS, per_class):
         for c in range(num_classes):
             for k in range(count):
-                video = f"{split}{k % 3}"
-                start = 1000 * c + 10 * k
+                video, start = f"{split}{k % 3}", 1000 * c + 10 * k
                 rows[video] = rows.get(video, -1) + 1
-                for key, value in zip(units, (f"{video}_{start}-{start + 15}", "mg", video, f"s-{video}", split,
-                                              c, k % 2, start, start + 15, f"00{k % 3}{split}", rows[video])):
-                    units[key].append(value)
-    labels = units["mg_label"]
+                records.append(UnitRecord(f"{video}_{start}-{start + 15}", MG_KIND, video, f"s-{video}", split, start,
+                                          start + 15, mg_label=c, emotion=k % 2, video_name=f"00{k % 3}{split}",
+                                          label_row=rows[video]))
+    units = unit_columns(records)
+    labels = [u.mg_label for u in records]
     rgb_len, pose_len = int(np.prod(rgb_grid)), int(np.prod(pose_grid))
     rgb = {"tokens": [_tokens(rng, protos["tokens"][c], rgb_len, signal) for c in labels],
            "cls": [_tokens(rng, protos["cls"][c], 1, signal) for c in labels]}
@@ -80,20 +78,18 @@ def write_emotion(root: Path, videos: tuple[int, int, int] = (32, 12, 16), windo
     rng = np.random.default_rng(seed)
     protos = {s: rng.standard_normal((2, d)) for s, d in
               (("embedding", face_dim), ("tokens", context_dim), ("cls", context_dim))}
-    units: dict[str, list] = {k: [] for k in ("unit_id", "kind", "video_id", "subject", "split",
-                                               "mg_label", "emotion", "start", "end")}
-    carries = []
+    records, carries = [], []
     for split, count in zip(SPLITS, videos):
         for v in range(count):
             video, label = f"{split}-v{v:03d}", v % 2
             n = int(rng.integers(windows[0], windows[1] + 1))
             for w in rng.permutation(n):  # stored out of time order: readers must sort by start
                 start = 64 * w
-                for key, value in zip(units, (f"{video}_{start}-{start + 63}", "window", video, f"s{v}", split,
-                                              -1, label, start, start + 63)):
-                    units[key].append(value)
+                records.append(UnitRecord(f"{video}_{start}-{start + 63}", WINDOW_KIND, video, f"s{v}", split,
+                                          start, start + 63, mg_label=NO_LABEL, emotion=label))
                 carries.append(rng.random() < signal_windows)
-    labels = units["emotion"]
+    units = unit_columns(records)
+    labels = [u.emotion for u in records]
     ctx_len = int(np.prod(context_grid))
 
     def planted(stream: str, length: int) -> list[np.ndarray]:

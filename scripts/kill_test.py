@@ -182,7 +182,7 @@ def run_kill_test(workdir: Path, kills: int = 20, seed: int = 0, modality: str =
                   say=print) -> KillResult:
     """Everything described in the module doc; returns the figures and any problem found."""
     from migue.cache import verify_entry
-    from migue.pipeline.synth import write_sample
+    from migue.synth.sample import write_sample
 
     rng = random.Random(seed)
     result = KillResult()

@@ -21,7 +21,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory):
     """A generated MiGA 2025 sample: 12 videos, 260 frames each, 160x120."""
-    from migue.pipeline.synth import write_sample
+    from migue.synth.sample import write_sample
 
     out = tmp_path_factory.mktemp("sample")
     write_sample(out, videos=12, seed=1, frames=260)

@@ -10,7 +10,7 @@ import pytest
 
 from migue.cache import DuplicateUnitsError, EntryReader, FeatureStore, ShardError, entry_key
 from migue.cache.index import read_index, write_index
-from migue.cache.keys import file_sha256
+from migue.common.files import file_sha256
 from migue.cache.shard import write_shard
 
 CONFIG = {"modality": "rgb", "backbone": "mvit", "arch": "tiny",
@@ -18,7 +18,9 @@ CONFIG = {"modality": "rgb", "backbone": "mvit", "arch": "tiny",
 
 
 def _units(ids):
-    return {"unit_id": list(ids), "split": ["train"] * len(ids), "mg_label": list(range(len(ids)))}
+    ids = list(ids)
+    return {"unit_id": ids, "kind": ["mg"] * len(ids), "video_id": ids, "split": ["train"] * len(ids),
+            "start": [0] * len(ids), "end": [9] * len(ids), "mg_label": list(range(len(ids)))}
 
 
 def _streams(ids, seed=0):

@@ -38,7 +38,7 @@ def _leftovers(folder):
 def test_ablate_reruns_runs_killed_while_writing_results(tmp_path):
     """Old code: a torn metrics.json crashed every rerun (JSONDecodeError naming no file), and a
     run killed after metrics.json but before its plots counted as done."""
-    from migue.pipeline.ablate import Grid, run_ablation
+    from migue.pipeline.orchestration.ablate import Grid, run_ablation
 
     cache = tmp_path / "cache"
     write_mg(cache, per_class=(4, 1, 1))
@@ -140,7 +140,7 @@ def test_enospc_in_the_run_folder_leaves_no_half_metrics(tmp_path, monkeypatch):
 
 # ---- parsed skeletons ---------------------------------------------------------------------------
 def test_a_torn_parsed_skeleton_is_parsed_again_with_a_note_and_swept_by_gc(tmp_path, caplog):
-    from migue.pipeline.skeleton import parse_skeleton
+    from migue.pipeline.datasets.skeleton import parse_skeleton
     from migue.pipeline.synth import _write_xlsx
 
     sheet = tmp_path / "data" / "3_openpose.xlsx"

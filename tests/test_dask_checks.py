@@ -8,9 +8,9 @@ import pytest
 
 from migue.cache import EntryReader
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.distributed import WorkerMismatchError, _WORKER_STATE, _extract_chunk, worker_config
-from migue.pipeline.extract import ExtractOptions, build_model
-from migue.pipeline.fingerprints import unit_fingerprints
+from migue.pipeline.orchestration.distributed import WorkerMismatchError, _WORKER_STATE, _extract_chunk, worker_config
+from migue.pipeline.extraction.extract import ExtractOptions
+from migue.pipeline.extraction.fingerprints import unit_fingerprints
 from migue.cache.files import memo_for
 from migue.cache import entry_key
 
@@ -30,7 +30,7 @@ def client_view(sample_dir, tmp_path):
     units = sorted(manifest.of_kind("mg"), key=lambda u: (u.video_id, u.start))[:4]
     cache = tmp_path / "cache"
     fps, _ = unit_fingerprints(units, manifest.videos, "pose", memo_for(cache))
-    key = entry_key(worker_config(manifest, OPTS, build_model(OPTS)))
+    key = entry_key(worker_config(manifest, OPTS))
     _WORKER_STATE.clear()
     return data, cache, units, fps, key, manifest
 

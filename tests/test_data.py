@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from migue.pipeline.classes import N_MG_CLASSES
+from migue.pipeline.datasets.classes import N_MG_CLASSES
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.datasets.labels import read_clip_labels
-from migue.pipeline.manifest import make_unit_id
-from migue.pipeline.skeleton import SkeletonError, _table_to_array, read_openpose_xlsx
-from migue.pipeline.synth import SKELETON_DIRS
+from migue.pipeline.datasets.manifest import make_unit_id
+from migue.pipeline.datasets.skeleton import SkeletonError, _table_to_array, read_openpose_xlsx
+from migue.synth.sample import SKELETON_DIRS
 
 
 def test_manifest_of_the_sample(manifest, sample_dir):
@@ -118,7 +118,7 @@ def test_not_a_dataset_is_a_clear_error(tmp_path):
 
 
 def test_sample_indices_spread_over_the_clip():
-    from migue.pipeline.inputs import sample_indices
+    from migue.pipeline.extraction.inputs import sample_indices
     idx = sample_indices(10, 41, 16)
     assert idx[0] >= 10 and idx[-1] <= 41 and np.all(np.diff(idx) == 2)
     assert list(sample_indices(0, 3, 8)) == [0, 0, 1, 1, 2, 2, 3, 3]

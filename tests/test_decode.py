@@ -8,10 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from migue.pipeline.decode_plan import plan_decode, preceding_keyframe
-from migue.pipeline.decode_pool import DecodePool
-from migue.pipeline.decode_worker import Take, UnitRequest, VideoJob, scan_keyframes
-from migue.pipeline.inputs import InputConfig, clip_takes, face_takes, read_takes
+from migue.pipeline.extraction.decode_plan import plan_decode, preceding_keyframe
+from migue.pipeline.extraction.decode_pool import DecodePool
+from migue.pipeline.extraction.decode_worker import Take, UnitRequest, VideoJob, scan_keyframes
+from migue.pipeline.extraction.inputs import InputConfig, clip_takes, face_takes, read_takes
 
 
 def test_preceding_keyframe():
@@ -149,7 +149,7 @@ def test_forking_decode_workers_is_refused():
 
 def test_unit_takes_match_the_per_unit_inputs(manifest, tmp_path):
     """The engine's routing of rgb, context and face units gives the per-unit inputs exactly."""
-    from migue.pipeline.inputs import face_crops, rgb_clip
+    from migue.pipeline.extraction.inputs import face_crops, rgb_clip
 
     video = next(v for v in manifest.videos.values() if v.video_path)
     mg = [u for u in manifest.of_kind("mg") if u.video_id == video.video_id][:3]

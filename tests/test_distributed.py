@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from migue.cache import FeatureStore
 from migue.fusion.synthetic import write_mg
-from migue.pipeline.ablate import Grid, run_ablation
+from migue.pipeline.orchestration.ablate import Grid, run_ablation
 from migue.pipeline.cli import main
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ GRID = {"task": "mg", "base": {"epochs": 3, "batch_size": 64},
 # Run on a worker: which modules that decode video or build backbones it imported. A lambda, so
 # cloudpickle ships it by value and the worker never imports this test module (which imports them).
 _imported_heavy_modules = lambda: sorted(  # noqa: E731
-    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extract") if m in sys.modules)
+    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extraction") if m in sys.modules)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +158,8 @@ def test_extract_on_dask_gives_the_single_process_cache(sample_dir, tmp_path, cl
 
     from migue.cache.verify import digest_entry
     from migue.pipeline.datasets import read_dataset
-    from migue.pipeline.distributed import backbone_builds, extract_distributed
-    from migue.pipeline.extract import ExtractOptions, extract
+    from migue.pipeline.orchestration.distributed import backbone_builds, extract_distributed
+    from migue.pipeline.extraction.extract import ExtractOptions, extract
 
     manifest = read_dataset(sample_dir)
     opts = ExtractOptions(modality="pose", frames=16, workers=0, shard_size=32)

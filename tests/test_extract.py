@@ -8,7 +8,8 @@ import pytest
 
 from migue.cache import EntryReader, FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import ExtractOptions, batch_for_memory, extract, resolve_batch_size
+from migue.pipeline.extraction.batching import batch_for_memory, resolve_batch_size
+from migue.pipeline.extraction.extract import ExtractOptions, extract
 
 FAST = {
     "rgb": dict(arch="tiny", frames=8, size=64),

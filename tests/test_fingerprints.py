@@ -16,7 +16,7 @@ from migue.cache import EntryReader, FeatureStore, digest_entry
 from migue.cache.files import FingerprintMemo, fingerprint_file
 from migue.pipeline.cli import main
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extract import ExtractOptions, extract
+from migue.pipeline.extraction.extract import ExtractOptions, extract
 
 
 def _opts():

@@ -8,7 +8,7 @@ import pytest
 
 from migue.cache import EntryReader, EntryWriter, verify_entry
 from migue.cache.index import read_index, write_index
-from migue.cache.keys import file_sha256
+from migue.common.files import file_sha256
 from migue.cache.shard import write_shard
 
 CONFIG = {"modality": "pose", "streams": {"pooled": {"tokens": 2, "dim": 4}}}
@@ -35,14 +35,14 @@ def test_the_writer_refuses_tokens_that_are_not_finite_in_float16(tmp_path, valu
 
 def test_extraction_fails_the_units_whose_tokens_are_not_finite(manifest, tmp_path, monkeypatch):
     """The first unit's tokens overflow float16 in the cast: it fails with that reason, the rest publish."""
-    import migue.pipeline.extract as extract_module
+    import migue.pipeline.extraction.extract as extract_module
     from migue.cache import FeatureStore
-    from migue.pipeline.extract import ExtractOptions, extract
+    from migue.pipeline.extraction.extract import ExtractOptions, extract
 
     keep = set(sorted(manifest.videos)[:1])
     small = dataclasses.replace(manifest, units=[u for u in manifest.units if u.video_id in keep])
     victim = sorted(small.of_kind("mg"), key=lambda u: (u.video_id, u.start, u.unit_id))[0].unit_id
-    real, calls = extract_module._forward, []
+    real, calls = extract_module.forward, []
 
     def forward(*args):
         out = {k: np.asarray(v, dtype=np.float32).copy() for k, v in real(*args).items()}
@@ -51,7 +51,7 @@ def test_extraction_fails_the_units_whose_tokens_are_not_finite(manifest, tmp_pa
         calls.append(1)
         return out
 
-    monkeypatch.setattr(extract_module, "_forward", forward)
+    monkeypatch.setattr(extract_module, "forward", forward)
     opts = ExtractOptions(modality="pose", frames=16, batch_size=4, workers=0, shard_size=4)
     report = extract(small, FeatureStore(tmp_path / "cache"), opts)
     assert victim in report.failures and "float16" in report.failures[victim], report.failures

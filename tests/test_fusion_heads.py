@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from migue.fusion import build_data, build_head, head_inputs, heads_help, list_heads, resolve_config
+from migue.fusion import build_data, build_head, config_for, head_inputs, heads_help, list_heads, resolve_config
 from migue.fusion.synthetic import write_emotion, write_mg
 
 TINY = {"width": 32, "depth": 1, "num_heads": 2, "dropout": 0.0}
@@ -31,8 +31,9 @@ HEADS = [(task, name) for task in ("mg", "emotion") for name in list_heads(task)
 @pytest.mark.parametrize(("task", "name"), HEADS)
 def test_head_shapes_and_gradients(task, name, stores):
     torch.manual_seed(0)
-    batch, shapes = batch_for(task, name, TINY, stores)
-    head = build_head(name, task, shapes, TINY)
+    config = config_for(task, name, TINY)
+    batch, shapes = batch_for(task, name, config, stores)
+    head = build_head(name, task, shapes, config)
     logits = head(batch)
     assert logits.shape == ((4, 32) if task == "mg" else (4,))
     assert torch.isfinite(logits).all()

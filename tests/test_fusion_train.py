@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from migue.cache import EntryReader
-from migue.fusion import evaluate_run, list_heads, predict_run, train_run
+from migue.fusion import config_for, evaluate_run, list_heads, predict_run, train_run
 from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 
@@ -33,7 +33,7 @@ def runs(stores, tmp_path_factory):
     out = {}
     for task, head in (("mg", "cmtf"), ("emotion", "interfusion")):
         folder = tmp_path_factory.mktemp(f"run-{task}")
-        out[task] = folder, train_run(task, stores[task], folder, {**TINY, **TASK[task], "head": head})
+        out[task] = folder, train_run(task, stores[task], folder, config_for(task, head, {**TINY, **TASK[task]}))
     return out
 
 
@@ -48,7 +48,7 @@ HEADS = [(task, name) for task in ("mg", "emotion") for name in list_heads(task)
 
 @pytest.mark.parametrize(("task", "name"), HEADS)
 def test_every_head_beats_chance(task, name, stores, tmp_path):
-    metrics = train_run(task, stores[task], tmp_path, {**TINY, **TASK[task], "head": name})
+    metrics = train_run(task, stores[task], tmp_path, config_for(task, name, {**TINY, **TASK[task]}))
     assert beats_chance(task, metrics), metrics["test"]
 
 
@@ -141,7 +141,7 @@ def test_predict_run(task, runs, stores):
 
 
 def test_early_stopping_and_best_checkpoint(stores, tmp_path):
-    metrics = train_run("mg", stores["mg"], tmp_path, {**TINY, "head": "probe-linear-rgb", "lr": 0.0,
+    metrics = train_run("mg", stores["mg"], tmp_path, {**config_for("mg", "probe-linear-rgb", TINY), "lr": 0.0,
                                                         "patience": 2, "epochs": 30})
     assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 3  # frozen weights: never better
     assert len(pd.read_csv(tmp_path / "history.csv")) == metrics["epochs_run"]

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from migue.pipeline.synth import _XLSX_PARTS, _XML, _MAIN_NS
+from migue.synth.sample import _XLSX_PARTS, _XML, _MAIN_NS
 
 LIMIT_EXTRA = 1 << 30  # the child may allocate 1 GiB past what its imports take
 
@@ -26,7 +26,7 @@ LIMIT_EXTRA = 1 << 30  # the child may allocate 1 GiB past what its imports take
 def run_bounded(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run `code` in a child whose address space is capped at its size after imports + 1 GiB."""
     prelude = textwrap.dedent(f"""
-        import resource, numpy, h5py, migue.pipeline.skeleton, migue.pipeline.datasets, migue.cache
+        import resource, numpy, h5py, migue.pipeline.datasets.skeleton, migue.pipeline.datasets, migue.cache
         with open("/proc/self/statm") as f:
             now = int(f.read().split()[0]) * resource.getpagesize()
         resource.setrlimit(resource.RLIMIT_AS, (now + {LIMIT_EXTRA}, resource.RLIM_INFINITY))
@@ -59,7 +59,7 @@ def _sheet(cells: str, dimension: str = "") -> str:
 
 READ_SKELETON = """
     from pathlib import Path
-    from migue.pipeline.skeleton import read_skeleton, SkeletonError
+    from migue.pipeline.datasets.skeleton import read_skeleton, SkeletonError
     try:
         read_skeleton(Path({path!r}))
         print("READ")
@@ -82,8 +82,8 @@ def test_a_sheet_declaring_a_huge_area_is_refused_before_parsing(tmp_path, case)
 
 
 def test_a_real_sheet_still_reads_after_the_dimension_check(tmp_path):
-    from migue.pipeline.skeleton import read_skeleton
-    from migue.pipeline.synth import _write_xlsx
+    from migue.pipeline.datasets.skeleton import read_skeleton
+    from migue.synth.sample import _write_xlsx
 
     values = np.arange(3 * 411, dtype=np.float64).reshape(3, 411) / 7 + 1
     _write_xlsx(tmp_path / "1_openpose.xlsx", values)
@@ -120,7 +120,7 @@ def test_a_pack_clip_name_past_the_pack_is_one_problem(tmp_path):
     code = f"""
         from pathlib import Path
         from migue.pipeline.datasets import read_dataset
-        from migue.pipeline.skeleton import read_skeleton, SkeletonError
+        from migue.pipeline.datasets.skeleton import read_skeleton, SkeletonError
         m = read_dataset(Path({str(root)!r}))
         print("PROBLEMS", m.problems)
         for vid, video in sorted(m.videos.items()):
@@ -155,7 +155,7 @@ def test_pack_label_rows_past_any_video_leave_the_clip_virtual(tmp_path):
     code = f"""
         from pathlib import Path
         from migue.pipeline.datasets import read_dataset
-        from migue.pipeline.skeleton import read_skeleton, SkeletonError
+        from migue.pipeline.datasets.skeleton import read_skeleton, SkeletonError
         m = read_dataset(Path({str(root)!r}))
         print("PROBLEMS", m.problems)
         for vid, video in sorted(m.videos.items()):
@@ -174,7 +174,7 @@ def _entry_with_bomb(tmp_path: Path, where: str) -> Path:
     """A valid two-shard entry, then one shard replaced by an 8 KB file declaring 2^28 rows."""
     from migue.cache import EntryWriter
     from migue.cache.index import read_index, write_index
-    from migue.cache.keys import file_sha256
+    from migue.common.files import file_sha256
 
     config = {"modality": "pose", "streams": {"pooled": {"tokens": 1, "dim": 8}}}
     writer = EntryWriter(tmp_path / "entry", config)

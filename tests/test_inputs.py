@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from migue.extractors.skeleton_layouts import get_layout
-from migue.pipeline.inputs import InputConfig, face_crops, pose_clip, rgb_clip
-from migue.pipeline.skeleton import read_openpose_xlsx
-from migue.pipeline.video import VideoError, probe, read_frames
+from migue.pipeline.extraction.inputs import InputConfig, face_crops, pose_clip, rgb_clip
+from migue.pipeline.datasets.skeleton import read_openpose_xlsx
+from migue.pipeline.datasets.video import VideoError, probe, read_frames
 
 
 def _all_frames(path):

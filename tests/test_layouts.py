@@ -20,13 +20,13 @@ from migue.pipeline.cli import main
 from migue.pipeline.datasets import detect_layout, read_dataset
 from migue.pipeline.datasets.common import split_by_subject
 from migue.pipeline.datasets.labels import LabelError, parse_clip_row, read_clip_labels
-from migue.pipeline.datasets.stgcn import PackError, load_label_pickle
-from migue.pipeline.inputs import InputConfig, pose_clip
-from migue.pipeline.skeleton import (
+from migue.pipeline.datasets.stgcn_pack import PackError, load_label_pickle
+from migue.pipeline.extraction.inputs import InputConfig, pose_clip
+from migue.pipeline.datasets.skeleton import (
     JOINT_INDEX, LIGHT_HAND_POINTS, SkeletonError, _table_to_array, light_hand_rows_to_array, load_skeleton,
     read_openpose_frame, read_skeleton,
 )
-from migue.pipeline.synth import write_sample
+from migue.synth.sample import write_sample
 
 SAMPLE = dict(videos=12, seed=1, frames=260)  # the session sample of conftest.py
 # MIGUE_FUZZ_EXAMPLES=5000 for a deeper run than the fast default.
@@ -227,7 +227,7 @@ def test_clean_copies_have_no_problems(miga2023, release, manifests):
 
 
 def empty_sheet(path: Path) -> None:
-    from migue.pipeline.synth import _write_xlsx
+    from migue.synth.sample import _write_xlsx
 
     _write_xlsx(path, np.zeros((0, 411)))
 
@@ -238,7 +238,7 @@ def empty_sheet(path: Path) -> None:
     ("miga2025", empty_sheet),
 ])
 def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifests, tmp_path, layout, empty):
-    from migue.pipeline.extract import _parse_skeletons
+    from migue.pipeline.extraction.unit_inputs import parse_skeletons
 
     root = clone(layouts[layout], tmp_path / layout)
     path = next(p for p in root.glob("**/imigue_skeleton_*/0004/0004_*") if not p.name.endswith("_label.csv"))
@@ -249,7 +249,7 @@ def test_empty_skeleton_reads_and_fails_only_at_pose_extraction(layouts, manifes
         f"{path}: no skeleton frames (empty file, as two of the real release); "
         "its units will fail pose extraction"]
     failures: dict[str, str] = {}
-    kept = _parse_skeletons(m.of_kind("mg"), m.videos, tmp_path / "parsed", failures)
+    kept = parse_skeletons(m.of_kind("mg"), m.videos, tmp_path / "parsed", failures)
     assert set(failures) == {u.unit_id for u in m.of_kind("mg") if u.video_id == "0004"}
     assert all("no skeleton frames" in reason for reason in failures.values())
     assert len(kept) == len(m.of_kind("mg")) - len(failures)

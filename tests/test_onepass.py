@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from migue.cache import FeatureStore, digest_entry
-from migue.pipeline.extract import ExtractOptions, extract
-from migue.pipeline.onepass import extract_videos
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.onepass import extract_videos
 
 FAST = {"rgb": dict(arch="tiny", frames=4, size=32), "context": dict(arch="tiny", frames=4, size=32),
         "face": dict(frames=2)}
@@ -82,7 +82,7 @@ def test_stream_and_seek_give_the_same_entry(manifest, tmp_path, videos):
 
 
 def test_modality_lists():
-    from migue.pipeline.cli import resolve_modalities
+    from migue.pipeline.cli.commands import resolve_modalities
 
     assert resolve_modalities("rgb,context,face") == ["rgb", "context", "face"]
     assert resolve_modalities("all") == ["context", "face", "pose", "rgb"]

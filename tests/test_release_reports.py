@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from migue.fusion.metrics import chance_levels
-from migue.pipeline.demo import _headline
+from migue.pipeline.orchestration.demo import _headline
 
 
 def test_demo_chance_columns_follow_the_chance_levels():

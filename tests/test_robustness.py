@@ -23,12 +23,14 @@ from click.testing import CliRunner
 
 from migue.cache import (DiskFullError, EntryReader, FeatureStore, WorkClaims, chunk_name, digest_entry,
                          verify_entry)
-from migue.cache.keys import file_sha256
-from migue.fusion import train_run
+from migue.common.files import file_sha256
+from migue.fusion import config_for, train_run
 from migue.fusion.reports import jsonable
 from migue.fusion.synthetic import write_emotion, write_mg
 from migue.pipeline.cli import main
-from migue.pipeline.extract import ExtractOptions, _chunks, build_model, entry_config, extract
+from migue.pipeline.extraction.backbone import entry_config
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.work import chunks_of
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGUE = str(Path(sys.executable).with_name("migue"))
@@ -112,11 +114,10 @@ def test_a_killed_runs_leftovers_are_cleaned_by_the_next_run(manifest, tmp_path)
 def test_a_chunk_another_run_holds_is_left_to_it_then_taken_over(manifest, tmp_path):
     small = _subset(manifest, 1)
     opts = _pose()
-    model, cfg, weights = build_model(opts)
-    config = entry_config(opts, model, cfg, weights, "fp32", small)
+    config = entry_config(opts, "fp32", small)
     entry = FeatureStore(tmp_path).entry_dir(config)
     entry.mkdir(parents=True)
-    chunks = _chunks(small.of_kind("mg"), opts.shard_size)
+    chunks = chunks_of(small.of_kind("mg"), opts.shard_size)
     held = WorkClaims(entry).try_claim(chunk_name([u.unit_id for u in chunks[0]]))
     # "The other run" dies after a while without publishing: its claim goes, the chunk is ours.
     threading.Timer(3.0, held.release).start()
@@ -225,8 +226,7 @@ def test_what_shapes_the_numbers_selects_another_entry(manifest, tmp_path):
     small = _subset(manifest, 1)
 
     def entry_of(opts):
-        model, cfg, weights = build_model(opts)
-        return FeatureStore(tmp_path).entry_dir(entry_config(opts, model, cfg, weights, "fp32", small)).name
+        return FeatureStore(tmp_path).entry_dir(entry_config(opts, "fp32", small)).name
 
     raw = AGCNExtractor(frames=16)
     paths = []
@@ -288,7 +288,7 @@ def test_a_full_disk_stops_cleanly_and_resumes_when_space_is_freed(manifest, tmp
 
 
 def test_disk_full_is_a_one_line_cli_error(monkeypatch, sample_dir, tmp_path):
-    import migue.pipeline.extract as extract_module
+    import migue.pipeline.extraction.extract as extract_module
 
     def full(*_):
         from migue.cache.writer import disk_full
@@ -342,7 +342,7 @@ class _Killed(BaseException):
 
 
 def _train_killed_after(monkeypatch, task, stores, out, config, epoch):
-    import migue.fusion.train as train_module
+    import migue.fusion.runs as train_module
 
     save = train_module._save_checkpoint
 
@@ -378,7 +378,7 @@ def test_resumed_training_gives_the_uninterrupted_metrics(monkeypatch, tmp_path,
 
 def test_resume_after_early_stop_and_with_other_settings(monkeypatch, tmp_path):
     stores = write_mg(tmp_path / "cache", signal=0.3)
-    config = {**TINY, "head": "probe-linear-rgb", "lr": 0.0, "patience": 2, "epochs": 30}
+    config = {**config_for("mg", "probe-linear-rgb", TINY), "lr": 0.0, "patience": 2, "epochs": 30}
     first = train_run("mg", stores, tmp_path / "run", config)
     assert first["epochs_run"] == 3
     again = train_run("mg", stores, tmp_path / "run", {**config, "resume": True})  # nothing left to run

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migue.cache import EntryReader, FeatureStore, IndexFormatError, ShardError, digest_entry, verify_entry
-from migue.cache.keys import entry_key, file_sha256
+from migue.cache.keys import entry_key
+from migue.common.files import file_sha256
 from migue.cache.shard import STRING, read_units
 
 CONFIG = {"modality": "rgb", "backbone": "fuzz", "streams": {"tokens": {"tokens": 2, "dim": 3},
@@ -38,7 +39,8 @@ def valid_entry():
     writer = FeatureStore(root).writer(CONFIG)
     rng = np.random.default_rng(0)
     for ids in (["a", "b"], ["c"]):
-        writer.write({"unit_id": ids, "split": ["train"] * len(ids)},
+        writer.write({"unit_id": ids, "kind": ["mg"] * len(ids), "video_id": ids, "split": ["train"] * len(ids),
+                      "start": [0] * len(ids), "end": [9] * len(ids)},
                      {"tokens": [rng.standard_normal((2, 3)) for _ in ids],
                       "cls": [rng.standard_normal((1, 3)) for _ in ids]})
     yield writer.dir, json.loads((writer.dir / "index.json").read_text())

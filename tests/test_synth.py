@@ -1,4 +1,4 @@
-"""Tests of the synthetic iMiGUE sample writer (migue.pipeline.synth)."""
+"""Tests of the synthetic iMiGUE sample writer (migue.synth)."""
 from __future__ import annotations
 
 import csv
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from python_calamine import CalamineWorkbook
 
-from migue.pipeline.classes import (
+from migue.pipeline.datasets.classes import (
     MG_CLASS_NAMES, N_MG_CLASSES, index_to_raw_label, raw_label_to_index,
 )
-from migue.pipeline.openpose import FACE_SLICE, KEYPOINT_INDEX, LHAND_SLICE, N_COLUMNS, RHAND_SLICE
-from migue.pipeline.synth import EMOTION_DIRS, EMOTION_FILES, RGB_DIRS, SKELETON_DIRS, SPLITS, SynthSummary, write_sample
+from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX, LHAND_SLICE, N_COLUMNS, RHAND_SLICE
+from migue.synth.sample import EMOTION_DIRS, EMOTION_FILES, RGB_DIRS, SKELETON_DIRS, SPLITS, SynthSummary, write_sample
 
 # The smallest sample that still gives every class 2 train clips and 1 validate
 # and test clip: 4 + 2 + 2 videos of 16 clips (16 x 16 frames + 17 gaps of 4).

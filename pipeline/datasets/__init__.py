@@ -11,14 +11,14 @@ from pathlib import Path
 
 from collections.abc import Sequence
 
-from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions, as_roots, describe_roots
+from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions
+from .files import as_roots, describe_roots
 from . import imigue, miga2023, miga2025, openpose_json, stgcn
 
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
            "openpose-json": openpose_json, "stgcn": stgcn}
-LAYOUT_NAMES = tuple(LAYOUTS)
 
-__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "LAYOUT_NAMES", "DatasetManifest", "ReadOptions", "detect_layout",
+__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "detect_layout",
            "read_dataset"]
 
 

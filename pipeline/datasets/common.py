@@ -10,21 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from migue.cache.files import require_regular_file
+from migue.common.splits import split_named
 
-from ..manifest import Manifest, Unit, Video, make_unit_id, window_units
-from ..skeleton import JSON_FRAME, SkeletonError, frame_size_of, parse_skeleton
-from ..video import VideoError, probe, read_frames
+from .errors import SkeletonError
+from .files import EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, scan, video_key
+from .manifest import Manifest, Unit, Video, make_unit_id, window_units
+from .skeleton import frame_size_of, parse_skeleton
+from .video import VideoError, probe, read_frames
 
 DEFAULT_WINDOW = 64  # frames per emotion window
-EMOTION_FILES = {"train_label.csv": "train", "validation_label.csv": "val", "val_label.csv": "val",
-                 "test_label.csv": "test"}
 
 
 @dataclass
@@ -44,109 +43,6 @@ class ReadOptions:
     window: int = DEFAULT_WINDOW
     read_skeletons: bool = False  # parse every skeleton (data check); else only where no video
     parsed_dir: Path | None = None  # keep parsed skeletons here by content hash
-
-
-Roots = tuple[Path, ...]
-
-
-def as_roots(root: Path | str | Sequence[Path | str]) -> Roots:
-    """One dataset folder, or several read as one dataset (phase 1 and phase 2 unpacked into
-    separate folders, the RGB and skeleton downloads apart), as a tuple of paths."""
-    roots = (root,) if isinstance(root, (str, Path)) else tuple(root)
-    if not roots:
-        raise ValueError("no dataset folder given")
-    return tuple(dict.fromkeys(Path(r) for r in roots))
-
-
-def describe_roots(roots: Roots) -> str:
-    return ", ".join(str(r) for r in roots)
-
-
-def video_key(video_id: str) -> str:
-    """Ids match across files with or without leading zeros ('0012' is '12')."""
-    return (video_id.lstrip("0") or "0") if video_id.isdigit() else video_id
-
-
-SHOWN_UNUSED = 5  # paths shown per kind of file no reader used
-
-
-@dataclass
-class Found:
-    """Files under the roots, by video key: videos, skeletons of every format, label files,
-    and a tally of every other file (by kind, with the first few paths)."""
-
-    videos: dict[str, Path] = field(default_factory=dict)
-    xlsx: dict[str, Path] = field(default_factory=dict)
-    light_hand: dict[str, Path] = field(default_factory=dict)
-    json_dirs: dict[str, Path] = field(default_factory=dict)
-    label_files: dict[str, Path] = field(default_factory=dict)  # <id>_label.csv
-    emotion_files: list[Path] = field(default_factory=list)  # train_label.csv, ...
-    other: dict[str, list[Path]] = field(default_factory=dict)  # kind -> first paths
-    other_counts: dict[str, int] = field(default_factory=dict)  # kind -> how many
-    problems: list[str] = field(default_factory=list)
-
-    def skeleton(self, video_id: str) -> Path | None:
-        key = video_key(video_id)
-        return self.xlsx.get(key) or self.light_hand.get(key) or self.json_dirs.get(key)
-
-    def add_other(self, path: Path) -> None:
-        kind = path.suffix.lower() or "(no extension)"
-        self.other_counts[kind] = self.other_counts.get(kind, 0) + 1
-        shown = self.other.setdefault(kind, [])
-        if len(shown) < SHOWN_UNUSED:
-            shown.append(path)
-
-
-def scan(root: Path | Roots) -> Found:
-    """One walk over each root (folder listings only, no file is opened): `<id>.mp4`,
-    `<id>_openpose.xlsx`, `<id>_light_hand.csv`, `<id>_label.csv`, the emotion label files,
-    and folders of OpenPose JSON (keyed by the JSON name's prefix, else the folder's name);
-    every other file is tallied by kind."""
-    found = Found()
-    suffixes = {".mp4": found.videos, "_openpose.xlsx": found.xlsx,
-                "_light_hand.csv": found.light_hand, "_label.csv": found.label_files}
-    for top in as_roots(root):
-        for dirpath, dirnames, filenames in os.walk(top):
-            dirnames.sort()
-            _scan_folder(found, suffixes, Path(dirpath), filenames)
-    return found
-
-
-def _scan_folder(found: Found, suffixes: dict[str, dict[str, Path]], folder: Path,
-                 filenames: list[str]) -> None:
-    json_prefix = None
-    for name in sorted(filenames):
-        if name.endswith("_keypoints.json"):
-            if json_prefix is None:
-                match = JSON_FRAME.match(name)
-                json_prefix = match["prefix"] if match else ""
-            continue
-        if name in EMOTION_FILES:
-            found.emotion_files.append(folder / name)
-            continue
-        for suffix, table in suffixes.items():
-            if name.endswith(suffix) and len(name) > len(suffix):
-                _add(found, table, name[: -len(suffix)], folder / name)
-                break
-        else:
-            found.add_other(folder / name)
-    if json_prefix is not None:
-        _add(found, found.json_dirs, json_prefix or folder.name, folder)
-
-
-def _add(found: Found, table: dict[str, Path], video_id: str, path: Path) -> None:
-    key = video_key(video_id)
-    if table is not found.json_dirs:
-        try:
-            require_regular_file(path)
-        except OSError as exc:  # a FIFO would block the first open, a device read forever
-            found.problems.append(f"{exc} (left out)")
-            return
-    if key in table:
-        found.problems.append(f"{path}: a second file for video {video_id} (also {table[key]}); "
-                              "kept the first")
-        return
-    table[key] = path
 
 
 def split_by_subject(subjects: list[str], seed: int = 0,
@@ -300,13 +196,12 @@ def split_folders(root: Path | Roots) -> list[Path]:
     return sorted(found)
 
 
-SPLIT_NAMES = {"train": "train", "validate": "val", "validation": "val", "val": "val", "test": "test"}
 _SPLIT_SUFFIX = re.compile(r"^imigue_skeleton_(?P<split>.+)$")
 
 
 def split_of_folder(folder: Path) -> str | None:
     match = _SPLIT_SUFFIX.match(folder.name)
-    return SPLIT_NAMES.get(match["split"].lower()) if match else None
+    return split_named(match["split"]) if match else None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import (
-    DatasetManifest, ReadOptions, Reader, Roots, as_roots, read_emotion_files, split_by_subject, video_key,
-)
+from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_by_subject
+from .files import Roots, as_roots, video_key
 from .labels import LabelError, ReleaseRow, parse_clip, read_release_labels
 
 NAME = "imigue"

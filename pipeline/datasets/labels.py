@@ -13,8 +13,8 @@ from pathlib import Path
 
 from migue.cache.files import require_regular_file
 
-from ..classes import raw_label_to_index
-from ..skeleton import MAX_FRAMES
+from .bounds import MAX_FRAMES
+from .classes import raw_label_to_index
 
 RELEASE_COLUMNS = ("video_id", "class", "start_frame", "end_frame", "win_or_lose", "subject_id")
 WIN = {"1", "win", "w", "won", "positive", "pos"}

@@ -20,10 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .common import (
-    SHOWN_UNUSED, DatasetManifest, ReadOptions, Reader, Roots, read_emotion_files, split_folders,
-    split_of_folder, video_key,
-)
+from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_folders, split_of_folder
+from .files import SHOWN_UNUSED, Roots, video_key
 from .labels import read_clip_labels
 
 SkeletonFinder = Callable[[Path, str], Path | None]

@@ -25,7 +25,8 @@ from urllib.request import Request, url2pathname, urlopen
 
 from tqdm import tqdm
 
-from migue.cache import file_sha256, publish, write_all
+from migue.cache.atomic import publish, write_all
+from migue.common.files import file_sha256
 from migue.extractors.weights import KnownWeights, by_file_name
 
 from .store import MANIFEST, WeightsError, WeightsStore, install_hint

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from migue.cache import atomic_write_bytes, file_sha256, resolve_cache_root
+from migue.cache import resolve_cache_root
+from migue.cache.atomic import atomic_write_bytes
+from migue.common.files import file_sha256
 from migue.extractors import weights as catalogue
 from migue.extractors.weights import KnownWeights
 

@@ -5,8 +5,9 @@ from collections import Counter
 
 import pandas as pd
 
-from .classes import MG_CLASS_NAMES
-from .manifest import SPLITS, Manifest
+from migue.pipeline.datasets.classes import MG_CLASS_NAMES
+from migue.common.splits import SPLITS
+from migue.pipeline.datasets.manifest import Manifest
 
 
 def describe_manifest(manifest: Manifest) -> str:
@@ -45,7 +46,7 @@ def split_table(manifest: Manifest) -> pd.DataFrame:
 
 
 def _unused(manifest: Manifest) -> list[str]:
-    from .datasets.common import unused_files
+    from migue.pipeline.datasets.common import unused_files
 
     unused = unused_files(manifest) if hasattr(manifest, "found") else []
     if not unused:

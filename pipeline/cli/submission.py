@@ -22,7 +22,7 @@ import pandas as pd
 from migue.cache import EntryReader
 from migue.cache.atomic import atomic_write_bytes
 
-from .datasets.common import video_key
+from migue.pipeline.datasets.files import video_key
 
 TRACK_FILES = {"mg": "prediction.csv", "emotion": "submission.csv"}
 SHOWN = 5  # missing items named in an error
@@ -140,7 +140,7 @@ def _column(units: pd.DataFrame, name: str, default: pd.Series) -> pd.Series:
     if name not in units:
         return default
     values = units[name]
-    return values.where(values.astype(str) != "", default) if values.dtype == object else values
+    return values if pd.api.types.is_numeric_dtype(values) else values.where(values.astype(str) != "", default)
 
 
 def write_submission(table: pd.DataFrame, out: Path, task: str, zipped: bool) -> Path:

@@ -1,13 +1,11 @@
 """The manifest: every unit of work (MG clips, emotion windows) with its video and labels."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-SPLITS = ("train", "val", "test")
-NO_LABEL = -1
+from migue.cache.units import NO_LABEL, WINDOW_KIND
+from migue.cache.units import UnitRecord as Unit  # the manifest's rows are the cache's unit records
 
 
 @dataclass(frozen=True)
@@ -27,35 +25,6 @@ class Video:
     name: str = ""
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One row of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
-
-    Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
-    and unique across the dataset. `video_name` is the video id as the release spells it
-    ("0054"; empty: same as `video_id`), `label_row` the clip's 0-based row in its video's
-    label file (-1 for windows): a MiGA Track 1 submission names clip k of video v `<v>_<k>`.
-    `fingerprint` is the content hash of the input bytes the unit was computed from (filled at
-    extraction)."""
-
-    unit_id: str
-    kind: str
-    video_id: str
-    subject: str
-    split: str
-    start: int
-    end: int
-    mg_label: int = NO_LABEL
-    emotion: int = NO_LABEL
-    video_name: str = ""  # the video id as the release spells it ("0054"); empty = video_id
-    label_row: int = -1  # 0-based row of the clip in its video's label file; -1 for windows
-    fingerprint: str = ""  # content hash of the input bytes this unit was computed from (per entry)
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start + 1
-
-
 def make_unit_id(video_id: str, start: int, end: int) -> str:
     return f"{video_id}:{start:06d}-{end:06d}"
 
@@ -73,8 +42,6 @@ class Manifest:
     def of_kind(self, kind: str) -> list[Unit]:
         return [u for u in self.units if u.kind == kind]
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(u) for u in self.units])
 
 
 def window_units(video: Video, n_frames: int, window: int, stride: int | None = None) -> list[Unit]:
@@ -87,6 +54,6 @@ def window_units(video: Video, n_frames: int, window: int, stride: int | None = 
     units = []
     for s in starts:
         e = min(s + window, n_frames) - 1
-        units.append(Unit(make_unit_id(video.video_id, s, e), "window", video.video_id, video.subject,
+        units.append(Unit(make_unit_id(video.video_id, s, e), WINDOW_KIND, video.video_id, video.subject,
                           video.split, s, e, NO_LABEL, video.emotion, video_name=video.name or video.video_id))
     return units

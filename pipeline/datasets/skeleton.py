@@ -28,7 +28,6 @@ import io
 import json
 import logging
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,11 @@ import numpy as np
 from migue.cache.atomic import atomic_write_bytes
 from migue.cache.files import FingerprintMemo, NotARegularFileError, memo_for, require_regular_file
 
+from .errors import SkeletonError
+from .bounds import MAX_FRAMES, MAX_SHEET_COLUMNS
+from .files import JSON_FRAME
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
+from .stgcn_pack import PACK_REF, pack_fingerprint, video_keypoints
 from .sheet_bounds import SheetBoundsError, check_workbook_bounds
 
 log = logging.getLogger("migue.skeleton")
@@ -61,17 +64,7 @@ JSON_PARTS = {
     "hand_left_keypoints_2d": (95, 21),
     "hand_right_keypoints_2d": (116, 21),
 }
-JSON_FRAME = re.compile(r"^(?P<prefix>.*?)_?(?P<frame>\d+)_keypoints\.json$")
-PACK_REF = "#"
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # `<part>_data.npy#<video id>`: one video's clips in an ST-GCN pack
-# No skeleton, label or pack may reach past this frame: 4x the longest release video (26 min)
-# at 30 fps. It bounds what any input can make us allocate: (T, 137, 3) float32 is 330 MB here.
-MAX_FRAMES = 200_000
-MAX_SHEET_COLUMNS = 1024  # 411 values a row, plus room for stray empty columns
-
-
-class SkeletonError(ValueError):
-    """A skeleton file that cannot be used; the message names the file (and row, column)."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 # ---------------------------------------------------------------- tables
@@ -307,8 +300,6 @@ def read_skeleton(path: Path) -> np.ndarray:
         return read_light_hand_csv(path)
     if kind == "openpose-json":
         return read_openpose_json_dir(path)
-    from .datasets.stgcn import video_keypoints
-
     pack, video_id = str(path).rsplit(PACK_REF, 1)
     return video_keypoints(Path(pack), video_id)
 
@@ -324,8 +315,6 @@ def skeleton_fingerprint(path: Path, memo: FingerprintMemo | None = None) -> str
     memo = memo or FingerprintMemo(None)
     kind = skeleton_format(path)
     if kind == "stgcn":
-        from .datasets.stgcn import pack_fingerprint
-
         pack, video_id = str(path).rsplit(PACK_REF, 1)
         return pack_fingerprint(Path(pack), video_id)
     if kind == "openpose-json":

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from migue.cache.files import FingerprintMemo, fingerprint_bytes, memo_for
 
-from .manifest import Unit, Video
-from .skeleton import skeleton_fingerprint
+from migue.pipeline.datasets.manifest import Unit, Video
+from migue.pipeline.datasets.skeleton import skeleton_fingerprint
 
 READS = {"rgb": ("video",), "context": ("video",), "pose": ("skeleton",), "face": ("video", "skeleton")}
 MISSING = "missing"
@@ -96,7 +96,7 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
     (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists."""
     from migue.cache import EntryReader
 
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
 
     with EntryReader(entry_dir) as reader:
         config = reader.config

@@ -65,11 +65,12 @@ import numpy as np
 from openpyxl.utils import get_column_letter
 from PIL import Image, ImageDraw
 
-from .classes import N_MG_CLASSES, index_to_raw_label
-from .openpose import (
+from migue.pipeline.datasets.classes import N_MG_CLASSES, index_to_raw_label
+from migue.pipeline.datasets.openpose import (
     FACE_SLICE, KEYPOINT_INDEX, LHAND_SLICE, N_COLUMNS, N_FACE, N_KEYPOINTS, RHAND_SLICE,
 )
-from .skeleton import JOINT_INDEX, JSON_PARTS, LIGHT_HAND_POINTS
+from migue.pipeline.datasets.skeleton import JOINT_INDEX, JSON_PARTS, LIGHT_HAND_POINTS
+from migue.pipeline.datasets.stgcn_pack import PACK_JOINTS
 
 SPLITS = ("train", "validate", "test")
 LAYOUTS = ("miga2025", "imigue", "miga2023", "openpose-json", "stgcn")
@@ -555,9 +556,7 @@ def _write_imigue(sample: _Sample) -> None:
 def _write_stgcn(sample: _Sample) -> None:
     """The ST-GCN baseline packs: per part, the 22 light-hand joints of every clip, its last
     90 frames (shorter clips zero-padded at the end), names '<id>_<k>' and class indices."""
-    from migue.extractors.skeleton_layouts import IMIGUE22
-
-    points = [JOINT_INDEX[j] for j in IMIGUE22.joints]  # BODY_25's wrists, as the light-hand rows
+    points = [JOINT_INDEX[j] for j in PACK_JOINTS]  # BODY_25's wrists, as the light-hand rows
     parts: dict[str, tuple[list[np.ndarray], list[str], list[int]]] = {
         p: ([], [], []) for p in STGCN_PARTS.values()}
     for r in sample.rendered():
@@ -719,7 +718,7 @@ LAYOUT_TEXT = {
 def _write_readme(sample: _Sample, layout: str) -> None:
     counts = {s: sum(v.split == s for v in sample.plan) for s in SPLITS}
     (sample.out / "README.txt").write_text(
-        f"SYNTHETIC iMiGUE-like sample (not real data), written by migue.pipeline.synth "
+        f"SYNTHETIC iMiGUE-like sample (not real data), written by migue.synth "
         f"with seed={sample.seed}, layout={layout}.\n"
         f"Videos per split: {counts}; the split is cross-subject.\n"
         + LAYOUT_TEXT[layout] +

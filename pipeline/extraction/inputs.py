@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.pipeline.datasets.manifest import Unit, Video
+from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
+from migue.pipeline.datasets.skeleton import load_skeleton
+from migue.pipeline.datasets.video import read_frames
+
 from .decode_worker import Take, cut
 from .fingerprints import part_of
-from .manifest import Unit, Video
-from .openpose import FACE_SLICE, KEYPOINT_INDEX
-from .skeleton import load_skeleton
-from .video import read_frames
 
 HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
 

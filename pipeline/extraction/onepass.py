@@ -21,15 +21,21 @@ from tqdm import tqdm
 
 from migue.cache import FeatureStore, WorkClaims, chunk_name
 from migue.cache.claims import Claim
+from migue.cache.publish import publish_claimed, raise_failed
+from migue.cache.units import unit_columns
 from migue.cache.writer import disk_full
+from migue.common.devices import pick_device
+from migue.pipeline.datasets.manifest import Manifest, Unit
 
+from .backbone import build_model, entry_config, forward, resolve_precision
+from .batching import resolve_batch_size
 from .decode_pool import DecodePool, DecodeTotals, UnitInput
 from .decode_worker import UnitRequest, VideoJob
-from .extract import (MODALITIES, ExtractOptions, ExtractReport, _chunks, _finite_only, _forward, _parse_skeletons,
-                      _publish, _raise_failed, _ShardBuffer, build_model, entry_config, pending_units,
-                      resolve_batch_size, resolve_device, resolve_precision)
+from .options import ExtractOptions, ExtractReport
+from .work import ShardBuffer, chunks_of, finite_only, pending_units
 from .inputs import InputConfig, clip_takes, face_takes
-from .manifest import Manifest, Unit
+from .modalities import get_modality
+from .unit_inputs import parse_skeletons
 
 log = logging.getLogger("migue.extract")
 
@@ -44,7 +50,7 @@ class _Chunk:
     rows: list[Unit]
     inputs: dict[str, np.ndarray | None] = field(default_factory=dict)
     next_row: int = 0
-    buffer: _ShardBuffer = field(default_factory=_ShardBuffer)
+    buffer: ShardBuffer = field(default_factory=ShardBuffer)
 
     def __post_init__(self) -> None:
         self.row_ids = {u.unit_id for u in self.rows}
@@ -54,15 +60,16 @@ class _ModalityRun:
     """One modality's entry, model, chunks and claims during a pass."""
 
     def __init__(self, manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None,
-                 built: tuple | None, device: torch.device) -> None:
+                 model: torch.nn.Module | None, device: torch.device) -> None:
         self.opts, self.device = opts, device
         self.precision = resolve_precision(opts.precision, device)
-        self.model, self.cfg, weights = built or build_model(opts)
-        self.writer = store.writer(entry_config(opts, self.model, self.cfg, weights, self.precision, manifest))
+        self.model = model or build_model(opts)
+        self.cfg = get_modality(opts.modality).input_config(opts)
+        self.writer = store.writer(entry_config(opts, self.precision, manifest))
         units, self.report = pending_units(manifest, store, self.writer, opts, only)
         self.pending = {u.unit_id: u for u in units}
-        kind = MODALITIES[opts.modality].unit_kind
-        self.chunks = [[u.unit_id for u in c] for c in _chunks(manifest.of_kind(kind), opts.shard_size)]
+        kind = get_modality(opts.modality).unit_kind
+        self.chunks = [[u.unit_id for u in c] for c in chunks_of(manifest.of_kind(kind), opts.shard_size)]
         self.chunk_of = {uid: k for k, chunk in enumerate(self.chunks) for uid in chunk}
         self.claims = WorkClaims(self.writer.dir)
         self.open: dict[int, _Chunk] = {}
@@ -133,19 +140,20 @@ class _Pass:
             chunk.next_row += len(rows)
             self._forward(run, chunk, [u for u in rows if chunk.inputs[u.unit_id] is not None])
         del run.open[k]
-        self.pending.append(self.publisher.submit(_publish, run.writer, chunk.buffer, chunk.claim))
-        _raise_failed(self.pending)
+        self.pending.append(self.publisher.submit(publish_claimed, run.writer, chunk.claim,
+                                                  unit_columns(chunk.buffer.units), chunk.buffer.streams))
+        raise_failed(self.pending)
 
     def _forward(self, run: _ModalityRun, chunk: _Chunk, units: list[Unit]) -> None:
         if not units:
             return
         batch = torch.from_numpy(np.stack([chunk.inputs.pop(u.unit_id) for u in units]))
         try:
-            outputs = _forward(run.model, batch, run.device, run.precision)
+            outputs = forward(run.model, batch, run.device, run.precision)
         except Exception as exc:  # a batch that breaks the model fails its units only
             run.report.failures.update({u.unit_id: f"forward failed: {exc}" for u in units})
         else:
-            ids, outputs, bad = _finite_only([u.unit_id for u in units], outputs)
+            ids, outputs, bad = finite_only([u.unit_id for u in units], outputs)
             run.report.failures.update(bad)
             if ids:
                 chunk.buffer.add([u for u in units if u.unit_id in set(ids)], outputs)
@@ -166,7 +174,7 @@ class _Pass:
 
 
 def extract_videos(manifest: Manifest, store: FeatureStore, options: list[ExtractOptions],
-                   only: set[str] | None = None, built: dict[str, tuple] | None = None,
+                   only: set[str] | None = None, built: dict[str, torch.nn.Module] | None = None,
                    mode: str | None = None) -> dict[str, ExtractReport]:
     """Extract every pending unit of these video modalities, decoding each video once; resumable.
 
@@ -175,7 +183,7 @@ def extract_videos(manifest: Manifest, store: FeatureStore, options: list[Extrac
     for opts in options:
         if opts.modality not in VIDEO_MODALITIES:
             raise ValueError(f"{opts.modality!r} is not a video modality ({', '.join(VIDEO_MODALITIES)})")
-    device = resolve_device(options[0].device)
+    device = pick_device(options[0].device)
     workers = options[0].workers
     runs = {o.modality: _ModalityRun(manifest, store, o, only, (built or {}).get(o.modality), device)
             for o in options}
@@ -183,7 +191,7 @@ def extract_videos(manifest: Manifest, store: FeatureStore, options: list[Extrac
     if "face" in runs and runs["face"].pending:
         face = runs["face"]
         try:
-            kept = _parse_skeletons(list(face.pending.values()), manifest.videos, parsed_dir, face.report.failures)
+            kept = parse_skeletons(list(face.pending.values()), manifest.videos, parsed_dir, face.report.failures)
         except OSError as exc:  # only ENOSPC gets here
             raise disk_full(face.writer.dir, exc, what=f"keeping parsed skeletons under {parsed_dir}") from exc
         face.pending = {u.unit_id: u for u in kept}
@@ -265,9 +273,9 @@ def _takes(modality: str, unit: Unit, video: Any, cfg: InputConfig, parsed_dir: 
 
 
 def single(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None,
-           built: tuple | None) -> ExtractReport:
+           model: torch.nn.Module | None) -> ExtractReport:
     """One video modality through the one-pass engine (what `extract()` runs for it)."""
-    return extract_videos(manifest, store, [opts], only, {opts.modality: built} if built else None)[opts.modality]
+    return extract_videos(manifest, store, [opts], only, {opts.modality: model} if model else None)[opts.modality]
 
 
 def options_for(names: list[str], base: ExtractOptions) -> list[ExtractOptions]:

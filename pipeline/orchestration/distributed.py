@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from migue.cache import EntryReader, FeatureStore, entry_key
 from migue.cache.files import memo_for
 from migue.cache.index import read_index
+from migue.common.devices import pick_device
+from migue.pipeline.datasets.files import as_roots
+from migue.pipeline.extraction.backbone import build_model, entry_config, resolve_precision
+from migue.pipeline.extraction.extract import ExtractOptions, ExtractReport, extract, open_entry
+from migue.pipeline.extraction.work import chunks_of
+from migue.pipeline.extraction.fingerprints import unit_fingerprints
+from migue.pipeline.extraction.modalities import get_modality
 
 from .ablate import connect, gpu_resources
-from .datasets.common import as_roots
-from .extract import (MODALITIES, ExtractOptions, ExtractReport, _chunks, build_model, entry_config, extract,
-                      resolve_device, resolve_precision)
-from .fingerprints import unit_fingerprints
 
 log = logging.getLogger("migue.distributed")
 
@@ -38,16 +41,16 @@ def _extract_chunk(data_root: str | list[str], layout: str, window: int, cache_r
     """One task: extract these units (a chunk) on this worker, reusing its manifest and backbone.
     Before anything is written it checks that this worker derives the client's entry key and
     sees the client's input fingerprints for its units; else the task fails with the difference."""
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
 
     options = ExtractOptions(**{**opts, "checkpoints": tuple(opts["checkpoints"]), "workers": 0})
     key = repr((data_root, layout, window, sorted(asdict(options).items())))
     if _WORKER_STATE.get("key") != key:
         _WORKER_STATE.update(key=key, manifest=read_dataset(data_root, layout=layout, window=window),
-                             built=build_model(options))
+                             model=build_model(options))
         _WORKER_STATE["builds"] = _WORKER_STATE.get("builds", 0) + 1
     manifest, store = _WORKER_STATE["manifest"], FeatureStore(cache_root)
-    mine = entry_key(worker_config(manifest, options, _WORKER_STATE["built"]))
+    mine = entry_key(worker_config(manifest, options))
     if expected_key is not None and mine != expected_key:
         raise WorkerMismatchError(f"worker would write entry {mine[:12]}, the client computed {expected_key[:12]} "
                                   "(another package version, weights or options on this worker)")
@@ -56,22 +59,20 @@ def _extract_chunk(data_root: str | list[str], layout: str, window: int, cache_r
         if differ:
             raise WorkerMismatchError(f"worker sees other inputs than the client for {len(differ)} of "
                                       f"{len(unit_ids)} units under {data_root}: " + "; ".join(differ[:3]))
-    report = extract(manifest, store, options, only=set(unit_ids), built=_WORKER_STATE["built"])
+    report = extract(manifest, store, options, only=set(unit_ids), model=_WORKER_STATE["model"])
     return {"extracted": report.extracted, "failures": report.failures, "entry": str(report.entry),
             "key": read_index(report.entry)["key"]}
 
 
-def worker_config(manifest: Any, options: ExtractOptions, built: Any) -> dict[str, Any]:
-    """The entry config a run with these options derives (what its key hashes)."""
-    model, cfg, weights = built
-    precision = resolve_precision(options.precision, resolve_device(options.device))
-    return entry_config(options, model, cfg, weights, precision, manifest)
+def worker_config(manifest: Any, options: ExtractOptions) -> dict[str, Any]:
+    """The entry config a run with these options derives (what its key hashes; no model needed)."""
+    return entry_config(options, resolve_precision(options.precision, pick_device(options.device)), manifest)
 
 
 def _fingerprint_difference(manifest: Any, modality: str, unit_ids: list[str], expected: dict[str, str],
                             cache_root: Path) -> list[str]:
     """'unit: client <fp>, worker <fp>' for each unit whose fingerprint differs (or is missing)."""
-    units = [u for u in manifest.of_kind(MODALITIES[modality].unit_kind) if u.unit_id in set(unit_ids)]
+    units = [u for u in manifest.of_kind(get_modality(modality).unit_kind) if u.unit_id in set(unit_ids)]
     seen, _ = unit_fingerprints(units, manifest.videos, modality, memo_for(cache_root))
     return [f"{uid}: client {expected.get(uid, 'none')}, worker {seen.get(uid, 'none')}"
             for uid in unit_ids if seen.get(uid) != expected.get(uid)]
@@ -88,17 +89,18 @@ def extract_distributed(manifest: Any, data_root: Path | Sequence[Path], layout:
     from dask.distributed import as_completed
     from tqdm import tqdm
 
-    mod = MODALITIES[opts.modality]
-    chunks = _chunks(manifest.of_kind(mod.unit_kind), opts.shard_size)
-    local = extract(manifest, store, replace(opts, workers=0), only=set())  # the entry, nothing computed
-    expected_key = read_index(local.entry)["key"]
+    mod = get_modality(opts.modality)
+    chunks = chunks_of(manifest.of_kind(mod.unit_kind), opts.shard_size)
+    # The entry is named from the options alone (no backbone is built here).
+    writer = open_entry(manifest, store, opts, resolve_precision(opts.precision, pick_device(opts.device)))
+    expected_key = read_index(writer.dir)["key"]
     current, _ = unit_fingerprints(manifest.of_kind(mod.unit_kind), manifest.videos, opts.modality,
                                    memo_for(store.root))
-    with EntryReader(local.entry) as reader:
+    with EntryReader(writer.dir) as reader:
         published = dict(zip(reader.units["unit_id"], reader.units.get("fingerprint", [""] * len(reader.units))))
     done = {uid for uid, fp in published.items() if current.get(uid) == fp}  # changed inputs: redo
     todo = [[u.unit_id for u in chunk] for chunk in chunks if any(u.unit_id not in done for u in chunk)]
-    report = ExtractReport(local.entry, len(done), 0, random_weights=not opts.checkpoints)
+    report = ExtractReport(writer.dir, len(done), 0, random_weights=not opts.checkpoints)
     log.info("%s: %d chunks of %d units to extract on Dask", opts.modality, len(todo), opts.shard_size)
     if not todo:
         return report
@@ -115,7 +117,7 @@ def extract_distributed(manifest: Any, data_root: Path | Sequence[Path], layout:
             result = future.result()
             if result["key"] != expected_key:  # the client checks too: never count another entry's work
                 raise WorkerMismatchError(f"a task wrote entry {result['key'][:12]} ({result['entry']}), the "
-                                          f"client computed {expected_key[:12]} ({local.entry})")
+                                          f"client computed {expected_key[:12]} ({writer.dir})")
             report.extracted += result["extracted"]
             report.failures.update(result["failures"])
     return report

@@ -9,15 +9,18 @@ from pathlib import Path
 import click
 
 from migue.cache import FeatureStore
-
-from .decode_pool import cpu_count
-from .extract import MODALITIES, ExtractOptions
+from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
+from migue.pipeline.datasets import LAYOUTS as DATA_LAYOUT_TABLE
+from migue.pipeline.datasets.common import DEFAULT_WINDOW
+from migue.pipeline.extraction.modalities import MODALITIES
+from migue.pipeline.extraction.options import ExtractOptions
+from migue.pipeline.extraction.decode_pool import cpu_count
 
 log = logging.getLogger("migue")
 
 CACHE_HELP = "Feature store root (default: $MIGUE_CACHE or ~/.cache/migue)."
-DATA_LAYOUTS = ("auto", "imigue", "miga2025", "miga2023", "openpose-json", "stgcn")
-JOINT_LAYOUTS = ("imigue22", "coco", "openpose18", "body25")
+DATA_LAYOUTS = ("auto", *DATA_LAYOUT_TABLE)
+JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -33,9 +36,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe bad input, a bad file or a full disk: printed as one line, no traceback."""
     from migue.cache import DiskFullError, DuplicateUnitsError, ShardError
     from migue.extractors.checkpoints import CheckpointError
-
-    from .skeleton import SkeletonError
-    from .video import VideoError
+    from migue.pipeline.datasets.skeleton import SkeletonError
+    from migue.pipeline.datasets.video import VideoError
 
     return (ShardError, DiskFullError, DuplicateUnitsError, CheckpointError, SkeletonError, VideoError,
             ValueError, LookupError, OSError)
@@ -83,7 +85,7 @@ def main(verbose: bool) -> None:
 def synth(out: Path, videos: int, seed: int, frames: int, width: int, height: int, layout: str,
           rgb: bool) -> None:
     """Write a deterministic synthetic sample in a release layout (default MiGA 2025)."""
-    from .synth import write_sample
+    from migue.synth.sample import write_sample
 
     try:
         summary = write_sample(out, videos=videos, seed=seed, frames=frames, width=width, height=height,
@@ -116,7 +118,7 @@ def _empty_train(manifest: object) -> None:
                 type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
               help="Dataset layout; auto detects it.")
-@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--skeletons/--no-skeletons", default=True, show_default=True,
               help="Parse every skeleton file to report bad ones (kept parsed under <cache>/parsed, so "
                    "extract reuses them). --no-skeletons parses only those of videos without a video file.")
@@ -125,7 +127,7 @@ def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: boo
     """Print what the dataset (one folder, or several read as one) holds per split, what under it
     no reader used, and every problem; exit 1 when there are problems (an empty train or
     validation split, a split folder without videos and videos matching no skeleton among them)."""
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
     from .report import describe_manifest
 
     try:
@@ -166,7 +168,7 @@ def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: boo
               help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
 @click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
               show_default=True, help="Joint layout for pose.")
-@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window.")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
                    "larger CPU batches), 4 for pose/face; on CUDA as many as fit in 60% of the free "
@@ -188,7 +190,7 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
             joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
             precision: str, scheduler: str | None) -> None:
     """Run frozen backbones over the dataset and cache their token embeddings."""
-    from .datasets import read_dataset
+    from migue.pipeline.datasets import read_dataset
 
     if data_layout in JOINT_LAYOUTS:  # `--layout` named the joint layout before `--joints` existed
         click.secho(f"note: --layout {data_layout} is a joint layout; use --joints {data_layout}", err=True)
@@ -244,11 +246,11 @@ def _run_extract(manifest, data_root: tuple[Path, ...], data_layout: str, window
     """Video modalities in one pass (or one Dask run each with --scheduler), pose on its own."""
     from dataclasses import replace
 
-    from .extract import extract as run_extract
-    from .onepass import VIDEO_MODALITIES, extract_videos
+    from migue.pipeline.extraction.extract import extract as run_extract
+    from migue.pipeline.extraction.onepass import VIDEO_MODALITIES, extract_videos
 
     if scheduler:
-        from .distributed import extract_distributed
+        from migue.pipeline.orchestration.distributed import extract_distributed
 
         return {m: extract_distributed(manifest, data_root, data_layout, window, store, replace(base, modality=m),
                                        scheduler=scheduler, workers=workers or 2) for m in names}
@@ -273,7 +275,7 @@ def resolve_modalities(text: str) -> list[str]:
 
 def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[str, ...]:
     """`--checkpoint` values as paths: catalogue keys become their files in the weights store."""
-    from .weights import WeightsError, WeightsStore, resolve_checkpoint, store_dir
+    from migue.pipeline.weights import WeightsError, WeightsStore, resolve_checkpoint, store_dir
 
     store = WeightsStore(store_dir(cache=cache))
     try:
@@ -325,7 +327,7 @@ def cache_verify(entries: tuple[str, ...], root: Path | None, data_root: Path | 
     also list units whose inputs changed. Exit 1 if any is bad."""
     from migue.cache import verify_entry
 
-    from .fingerprints import changed_inputs
+    from migue.pipeline.extraction.fingerprints import changed_inputs
 
     bad = 0
     store = FeatureStore(root)
@@ -410,7 +412,34 @@ class _FusionChoice(click.ParamType):
         return value
 
 
-@main.command("fuse-train")
+def _load_plugins(ctx: click.Context, param: click.Parameter, modules: tuple[str, ...]) -> tuple[str, ...]:
+    """--plugin: import the modules (or .py files) that register heads, before --help or --fusion
+    are looked at (an eager option)."""
+    from migue.fusion import load_plugins
+
+    try:
+        load_plugins(modules)
+    except ImportError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return modules
+
+
+class _HeadsCommand(click.Command):
+    """A command whose help ends with the registered heads, plugins included (listed when shown)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from migue.fusion import heads_help
+
+        self.epilog = "\b\nHeads (--fusion):\n" + heads_help()
+        super().format_epilog(ctx, formatter)
+
+
+@main.command("fuse-train", cls=_HeadsCommand)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=_load_plugins,
+              expose_value=False,
+              help="Import MODULE (a module name or a .py file) that registers heads with "
+                   "migue.fusion.register_head; repeatable. Heads of the `migue.heads` entry-point group load "
+                   "by themselves.")
 @click.option("--task", type=click.Choice(["mg", "emotion"]), required=True)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
@@ -428,9 +457,9 @@ class _FusionChoice(click.ParamType):
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
                epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool) -> None:
     """Train a fusion head (or a baseline) on cached features."""
-    from migue.fusion.train import train_run
+    from migue.fusion.runs import train_run
 
-    from .train import head_roles, select_entries
+    from migue.pipeline.orchestration.entries import head_roles, select_entries
 
     config = {k: _json_value(v) for k, v in _pairs(overrides).items()}
     config["seed"] = seed
@@ -451,7 +480,7 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 def evaluate(run_dir: Path, split: str) -> None:
     """Recompute a run's metrics on a split from the cache."""
-    from migue.fusion.train import evaluate_run
+    from migue.fusion.runs import evaluate_run
 
     click.echo(json.dumps(evaluate_run(run_dir, split), indent=1, default=str))
 
@@ -473,7 +502,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
             data_layout: str) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
-    from migue.fusion.train import predict_run
+    from migue.fusion.runs import predict_run
 
     from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
 
@@ -481,7 +510,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     table = predict_run(run_dir, split)
     if fmt == "miga":
         if data_root:
-            from .datasets import read_dataset
+            from migue.pipeline.datasets import read_dataset
 
             expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
         else:
@@ -500,7 +529,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the heads' own).")
 def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
     """Synth a sample, extract all four modalities, train both heads, print a summary."""
-    from .demo import run_demo
+    from migue.pipeline.orchestration.demo import run_demo
 
     run_demo(workdir, videos=videos, arch=arch, epochs=epochs)
 
@@ -522,7 +551,7 @@ def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None
       axes: {head: [cmtf, concat], lr: [5.0e-4, 1.0e-3], seed: [0, 1, 2]}
       one_pass: true            # optional: train the probe-* runs together, one read of the cache
     """
-    from .ablate import Grid, run_ablation
+    from migue.pipeline.orchestration.ablate import Grid, run_ablation
 
     table = run_ablation(Grid.load(grid_file), cache, out, scheduler=scheduler, workers=workers)
     failed = int((table["status"] != "ok").sum())
@@ -549,17 +578,8 @@ def _json_value(text: str) -> object:
         return text
 
 
-def _install_fusion_epilog() -> None:
-    from migue.fusion import heads_help
-
-    main.commands["fuse-train"].epilog = "\b\nHeads (--fusion):\n" + heads_help()
-
-
-_install_fusion_epilog()
-
-
 def _install_weights() -> None:
-    from .weights.cli import weights
+    from migue.pipeline.weights.cli import weights
 
     main.add_command(weights)
 

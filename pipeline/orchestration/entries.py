@@ -13,7 +13,7 @@ def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
     """The entry roles (modalities) the configured head reads, in the task's order: a pose probe
     needs pose alone, CMTF rgb and pose."""
     from migue.fusion.config import resolve_config
-    from migue.fusion.registry import head_inputs
+    from migue.fusion.heads import head_inputs
 
     if task not in TASK_MODALITIES:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")

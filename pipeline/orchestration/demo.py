@@ -13,10 +13,11 @@ import torch
 
 from migue.cache import FeatureStore
 
-from .datasets import read_dataset
-from .extract import ExtractOptions, cpu_threads, extract
-from .synth import write_sample
-from .train import head_roles, select_entries
+from migue.pipeline.datasets import read_dataset
+from migue.pipeline.extraction.decode_pool import cpu_count as cpu_threads
+from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.synth.sample import write_sample
+from .entries import head_roles, select_entries
 
 log = logging.getLogger("migue.demo")
 
@@ -62,7 +63,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         if report.failures:
             raise RuntimeError(f"{modality}: {len(report.failures)} units failed: {report.failures}")
         timings[f"extract {modality}"] = time.perf_counter() - t
-    from migue.fusion.train import train_run
+    from migue.fusion.runs import train_run
 
     rows = []
     for task, head in DEMO_RUNS:

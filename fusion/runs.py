@@ -1,4 +1,5 @@
-"""Train one head over cache entries and write a self-describing run folder; re-evaluate it later.
+"""Runs: train one head over cache entries into a self-describing run folder, resume it, re-evaluate
+it or predict with it later.
 
 Run folder: config.json (resolved config, entries with paths, keys and configs), head.pt
 (best-on-val state_dict + config; torch.load(weights_only=True)), metrics.json (test and
@@ -12,12 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import random
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,38 +23,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from migue.cache import EntryReader
 from migue.cache.keys import project_version
 from migue.cache.labels import class_names
+from migue.common.devices import pick_device
+from migue.cache.atomic import atomic_writer
 
 from .config import MONITORS, resolve_config
-from .data import FusionData, SplitData, build_data, iter_batches
-from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities, task_metrics
+from .data import FusionData, build_data, iter_batches
+from .heads import check_head
+from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
+                      training_setup, wire_dtype)
+from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head
 from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("migue.fusion.train")
+
+__all__ = ["evaluate_run", "predict_run", "run_record", "task_data", "train_run", "write_results"]
 
 CHECKPOINT = "checkpoint.pt"
 RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resume: same numbers
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
@@ -71,11 +61,11 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg["seed"])
-    data = _data(task, entries, cfg)
-    _check_labels(task, data, cfg)
+    data = task_data(task, entries, cfg)
+    check_labels(task, data, cfg)
     device = pick_device(cfg["device"])
     head = spec.build(task, data.shapes, cfg).to(device)
-    record = _record(task, cfg, head, data, entries, device)
+    record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
     write_json(out_dir / "config.json", record)
@@ -83,7 +73,7 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
                                            {"task": task, "config": cfg, "entries": keys})
     head.load_state_dict(best_state)
-    results = {s: _evaluate(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
+    results = {s: evaluate_head(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
     return write_results(out_dir, task, cfg, head, data, history, best_epoch, results)
 
 
@@ -125,7 +115,7 @@ def evaluate_run(run_dir: Path, split: str = "test",
     """Reload a run (its config, head.pt and entries, or `entries` by role) and recompute the
     metrics of `split`."""
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
-    return _evaluate(task, head, data.splits[split], cfg, device)[0]
+    return evaluate_head(task, head, data.splits[split], cfg, device)[0]
 
 
 def predict_run(run_dir: Path, split: str = "test",
@@ -136,7 +126,7 @@ def predict_run(run_dir: Path, split: str = "test",
     `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry)."""
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
     part = data.splits[split]
-    logits = _logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
+    logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
     labels, probs = predictions(task, logits), probabilities(task, logits)
     if task == "emotion":
         return pd.DataFrame({"video_id": part.ids, "label": labels, "video_name": part.video_names,
@@ -145,95 +135,6 @@ def predict_run(run_dir: Path, split: str = "test",
     table = pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels,
                           "video_name": part.video_names, "label_row": part.label_rows})
     return pd.concat([table, scores], axis=1)
-
-
-# ---- training ------------------------------------------------------------------------------
-class Fitter:
-    """One head's optimisation: AdamW + warm-up/cosine, its loss, early stopping on val and
-    the best-on-val state. The caller owns the batches (one loop can drive many fitters)."""
-
-    def __init__(self, task: str, head: nn.Module, cfg: dict[str, Any], train_labels: np.ndarray,
-                 steps_per_epoch: int, has_val: bool, device: torch.device) -> None:
-        self.task, self.head, self.cfg, self.has_val, self.device = task, head, cfg, has_val, device
-        warmup, total = round(cfg["warmup_epochs"] * steps_per_epoch), cfg["epochs"] * steps_per_epoch
-        decay = [p for p in head.parameters() if p.dim() >= 2]
-        no_decay = [p for p in head.parameters() if p.dim() < 2]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                          lambda step: _lr_factor(step, warmup, total))
-        self.criterion = _criterion(task, cfg, train_labels, device)
-        self.rows: list[dict[str, Any]] = []
-        self.best_score: tuple[float, float] = (-math.inf, -math.inf)
-        self.best_state: dict[str, torch.Tensor] = {}
-        self.best_epoch, self.stale, self.stopped = 0, 0, False
-        self._loss_sum, self._seen, self._started = 0.0, 0, time.perf_counter()
-
-    def step(self, batch: dict[str, torch.Tensor]) -> None:
-        """One optimiser step on a batch already on the device."""
-        self.head.train()
-        with _autocast(self.device, self.cfg["amp"]):
-            terms = self.head.train_logits(batch) if hasattr(self.head, "train_logits") else [self.head(batch)]
-            loss = sum(self.criterion(logits.float(), batch["label"]) for logits in terms)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg["grad_clip"]:
-            nn.utils.clip_grad_norm_(self.head.parameters(), self.cfg["grad_clip"])
-        self.optimizer.step()
-        self.schedule.step()
-        self._loss_sum += loss.item() * len(batch["label"])
-        self._seen += len(batch["label"])
-
-    def end_epoch(self, epoch: int, val: dict[str, Any] | None) -> bool:
-        """Record the epoch (val: its val metrics, None without val); True when training should stop."""
-        row = {"epoch": epoch, "train_loss": self._loss_sum / max(self._seen, 1),
-               "lr": self.optimizer.param_groups[0]["lr"]}
-        score = (float(epoch), 0.0)  # without val: the latest epoch is the best
-        if self.has_val and val is not None:
-            row.update({f"val_{k}": val[k] for k in ("loss", *MONITORS[self.task])})
-            monitored = row[f"val_{self.cfg['monitor']}"]
-            score = (-math.inf if math.isnan(monitored) else monitored, -row["val_loss"])
-        row["seconds"] = time.perf_counter() - self._started
-        self.rows.append(row)
-        self.stale += 1
-        if score > self.best_score:
-            self.best_score, self.best_epoch, self.stale = score, epoch, 0
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()}
-        log.debug("%s epoch %d/%d  %s%s", self.cfg["head"], epoch, self.cfg["epochs"],
-                  "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"),
-                  "  *" if self.best_epoch == epoch else "")
-        self.stopped = bool(self.has_val and self.cfg["patience"] and self.stale >= self.cfg["patience"])
-        if self.stopped:
-            log.info("%s: early stop, no better val %s for %d epochs", self.cfg["head"], self.cfg["monitor"],
-                     self.stale)
-        self._loss_sum, self._seen, self._started = 0.0, 0, time.perf_counter()
-        return self.stopped
-
-    def history(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
-
-    def state(self) -> dict[str, Any]:
-        """Everything the next epoch depends on, as plain values and tensors (weights_only loads it)."""
-        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(), "history": _plain(self.rows),
-                "best_state": self.best_state, "best_epoch": self.best_epoch,
-                "best_score": _plain(list(self.best_score)), "stale": self.stale, "stopped": self.stopped}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.head.load_state_dict(state["head"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.rows, self.best_state, self.best_epoch = state["history"], state["best_state"], state["best_epoch"]
-        self.best_score, self.stale, self.stopped = tuple(state["best_score"]), state["stale"], state["stopped"]
-
-
-def training_setup(data: FusionData, cfg: dict[str, Any]) -> tuple[np.ndarray, int, bool]:
-    """(labelled train items, optimiser steps per epoch, whether val has labels)."""
-    items = np.flatnonzero(data.splits["train"].labels >= 0)
-    has_val = bool((data.splits["val"].labels >= 0).any())
-    if not has_val:
-        log.warning("no labelled val items: no early stopping, the last epoch is kept")
-    return items, math.ceil(len(items) / cfg["batch_size"]), has_val
 
 
 def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,
@@ -254,11 +155,16 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
     epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
+    checked = False
     for epoch in epochs:
-        order = _epoch_order(rng, items, train.labels, cfg["class_balance"])
+        order = epoch_order(rng, items, train.labels, cfg["class_balance"])
         for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
-            fitter.step(_to(batch, device))
-        val = _evaluate(task, head, data.splits["val"], cfg, device)[0] if has_val else None
+            batch = to_device(batch, device)
+            if not checked:  # the contract, on the first real batch, before any step
+                check_head(cfg["head"], task, head.eval(), batch, cfg)
+                checked = True
+            fitter.step(batch)
+        val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {**(identity or {}), "epoch": epoch, **fitter.state(),
@@ -268,7 +174,6 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
     return fitter.history(), fitter.best_state, fitter.best_epoch
 
 
-# ---- resume --------------------------------------------------------------------------------
 def _rng_states(order: np.random.Generator) -> dict[str, Any]:
     """Every random state training draws from (tensors and plain values: weights_only loads them)."""
     legacy = np.random.get_state(legacy=False)
@@ -291,27 +196,10 @@ def _set_rng_states(states: dict[str, Any], order: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _plain(obj: Any) -> Any:
-    """numpy scalars as Python ones (NaN kept), so that weights_only loading accepts them."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj.item() if isinstance(obj, np.generic) else obj
-
-
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temp name, fsync, rename: a kill leaves the previous epoch's checkpoint."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """torch.save atomically: a kill leaves the previous epoch's checkpoint."""
+    with atomic_writer(path) as f:
+        torch.save(state, f)
 
 
 def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str, str]) -> dict[str, Any] | None:
@@ -338,109 +226,18 @@ def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str,
     return state
 
 
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
-def _epoch_order(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray, balance: str) -> np.ndarray:
-    """A shuffled epoch, or (balance='sampler') one drawn with replacement at equal class odds."""
-    if balance != "sampler":
-        return rng.permutation(items)
-    counts = np.bincount(labels[items])
-    weights = 1.0 / counts[labels[items]]
-    return rng.choice(items, size=len(items), replace=True, p=weights / weights.sum())
-
-
-def _criterion(task: str, cfg: dict[str, Any], labels: np.ndarray,
-               device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy (mg) or BCE on smoothed targets (emotion); class-weighted if configured."""
-    weighted, smooth = cfg["class_balance"] == "weighted-loss", cfg["label_smoothing"]
-    if task == "mg":
-        counts = np.bincount(labels, minlength=cfg["num_classes"]).clip(min=1)
-        weight = torch.tensor(len(labels) / (len(counts) * counts), dtype=torch.float32, device=device)
-        return lambda logits, y: F.cross_entropy(logits, y, weight=weight if weighted else None,
-                                                 label_smoothing=smooth)
-    positives = labels.sum()
-    pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1), dtype=torch.float32, device=device)
-    return lambda logits, y: F.binary_cross_entropy_with_logits(
-        logits, y.float() * (1 - smooth) + 0.5 * smooth, pos_weight=pos_weight if weighted else None)
-
-
-# ---- evaluation ----------------------------------------------------------------------------
-def _evaluate(task: str, head: nn.Module, split: SplitData, cfg: dict[str, Any],
-              device: torch.device) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
-    """Metrics of the labelled items of a split, and their (labels, logits)."""
-    return evaluate_heads(task, {0: head}, split, {0: cfg}, device)[0]
-
-
-def evaluate_heads(task: str, heads: Mapping[Any, nn.Module], split: SplitData, cfgs: Mapping[Any, dict[str, Any]],
-                   device: torch.device, names: Sequence[str] | None = None
-                   ) -> dict[Any, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]:
-    """Metrics and (labels, logits) of each head on the labelled items of a split; the batches
-    (of inputs `names`, None: all) are read once for all heads."""
-    items = np.flatnonzero(split.labels >= 0)
-    labels = split.labels[items]
-    logits = _logits(task, heads, split, items, cfgs, device, names)
-    return {k: (task_metrics(task, labels, logits[k], cfgs[k]["num_classes"]), (labels, logits[k])) for k in heads}
-
-
-@torch.inference_mode()
-def _logits(task: str, heads: Mapping[Any, nn.Module], split: SplitData, items: np.ndarray,
-            cfgs: Mapping[Any, dict[str, Any]], device: torch.device,
-            names: Sequence[str] | None = None) -> dict[Any, np.ndarray]:
-    """Each head's logits for `items`, one pass over their batches."""
-    lead = next(iter(cfgs.values()))
-    outs = {k: [torch.empty((0, cfgs[k]["num_classes"]) if task == "mg" else (0,))] for k in heads}
-    for head in heads.values():
-        head.eval()
-    for batch in iter_batches(split, items, lead["batch_size"], names, wire_dtype(device)):
-        batch = _to(batch, device)
-        for k, head in heads.items():
-            with _autocast(device, cfgs[k]["amp"]):
-                outs[k].append(head(batch).float().cpu())
-    return {k: torch.cat(parts).numpy() for k, parts in outs.items()}
-
-
-def _autocast(device: torch.device, amp: bool) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-
-
-def wire_dtype(device: torch.device) -> torch.dtype:
-    """What batches travel as: the cache's float16 to a GPU (half the bytes), float32 on CPU."""
-    return torch.float16 if device.type == "cuda" else torch.float32
-
-
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """The batch on `device`, token tensors widened to float32 there."""
-    moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    return {k: v.float() if v.is_floating_point() else v for k, v in moved.items()}
-
-
 def _summary(metrics: dict[str, Any], task: str) -> str:
     return "  ".join(f"{k} {metrics[k]:.4f}" for k in MONITORS[task] if k in metrics) or "no labels"
 
 
-# ---- run folder ----------------------------------------------------------------------------
-def _data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
+def task_data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
           splits: tuple[str, ...] = ("train", "val", "test")) -> FusionData:
     inputs = get_head(cfg["head"], task).inputs(task, cfg)
     return build_data(task, entries, inputs, splits, cfg["align"], cfg["max_windows"], cfg["in_memory"],
                       cfg["memory_budget_gb"])
 
 
-def _check_labels(task: str, data: FusionData, cfg: dict[str, Any]) -> None:
-    if not (data.splits["train"].labels >= 0).any():
-        raise ValueError(f"{task}: the train split has no labelled items")
-    if task == "mg":
-        top = max(int(s.labels.max(initial=-1)) for s in data.splits.values())
-        if top >= cfg["num_classes"]:
-            raise ValueError(f"MG label {top} out of range for num_classes={cfg['num_classes']}")
-
-
-def _record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
+def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
             entries: Mapping[str, EntryReader], device: torch.device) -> dict[str, Any]:
     """config.json: everything needed to rebuild the run and to know what it was trained on."""
     spec = get_head(cfg["head"], task)
@@ -475,7 +272,7 @@ def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | No
         if opened[role].index["key"] != info["key"]:
             log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
                         opened[role].name, role, run_dir, info["name"])
-    data = _data(task, opened, cfg, (split,))
+    data = task_data(task, opened, cfg, (split,))
     recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
     if data.shapes != recorded:
         raise ValueError(f"entries give input shapes {data.shapes}; the head in {run_dir} expects {recorded}")

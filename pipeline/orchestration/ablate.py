@@ -22,13 +22,12 @@ import pandas as pd
 import yaml
 
 from migue.cache import FeatureStore
+from migue.fusion.config import MONITORS
 from migue.fusion.reports import DONE_FILE, finished_metrics
 
-from .train import TASK_MODALITIES, head_roles, select_entries
+from .entries import TASK_MODALITIES, head_roles, select_entries
 
 log = logging.getLogger("migue.ablate")
-
-HEADLINE = {"mg": ("top1", "top5", "macro_f1"), "emotion": ("accuracy", "f1", "roc_auc")}
 
 
 @dataclass
@@ -40,6 +39,7 @@ class Grid:
     axes: dict[str, list[Any]] = field(default_factory=dict)
     entries: dict[str, str] = field(default_factory=dict)
     one_pass: bool = False  # train the probe runs together: many heads, one read of the cache
+    plugins: list[str] = field(default_factory=list)  # modules (or .py files) that register heads
 
     @classmethod
     def load(cls, path: Path) -> "Grid":
@@ -47,10 +47,16 @@ class Grid:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML ({exc})") from None
-        unknown = set(raw) - {"task", "base", "axes", "entries", "one_pass"}
+        unknown = set(raw) - {"task", "base", "axes", "entries", "one_pass", "plugins"}
         if unknown or "task" not in raw:
-            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass'; "
-                             f"unexpected keys {sorted(unknown)}" if unknown else f"{path}: no 'task'")
+            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass', "
+                             f"'plugins'; unexpected keys {sorted(unknown)}" if unknown else f"{path}: no 'task'")
+        plugins = raw.get("plugins") or []
+        if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+            raise ValueError(f"{path}: plugins must be a list of module names or .py files, got {plugins!r}")
+        # a plugin file is found beside the grid file
+        plugins = [str(Path(path).parent / p) if p.endswith(".py") and not Path(p).is_absolute() else p
+                   for p in plugins]
         axes = raw.get("axes") or {}
         for name, values in axes.items():
             if not isinstance(values, list) or not values:
@@ -58,7 +64,7 @@ class Grid:
         if not isinstance(raw.get("one_pass", False), bool):
             raise ValueError(f"{path}: one_pass must be true or false, got {raw['one_pass']!r}")
         return cls(raw["task"], raw.get("base") or {}, axes, raw.get("entries") or {},
-                   bool(raw.get("one_pass", False)))
+                   bool(raw.get("one_pass", False)), plugins)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every combination of the axes, each merged over the base config."""
@@ -74,11 +80,13 @@ def run_id(config: dict[str, Any]) -> str:
     return f"{head}-s{config.get('seed', 0)}-{digest}"
 
 
-def train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+def train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any],
+              plugins: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """One ablation run, executed on a Dask worker: reads the cache, trains a head, returns metrics."""
     from migue.cache import EntryReader
-    from migue.fusion import train_run
+    from migue.fusion import load_plugins, train_run
 
+    load_plugins(plugins)
     readers = {role: EntryReader(path) for role, path in entry_dirs.items()}
     try:
         return train_run(task, readers, Path(run_dir), dict(config))
@@ -87,19 +95,22 @@ def train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[
             reader.close()
 
 
-def _safe_train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
+def _safe_train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any],
+                    plugins: list[str]) -> dict[str, Any]:
     try:
-        return {"status": "ok", "metrics": train_one(task, entry_dirs, run_dir, config)}
+        return {"status": "ok", "metrics": train_one(task, entry_dirs, run_dir, config, plugins)}
     except Exception as exc:  # one failing run must not stop the others
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
 
 
-def _safe_sweep(task: str, entry_dirs: dict[str, str], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _safe_sweep(task: str, entry_dirs: dict[str, str], runs: dict[str, dict[str, Any]],
+                plugins: list[str]) -> dict[str, dict[str, Any]]:
     """A group of probe runs trained in one pass on a Dask worker: {run folder: outcome}."""
     from migue.cache import EntryReader
-    from migue.fusion import sweep_probes
+    from migue.fusion import load_plugins, sweep_probes
 
+    load_plugins(plugins)
     readers = {role: EntryReader(path) for role, path in entry_dirs.items()}
     try:
         metrics = sweep_probes(task, readers, {Path(d): c for d, c in runs.items()})
@@ -160,6 +171,9 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     from dask.distributed import as_completed
     from tqdm import tqdm
 
+    from migue.fusion import load_plugins
+
+    load_plugins(grid.plugins)  # the driver resolves the runs' configs: it must know their heads
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
     configs = {run_id(c): c for c in grid.runs()}
@@ -186,11 +200,11 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
             for group in (_sweep_groups(grid.task, todo) if grid.one_pass else []):
                 runs = {str(out / "runs" / rid): todo.pop(rid) for rid in group}
                 log.info("%d probe runs in one pass over the cache", len(runs))
-                futures[client.submit(_safe_sweep, grid.task, entry_dirs, runs, key=f"sweep-{group[0]}",
+                futures[client.submit(_safe_sweep, grid.task, entry_dirs, runs, grid.plugins, key=f"sweep-{group[0]}",
                                       resources=resources or None, pure=False)] = (group, True)
             for rid, config in todo.items():
                 futures[client.submit(_safe_train_one, grid.task, entry_dirs, str(out / "runs" / rid), config,
-                                      key=f"ablate-{rid}", resources=resources or None, pure=False)] = ([rid], False)
+                                      grid.plugins, key=f"ablate-{rid}", resources=resources or None, pure=False)] = ([rid], False)
             progress = tqdm(total=sum(len(g) for g, _ in futures.values()), desc="ablation", unit="run",
                             disable=None)
             for future in as_completed(futures):
@@ -216,7 +230,7 @@ def results_table(grid: Grid, configs: dict[str, dict[str, Any]], outcomes: dict
         row["status"] = outcome["status"]
         row["error"] = outcome.get("error", "")
         test = (outcome.get("metrics") or {}).get("test", {})
-        for metric in HEADLINE[grid.task]:
+        for metric in MONITORS[grid.task]:
             row[metric] = test.get(metric)
         row["config"] = json.dumps(config, sort_keys=True, default=str)
         rows.append(row)
@@ -231,7 +245,7 @@ def grouped(grid: Grid, table: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds for every other combination of the axes."""
     keys = [a for a in grid.axes if a != "seed"]
     ok = table[table["status"] == "ok"].copy()
-    metrics = list(HEADLINE[grid.task])
+    metrics = list(MONITORS[grid.task])
     for m in metrics:
         ok[m] = pd.to_numeric(ok[m], errors="coerce")
     if ok.empty:
@@ -252,7 +266,7 @@ def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
     """results.csv (every run), results.md (mean ± std over seeds, best marked), results.png."""
     table.to_csv(out / "results.csv", index=False)
     summary = grouped(grid, table)
-    metrics = list(HEADLINE[grid.task])
+    metrics = list(MONITORS[grid.task])
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
     for m in metrics:
         best = summary[f"{m}_mean"].max() if len(summary) else None

@@ -1,0 +1,39 @@
+"""What `migue extract` can be told, and what one run reports."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ExtractOptions:
+    """Everything `migue extract` can be told; None means the modality's default."""
+
+    modality: str
+    arch: str = "small"
+    frames: int | None = None
+    size: int | None = None
+    layout: str = "imigue22"
+    batch_size: int | None = None  # None: auto (see batching.resolve_batch_size)
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, float32 on CPU
+    checkpoints: tuple[str, ...] = ()
+    trust_checkpoint: bool = False
+    strict_checkpoint: bool = True  # False: load what fits, warn, leave the rest random
+    workers: int = 2
+    shard_size: int = 64
+    seed: int = 0  # seeds the random weights when no checkpoint is given
+
+
+@dataclass
+class ExtractReport:
+    entry: Path
+    done_before: int
+    extracted: int
+    failures: dict[str, str] = field(default_factory=dict)
+    random_weights: bool = False
+    changed: dict[str, str] = field(default_factory=dict)  # unit id -> which inputs changed (retired, recomputed)
+    fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)
+    decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
+    batch_size: int | None = None  # as resolved (auto or given)

@@ -1,0 +1,86 @@
+"""What a stage-one run has to compute and how its outputs wait to be published, shared by the
+pose loop (`extract.py`) and the one-pass video engine (`onepass.py`)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+
+from migue.cache import EntryWriter, FeatureStore
+from migue.cache.files import memo_for
+from migue.cache.finite import nonfinite_units
+from migue.cache.units import unit_columns
+from migue.pipeline.datasets.manifest import Manifest, Unit
+
+from .fingerprints import unit_fingerprints, why_changed
+from .modalities import get_modality
+from .options import ExtractOptions, ExtractReport
+
+log = logging.getLogger("migue.extract")
+
+
+def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, opts: ExtractOptions,
+                  only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
+    """The modality's units to compute, fingerprinted (units whose inputs changed are retired and
+    recomputed), in (video, start) order, and the report they start."""
+    mod = get_modality(opts.modality)
+    memo = memo_for(store.root)
+    hashed_before = memo.hashed_bytes
+    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
+    published = writer.published_fingerprints()
+    changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
+               if uid in fingerprints and old != fingerprints[uid]}
+    if changed:
+        writer.retire(set(changed))
+        log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
+                 "they are extracted again", opts.modality, len(changed), _reasons(changed))
+    done = {uid for uid in published if uid not in changed}
+    units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
+                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
+    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
+                           changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
+    log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
+             opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
+    return units, report
+
+
+def finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
+    """Cast a batch's float32 outputs to float16, keeping only units whose tokens stay finite;
+    the others fail with the reason (NaN, inf, or overflow past float16's 65504)."""
+    bad = nonfinite_units(ids, {k: list(v) for k, v in outputs.items()}, np.float16)
+    keep = [i for i, uid in enumerate(ids) if uid not in bad]
+    kept = {k: v[keep].astype(np.float16) for k, v in outputs.items()}
+    return [ids[i] for i in keep], kept, {uid: f"not finite: {why}" for uid, why in bad.items()}
+
+
+def _reasons(changed: dict[str, str]) -> str:
+    """'12 skeleton changed, 1 label row changed': how many units changed for which reason."""
+    counts: dict[str, int] = {}
+    for why in changed.values():
+        counts[why] = counts.get(why, 0) + 1
+    return ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def chunks_of(units: list[Unit], size: int) -> list[list[Unit]]:
+    """The kind's units in (video, start) order, cut every `size` units: the same in every run."""
+    ordered = sorted(units, key=lambda u: (u.video_id, u.start, u.unit_id))
+    return [ordered[i:i + size] for i in range(0, len(ordered), max(1, size))]
+
+
+class ShardBuffer:
+    """Units and their per-stream token arrays waiting to become one shard."""
+
+    def __init__(self) -> None:
+        self.units: list[Unit] = []
+        self.streams: dict[str, list[np.ndarray]] = {}
+
+    def add(self, units: list[Unit], outputs: dict[str, np.ndarray]) -> None:
+        self.units.extend(units)
+        for name, array in outputs.items():
+            self.streams.setdefault(name, []).extend(list(array))
+
+    def columns(self) -> dict[str, list[Any]]:
+        return unit_columns(self.units)

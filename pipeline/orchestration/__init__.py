@@ -1,0 +1,1 @@
+"""Running the stages: picking entries for a task, Dask extraction and ablations, the demo."""
