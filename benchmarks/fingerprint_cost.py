@@ -56,7 +56,7 @@ def main() -> None:
 
         from migue.pipeline.datasets import read_dataset
         from migue.pipeline.extraction.fingerprints import unit_fingerprints
-        from migue.pipeline.synth import write_sample
+        from migue.synth import write_sample
 
         write_sample(root / "sample", videos=args.videos, seed=0)
         manifest = read_dataset(root / "sample")

@@ -141,7 +141,7 @@ def test_enospc_in_the_run_folder_leaves_no_half_metrics(tmp_path, monkeypatch):
 # ---- parsed skeletons ---------------------------------------------------------------------------
 def test_a_torn_parsed_skeleton_is_parsed_again_with_a_note_and_swept_by_gc(tmp_path, caplog):
     from migue.pipeline.datasets.skeleton import parse_skeleton
-    from migue.pipeline.synth import _write_xlsx
+    from migue.synth.sample import _write_xlsx
 
     sheet = tmp_path / "data" / "3_openpose.xlsx"
     sheet.parent.mkdir()

@@ -26,7 +26,7 @@ def _opts():
 @pytest.fixture(scope="module")
 def json_sample(tmp_path_factory):
     """A skeleton-only sample with OpenPose JSON folders (as in the issue's stale-features case)."""
-    from migue.pipeline.synth import write_sample
+    from migue.synth import write_sample
 
     out = tmp_path_factory.mktemp("json-sample")
     write_sample(out, videos=12, seed=3, frames=260, layout="openpose-json", rgb=False)
@@ -37,6 +37,15 @@ def _two_videos(data: Path):
     manifest = read_dataset(data)
     keep = set(sorted(manifest.videos)[:2])
     return dataclasses.replace(manifest, units=[u for u in manifest.units if u.video_id in keep]), sorted(keep)
+
+
+def _extracted_copy(json_sample: Path, tmp_path: Path):
+    """A copy of the sample, its first two videos' pose extracted once into a fresh cache."""
+    data = tmp_path / "data"
+    shutil.copytree(json_sample, data)
+    manifest, videos = _two_videos(data)
+    store = FeatureStore(tmp_path / "cache")
+    return data, manifest, videos, store, extract(manifest, store, _opts())
 
 
 def _same_size_edit(path: Path, restore_mtime: bool = True) -> None:
@@ -55,11 +64,7 @@ def _same_size_edit(path: Path, restore_mtime: bool = True) -> None:
 
 def test_a_same_size_json_edit_recomputes_exactly_that_videos_units(json_sample, tmp_path):
     """Old code: 'N already cached' and the old tokens served (the digest hashed names and sizes)."""
-    data = tmp_path / "data"
-    shutil.copytree(json_sample, data)
-    manifest, (victim, other) = _two_videos(data)
-    store = FeatureStore(tmp_path / "cache")
-    first = extract(manifest, store, _opts())
+    data, manifest, (victim, other), store, first = _extracted_copy(json_sample, tmp_path)
     assert first.extracted == len(manifest.of_kind("mg")) and not first.failures
     before = EntryReader(first.entry)
     assert all(str(fp).startswith("skeleton=b3:") for fp in before.units["fingerprint"])
@@ -88,11 +93,7 @@ def test_a_same_size_json_edit_recomputes_exactly_that_videos_units(json_sample,
 
 
 def test_a_label_row_edit_recomputes_only_that_unit(json_sample, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(json_sample, data)
-    manifest, (victim, _) = _two_videos(data)
-    store = FeatureStore(tmp_path / "cache")
-    first = extract(manifest, store, _opts())
+    data, manifest, (victim, _), store, first = _extracted_copy(json_sample, tmp_path)
     label_file = next(p for p in data.rglob(f"{victim}_label.csv"))
     rows = label_file.read_text().splitlines()
     cls, rest = rows[0].split(",", 1)
@@ -109,11 +110,7 @@ def test_a_label_row_edit_recomputes_only_that_unit(json_sample, tmp_path):
 
 
 def test_an_unchanged_rerun_reads_no_input_bytes(json_sample, tmp_path):
-    data = tmp_path / "data"
-    shutil.copytree(json_sample, data)
-    manifest, _ = _two_videos(data)
-    store = FeatureStore(tmp_path / "cache")
-    first = extract(manifest, store, _opts())
+    _, manifest, _, store, first = _extracted_copy(json_sample, tmp_path)
     assert first.fingerprinted_bytes > 0
     again = extract(manifest, store, _opts())
     assert again.extracted == 0 and again.fingerprinted_bytes == 0

@@ -81,6 +81,51 @@ def test_a_sheet_declaring_a_huge_area_is_refused_before_parsing(tmp_path, case)
     assert_clear(result, "SkeletonError", str(path))
 
 
+@pytest.mark.parametrize("cells", [
+    '<row r="1"><c s="0" t="n" r="XFD1048576"><v>1</v></c></row>',  # r not the first attribute
+    "<row r='1'><c r='XFD1'><v>1</v></c></row>",  # single quotes
+    '<row r="1"><c r = "xfd1"><v>1</v></c></row>',  # lowercase, spaces around =
+    '<row r="1"><c r="$XFD$1048576"><v>1</v></c></row>',  # absolute reference
+    '<row r="1"><c r="AAAA1"><v>1</v></c></row>',  # four letters: past any sheet
+    '<row r="1"><c r="A99999999999999999999"><v>1</v></c></row>',  # more digits than int64
+    '<row r="1"><c r="A1"><v>1</v></c></row>' + '<row><c/></row>' * 3 + '<row r="1048576"><c/></row>',
+])
+def test_every_spelling_of_a_far_cell_is_seen(tmp_path, cells):
+    """The scan reads bytes, not XML: each way a reader could be told of a far cell is caught."""
+    from migue.pipeline.datasets.sheet_bounds import SheetBoundsError, check_workbook_bounds
+
+    path = write_sheet(tmp_path / "1_openpose.xlsx", _sheet(cells))
+    with pytest.raises(SheetBoundsError, match="1_openpose.xlsx"):
+        check_workbook_bounds(path, max_rows=200_000, max_columns=1000)
+
+
+def test_a_far_cell_in_prefixed_tags_is_seen(tmp_path):
+    from migue.pipeline.datasets.sheet_bounds import SheetBoundsError, check_workbook_bounds
+
+    sheet = (f'{_XML}<x:worksheet xmlns:x="{_MAIN_NS}"><x:sheetData><x:row r="1"><x:c r="A1"><x:v>1</x:v></x:c>'
+             '<x:c r="XFD1048576"><x:v>1</x:v></x:c></x:row></x:sheetData></x:worksheet>')
+    with pytest.raises(SheetBoundsError, match="XFD"):
+        check_workbook_bounds(write_sheet(tmp_path / "1_openpose.xlsx", sheet), 200_000, 1000)
+
+
+def test_a_far_cell_across_a_chunk_cut_is_seen(tmp_path, monkeypatch):
+    """Chunks are cut before a `<`, so a tag split by the read size is still scanned whole."""
+    from migue.pipeline.datasets import sheet_bounds
+
+    dense = "".join(f'<row r="{r}">' + "".join(f'<c r="{c}{r}"><v>1</v></c>' for c in "ABC") + "</row>"
+                    for r in range(1, 200))
+    sheet = _sheet(dense + '<row r="200"><c t="n" r="XFD200"><v>1</v></c></row>')
+    path = write_sheet(tmp_path / "1_openpose.xlsx", sheet)
+    cut_in_tag = sheet.index('r="XFD200"') - len(_XML) - 3
+    for chunk in (7, 64, 1000, cut_in_tag):
+        monkeypatch.setattr(sheet_bounds, "CHUNK", chunk)
+        with pytest.raises(sheet_bounds.SheetBoundsError, match="XFD"):
+            sheet_bounds.check_workbook_bounds(path, 200_000, 1000)
+    monkeypatch.setattr(sheet_bounds, "CHUNK", 64)
+    write_sheet(path, _sheet(dense))
+    sheet_bounds.check_workbook_bounds(path, 200_000, 1000)  # the same sheet without the far cell passes
+
+
 def test_a_real_sheet_still_reads_after_the_dimension_check(tmp_path):
     from migue.pipeline.datasets.skeleton import read_skeleton
     from migue.synth.sample import _write_xlsx
@@ -112,12 +157,9 @@ def _pack(root: Path, names: list[str], n_frames: int = 90) -> Path:
     return root / "train_data.npy"
 
 
-def test_a_pack_clip_name_past_the_pack_is_one_problem(tmp_path):
-    """Old code: clip `1_1000000` places a clip at frame 90 million: np.zeros of 148 GB."""
-    root = tmp_path / "pack"
-    root.mkdir()
-    _pack(root, ["1_1", "1_1000000", "2_1"])
-    code = f"""
+def _read_every_video(root: Path) -> str:
+    """A child-process snippet: read the dataset, print its problems, every video's shape and the units."""
+    return f"""
         from pathlib import Path
         from migue.pipeline.datasets import read_dataset
         from migue.pipeline.datasets.skeleton import read_skeleton, SkeletonError
@@ -130,7 +172,14 @@ def test_a_pack_clip_name_past_the_pack_is_one_problem(tmp_path):
                 print("SkeletonError:", exc)
         print("UNITS", sorted(u.unit_id for u in m.units))
     """
-    result = run_bounded(code)
+
+
+def test_a_pack_clip_name_past_the_pack_is_one_problem(tmp_path):
+    """Old code: clip `1_1000000` places a clip at frame 90 million: np.zeros of 148 GB."""
+    root = tmp_path / "pack"
+    root.mkdir()
+    _pack(root, ["1_1", "1_1000000", "2_1"])
+    result = run_bounded(_read_every_video(root))
     assert_clear(result, "PROBLEMS", "train_label.pkl", "1_1000000")
     assert "VIDEO 2 (180, 137, 3)" in result.stdout  # the other video still reads (clip 1 at 90..179)
     assert "VIDEO 1 (180, 137, 3)" in result.stdout  # and clip 1_1 of the same video
@@ -152,19 +201,7 @@ def test_pack_label_rows_past_any_video_leave_the_clip_virtual(tmp_path):
     root.mkdir()
     _pack(root, ["1_1", "2_1"])
     (root / "1_label.csv").write_text("4,0,10000000000\n")
-    code = f"""
-        from pathlib import Path
-        from migue.pipeline.datasets import read_dataset
-        from migue.pipeline.datasets.skeleton import read_skeleton, SkeletonError
-        m = read_dataset(Path({str(root)!r}))
-        print("PROBLEMS", m.problems)
-        for vid, video in sorted(m.videos.items()):
-            try:
-                print("VIDEO", vid, read_skeleton(video.skeleton_path).shape)
-            except SkeletonError as exc:
-                print("SkeletonError:", exc)
-    """
-    result = run_bounded(code)
+    result = run_bounded(_read_every_video(root))
     assert_clear(result, "PROBLEMS", "1_label.csv")
     assert "VIDEO 1 (180, 137, 3)" in result.stdout and "VIDEO 2 (180, 137, 3)" in result.stdout
 

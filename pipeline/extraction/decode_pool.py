@@ -86,7 +86,7 @@ class DecodePool:
         if self.workers:
             ctx = mp.get_context(self.start_method)
             if self.start_method == "forkserver":
-                ctx.set_forkserver_preload(["__main__", "migue.pipeline.decode_worker"])
+                ctx.set_forkserver_preload(["__main__", _worker_main.__module__])
             self._ctx, self._tasks, self._results = ctx, ctx.Queue(), ctx.Queue()
             self._procs = [self._start() for _ in range(self.workers)]
         return self
