@@ -147,15 +147,6 @@ def read_rows(path: Path, rows: Sequence[int]) -> tuple[dict[str, list[Any]], di
     return {k: [v[r] for r in rows] for k, v in units.items()}, streams
 
 
-def stream_names(path: Path) -> list[str]:
-    """Names of the token streams in a shard."""
-    with open_shard(path) as f:
-        try:
-            return sorted(f["streams"].keys())
-        except (OSError, KeyError, AttributeError) as exc:
-            raise ShardError(f"cannot read shard {path}: {_first_line(exc)}") from exc
-
-
 def _check_units(f: h5py.File, path: Path) -> int:
     group = f.get("units")
     if not isinstance(group, h5py.Group) or not isinstance(group.get("unit_id"), h5py.Dataset):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import shutil
 import time
 import uuid

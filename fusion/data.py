@@ -39,7 +39,7 @@ def require_finite(x: np.ndarray, reader: EntryReader, stream: str, rows: np.nda
     finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
     if not finite.all():
         k = int(np.flatnonzero(~finite)[0])
-        uid = reader.units["unit_id"].iat[int(rows[k])]
+        uid = reader.units[COLUMN.unit_id].iat[int(rows[k])]
         raise NonFiniteInputError(f"cache entry {reader.name}: unit {uid}, stream {stream!r} holds NaN or inf "
                                   f"({int((~finite).sum())} of {len(x)} units read); run `migue cache verify "
                                   f"{reader.name}` and re-extract")

@@ -31,15 +31,25 @@ def check_head(name: str, task: str, head: nn.Module, batch: dict[str, torch.Ten
     (B,) for emotion, finite; else HeadContractError naming the head and what it returned."""
     n = len(batch["label"])
     expected = (n, num_outputs(task, cfg)) if task == "mg" else (n,)
+    spec, was_training = get_head(name, task), head.training
     try:
         with torch.no_grad():
-            out = head(batch)
+            head.eval()
+            outputs = {"logits": head(batch)}
+            if spec.trains_members:  # every loss term's logits keep the contract too
+                outputs.update({f"loss term {k}": t for k, t in enumerate(spec.loss_terms(head, batch))})
     except Exception as exc:
         raise HeadContractError(f"head {name!r} fails on a {task} batch of {n} "
                                 f"(inputs {', '.join(k for k in batch if k != 'label')}): "
                                 f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(out, torch.Tensor):
-        raise HeadContractError(f"head {name!r} returned {type(out).__name__}, expected a logits tensor {expected}")
-    if tuple(out.shape) != expected:
-        raise HeadContractError(f"head {name!r} returned logits of shape {tuple(out.shape)} for a {task} batch of {n}; "
-                                f"expected {expected}" + (" (one logit per video)" if task == "emotion" else ""))
+    finally:
+        head.train(was_training)
+    for what, out in outputs.items():
+        if not isinstance(out, torch.Tensor):
+            raise HeadContractError(f"head {name!r} returned {type(out).__name__} as its {what}, "
+                                    f"expected a tensor {expected}")
+        if tuple(out.shape) != expected:
+            raise HeadContractError(f"head {name!r} returned {what} of shape {tuple(out.shape)} for a {task} batch "
+                                    f"of {n}; expected {expected}" + (" (one logit per video)" if task == "emotion" else ""))
+        if not torch.isfinite(out).all():
+            raise HeadContractError(f"head {name!r} returned non-finite {what} (NaN or inf) on a {task} batch of {n}")

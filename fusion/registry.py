@@ -90,6 +90,7 @@ class HeadSpec:
 
 _HEADS: dict[str, HeadSpec] = {}
 _LOADED: set[str] = set()  # plugin modules and entry points already imported
+_FILE_MODULES: dict[str, str] = {}  # module name given to a plugin file -> the file's absolute path
 
 
 def num_outputs(task: str, cfg: dict[str, Any]) -> int:
@@ -134,7 +135,9 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
             raise ValueError(f"head {name!r} is registered twice ({_HEADS[name].source} and {fn.__module__})")
         declared = dict(settings) if settings is not None else _keyword_defaults(fn)
         text = description or (inspect.getdoc(fn) or name).splitlines()[0]
-        source = "built-in" if fn.__module__.startswith("migue.fusion") else fn.__module__
+        # a plugin's source is what `load_plugins` takes back: its module name, or its file's path
+        source = "built-in" if fn.__module__.startswith("migue.fusion") else _FILE_MODULES.get(fn.__module__,
+                                                                                              fn.__module__)
         _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members)
         return fn
 
@@ -182,6 +185,7 @@ def _import_plugin(module: str) -> None:
             assert spec is not None and spec.loader is not None
             loaded = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = loaded
+            _FILE_MODULES[spec.name] = str(path.resolve())
             spec.loader.exec_module(loaded)
         else:
             importlib.import_module(module)

@@ -38,7 +38,7 @@ from .heads import check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
-from .registry import get_head
+from .registry import get_head, load_plugins
 from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
 
 log = logging.getLogger("migue.fusion.train")
@@ -68,6 +68,7 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
+    check_head(cfg["head"], task, head, _first_batch(data, cfg, device), cfg)  # before the run folder is written
     write_json(out_dir / "config.json", record)
 
     history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
@@ -155,15 +156,10 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
     epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
-    checked = False
     for epoch in epochs:
         order = epoch_order(rng, items, train.labels, cfg["class_balance"])
         for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
-            batch = to_device(batch, device)
-            if not checked:  # the contract, on the first real batch, before any step
-                check_head(cfg["head"], task, head.eval(), batch, cfg)
-                checked = True
-            fitter.step(batch)
+            fitter.step(to_device(batch, device))
         val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:
@@ -172,6 +168,15 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         if stop:
             break
     return fitter.history(), fitter.best_state, fitter.best_epoch
+
+
+def _first_batch(data: FusionData, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The first batch of epoch 1, drawn from its own generator (training's stays untouched)."""
+    train = data.splits["train"]
+    items = np.flatnonzero(train.labels >= 0)
+    order = epoch_order(np.random.default_rng(cfg["seed"]), items, train.labels, cfg["class_balance"])
+    return to_device(next(iter_batches(train, order[:cfg["batch_size"]], cfg["batch_size"],
+                                       dtype=wire_dtype(device))), device)
 
 
 def _rng_states(order: np.random.Generator) -> dict[str, Any]:
@@ -247,6 +252,7 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
         "task": task,
         "config": cfg,
         "head": {"name": spec.name, "description": spec.description,
+                 "plugin": None if spec.source == "built-in" else spec.source,  # reloaded by evaluate/predict
                  "inputs": {n: asdict(inp) for n, inp in inputs.items()},
                  "shapes": {n: list(s) for n, s in data.shapes.items()},
                  "parameters": sum(p.numel() for p in head.parameters())},
@@ -265,6 +271,9 @@ def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | No
               ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
     record = json.loads((run_dir / "config.json").read_text())
     task, cfg = record["task"], record["config"]
+    plugin = record["head"].get("plugin")
+    if plugin and not plugin.startswith("entry-point:"):
+        load_plugins([plugin])  # the module or file that registered the run's head
     given = dict(entries or {})
     opened = {}
     for role, info in record["entries"].items():

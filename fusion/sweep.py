@@ -43,7 +43,12 @@ PASS_KEYS = ("seed", "batch_size", "epochs", "class_balance")                   
 
 def is_probe(head: str) -> bool:
     """Whether registry head `head` is a single-stream probe (what a sweep trains)."""
-    return head.startswith("probe-")
+    if not head.startswith("probe-"):
+        return False
+    try:
+        return get_head(head).source == "built-in"  # a plugin head named probe-* trains on its own
+    except KeyError:
+        return False
 
 
 def sweep_probes(task: str, entries: Mapping[str, EntryReader],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from migue.cache import MG_KIND, NO_LABEL, WINDOW_KIND, EntryReader, FeatureStore, UnitRecord
+from migue.cache import COLUMN, MG_KIND, NO_LABEL, WINDOW_KIND, EntryReader, FeatureStore, UnitRecord
 from migue.cache.units import unit_columns
 from migue.common.splits import SPLITS
 
@@ -24,7 +24,7 @@ def _write(root: Path, modality: str, manifest: str, units: dict, streams: dict,
     config = {"modality": modality, "backbone": "synthetic", "arch": "tiny", "manifest": manifest,
               "streams": specs}
     writer = FeatureStore(root).writer(config)
-    n = len(units["unit_id"])
+    n = len(units[COLUMN.unit_id])
     for part in np.array_split(np.arange(n), shards):
         writer.write({k: [v[i] for i in part] for k, v in units.items()},
                      {k: [v[i] for i in part] for k, v in streams.items()})

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -89,7 +90,34 @@ def test_a_head_with_the_wrong_output_is_refused_before_training(cache, tmp_path
     message = result.output
     assert re.search(r"head 'plugin-wrong-shape' returned logits of shape \((\d+), 3\) for a mg batch of \1; "
                      r"expected \(\1, 32\)", message), message
-    assert not (tmp_path / "run" / "history.csv").exists() and not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())  # no half run folder
+
+
+def test_a_head_with_non_finite_logits_is_refused_before_training(cache, tmp_path):
+    nan = "\n\n    def __call__(self, batch):\n        return super().__call__(batch) * float('nan')"
+    plugin = write_head(tmp_path / "elsewhere", "plugin-nan", tail=nan)
+    result = CliRunner().invoke(main, ["fuse-train", "--plugin", str(plugin), "--task", "mg", "--cache", str(cache),
+                                       "--out", str(tmp_path / "run"), "--fusion", "plugin-nan"])
+    assert result.exit_code == 2 and "head 'plugin-nan' returned non-finite logits" in result.output, result.output
+
+
+def test_a_plugin_run_evaluates_and_predicts_in_a_fresh_process(cache, tmp_path):
+    """The run folder records the plugin's file: `migue evaluate` / `predict` need no --plugin."""
+    plugin = write_head(tmp_path / "elsewhere", "plugin-reload")
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["fuse-train", "--plugin", str(plugin), "--task", "mg", "--cache", str(cache),
+                                        "--out", str(run), "--fusion", "plugin-reload", "--epochs", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads((run / "config.json").read_text())["head"]["plugin"] == str(plugin.resolve())
+    saved = json.loads((run / "metrics.json").read_text())["test"]
+    migue = str(Path(sys.executable).with_name("migue"))  # a fresh process: the plugin is not imported
+    evaluated = subprocess.run([migue, "evaluate", str(run)], capture_output=True, text=True, timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads(evaluated.stdout)["top1"] == pytest.approx(saved["top1"])
+    predicted = subprocess.run([migue, "predict", str(run), "--out", str(tmp_path / "p.csv")], capture_output=True,
+                               text=True, timeout=600)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == saved["n"] + 1
 
 
 def test_unknown_inputs_and_tasks_are_refused_at_registration():

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from migue.cache import FeatureStore
+from migue.common.splits import SPLITS
 from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
 from migue.pipeline.datasets import LAYOUTS as DATA_LAYOUT_TABLE
 from migue.pipeline.datasets.common import DEFAULT_WINDOW
@@ -319,7 +320,8 @@ def _entry_dirs(store: FeatureStore, names: tuple[str, ...]) -> list[Path]:
                    "extracted (content fingerprints of their video, skeleton and label row).")
 @click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True,
               help="Layout of --data.")
-@click.option("--window", type=int, default=64, show_default=True, help="Frames per emotion window (as extracted).")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
+              help="Frames per emotion window (as extracted).")
 def cache_verify(entries: tuple[str, ...], root: Path | None, data_root: Path | None, data_layout: str,
                  window: int) -> None:
     """Check every shard of the entries (default: all) against its SHA-256 and size in the index,
@@ -477,7 +479,7 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 def evaluate(run_dir: Path, split: str) -> None:
     """Recompute a run's metrics on a split from the cache."""
     from migue.fusion.runs import evaluate_run
@@ -487,7 +489,7 @@ def evaluate(run_dir: Path, split: str) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
 @click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
               help="migue: ids, predicted label, release names, label rows and class probabilities. "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from migue.cache.files import FingerprintMemo, fingerprint_bytes, memo_for
 
+from migue.pipeline.datasets.common import DEFAULT_WINDOW
 from migue.pipeline.datasets.manifest import Unit, Video
 from migue.pipeline.datasets.skeleton import skeleton_fingerprint
 
@@ -90,7 +91,7 @@ def stale_units(published: Mapping[str, str], current: Mapping[str, str]) -> dic
     return out
 
 
-def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", window: int = 64,
+def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", window: int = DEFAULT_WINDOW,
                    cache_root: Path | None = None) -> dict[str, str]:
     """Units of a cache entry whose inputs under `data_root` changed since they were extracted
     (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists."""

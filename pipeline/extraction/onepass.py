@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,12 @@ from .decode_worker import UnitRequest, VideoJob
 from .options import ExtractOptions, ExtractReport
 from .work import ShardBuffer, chunks_of, finite_only, pending_units
 from .inputs import InputConfig, clip_takes, face_takes
-from .modalities import get_modality
+from .modalities import MODALITIES, get_modality
 from .unit_inputs import parse_skeletons
 
 log = logging.getLogger("migue.extract")
 
-VIDEO_MODALITIES = ("rgb", "context", "face")
+VIDEO_MODALITIES = tuple(m.name for m in MODALITIES.values() if m.one_pass)  # rgb, context, face
 
 
 @dataclass
@@ -277,7 +277,3 @@ def single(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: 
     """One video modality through the one-pass engine (what `extract()` runs for it)."""
     return extract_videos(manifest, store, [opts], only, {opts.modality: model} if model else None)[opts.modality]
 
-
-def options_for(names: list[str], base: ExtractOptions) -> list[ExtractOptions]:
-    """The same command's options for each modality (each takes its own defaults)."""
-    return [replace(base, modality=name) for name in names]

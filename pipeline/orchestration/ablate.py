@@ -55,8 +55,7 @@ class Grid:
         if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
             raise ValueError(f"{path}: plugins must be a list of module names or .py files, got {plugins!r}")
         # a plugin file is found beside the grid file
-        plugins = [str(Path(path).parent / p) if p.endswith(".py") and not Path(p).is_absolute() else p
-                   for p in plugins]
+        plugins = [str((Path(path).parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
         axes = raw.get("axes") or {}
         for name, values in axes.items():
             if not isinstance(values, list) or not values:
