@@ -156,20 +156,12 @@ def remove_dead_temps(directory: Path, dry_run: bool = False, min_age_s: float =
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Write `path` through a temp file beside it (a file object to write to): on success it is
-    fsynced, renamed over `path` and the folder fsynced; on any error the temp file goes."""
-    import tempfile
-
+    """Write `path` through a flocked temp file beside it (a file object to write to): on success
+    it is fsynced, renamed over `path` and the folder fsynced; on any error the temp file goes."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-")
-    try:
-        with os.fdopen(fd, mode) as f:
+    with TempFile(path.parent, path.name) as temp:
+        with os.fdopen(os.dup(temp.fd), mode) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        temp.fsync()
+        temp.publish(path)
