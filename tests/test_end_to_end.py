@@ -20,7 +20,7 @@ MG_CHANCE = 1 / 32
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--arch", "tiny"],
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--arch", "tiny", "--quick"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return workdir

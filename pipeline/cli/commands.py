@@ -529,11 +529,13 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
 @click.option("--videos", default=30, show_default=True)
 @click.option("--arch", type=click.Choice(["small", "tiny"]), default="small", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the heads' own).")
-def demo(workdir: Path, videos: int, arch: str, epochs: int | None) -> None:
+@click.option("--quick", is_flag=True, help="Half the frames per rgb/context clip, 2 per face window: about half "
+                                            "the extraction time (what the end-to-end test runs).")
+def demo(workdir: Path, videos: int, arch: str, epochs: int | None, quick: bool) -> None:
     """Synth a sample, extract all four modalities, train both heads, print a summary."""
     from migue.pipeline.orchestration.demo import run_demo
 
-    run_demo(workdir, videos=videos, arch=arch, epochs=epochs)
+    run_demo(workdir, videos=videos, arch=arch, epochs=epochs, quick=quick)
 
 
 @main.command()

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from migue.cache import ChunkPublisher, EntryWriter, FeatureStore
+from migue.cache import ChunkPublisher, EntryWriter, FeatureStore, chunk_name
 from migue.cache.writer import disk_full
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.manifest import Manifest, Unit
@@ -92,6 +92,7 @@ def _extract_units(manifest: Manifest, store: FeatureStore, opts: ExtractOptions
                 publisher.raise_failed()
                 if batch is not None:
                     _forward_batch(model, batch, ids, device, precision, by_id, shard, report)
+                    log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[now]))  # kill_test.py reads it
             if chunk is not None:
                 publisher.publish(chunk, shard.columns(), shard.streams)
             publisher.finish()

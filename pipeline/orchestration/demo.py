@@ -28,6 +28,12 @@ DEMO_EXTRACT = {
     "pose": {"frames": 32},
     "face": {"frames": 4},
 }
+QUICK_EXTRACT = {  # --quick: half the clip frames, two face frames
+    "rgb": {"size": 112, "frames": 8},
+    "context": {"size": 112, "frames": 8},
+    "pose": {"frames": 32},
+    "face": {"frames": 2},
+}
 DEMO_RUNS = (  # (task, head)
     ("mg", "cmtf"),
     ("mg", "probe-linear-rgb"),
@@ -42,7 +48,7 @@ DEMO_VIDEOS = 30  # ~7 training clips per MG class: the fewest at which 32 class
 
 
 def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epochs: int | None = None,
-             seed: int = 0) -> pd.DataFrame:
+             seed: int = 0, quick: bool = False) -> pd.DataFrame:
     """Synth -> extract rgb, pose, context, face -> train heads -> summary.{md,json} in `workdir`."""
     workdir = Path(workdir)
     timings: dict[str, float] = {}
@@ -56,7 +62,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         raise RuntimeError("the generated sample has problems:\n" + "\n".join(manifest.problems))
     store = FeatureStore(workdir / "cache")
     workers = min(2, cpu_threads())
-    for modality, overrides in DEMO_EXTRACT.items():
+    for modality, overrides in (QUICK_EXTRACT if quick else DEMO_EXTRACT).items():
         t = time.perf_counter()
         report = extract(manifest, store, ExtractOptions(modality=modality, arch=arch, workers=workers,
                                                          **overrides))
