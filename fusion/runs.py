@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -34,7 +35,7 @@ from migue.cache.atomic import atomic_writer
 
 from .config import MONITORS, resolve_config
 from .data import FusionData, build_data, iter_batches
-from .heads import check_head
+from .heads import HeadContractError, check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
@@ -59,6 +60,7 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     cfg = resolve_config(task, config)
     spec = get_head(cfg["head"], task)
     out_dir = Path(out_dir)
+    fresh = not out_dir.exists() or not any(out_dir.iterdir())
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg["seed"])
     data = task_data(task, entries, cfg)
@@ -68,11 +70,14 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
-    check_head(cfg["head"], task, head, _first_batch(data, cfg, device), cfg)  # before the run folder is written
     write_json(out_dir / "config.json", record)
-
-    history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
-                                           {"task": task, "config": cfg, "entries": keys})
+    try:
+        history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
+                                               {"task": task, "config": cfg, "entries": keys})
+    except HeadContractError:
+        if fresh:  # refused before any step: leave no half run folder behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     head.load_state_dict(best_state)
     results = {s: evaluate_head(task, head, data.splits[s], cfg, device) for s in ("val", "test")}
     return write_results(out_dir, task, cfg, head, data, history, best_epoch, results)
@@ -156,10 +161,15 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
     epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
                   disable=not sys.stderr.isatty())
+    checked = False
     for epoch in epochs:
         order = epoch_order(rng, items, train.labels, cfg["class_balance"])
         for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
-            fitter.step(to_device(batch, device))
+            batch = to_device(batch, device)
+            if not checked:  # the contract, on the first real batch (no extra read), before any step
+                check_head(cfg["head"], task, head, batch, cfg)
+                checked = True
+            fitter.step(batch)
         val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
         if checkpoint is not None:
@@ -168,15 +178,6 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         if stop:
             break
     return fitter.history(), fitter.best_state, fitter.best_epoch
-
-
-def _first_batch(data: FusionData, cfg: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The first batch of epoch 1, drawn from its own generator (training's stays untouched)."""
-    train = data.splits["train"]
-    items = np.flatnonzero(train.labels >= 0)
-    order = epoch_order(np.random.default_rng(cfg["seed"]), items, train.labels, cfg["class_balance"])
-    return to_device(next(iter_batches(train, order[:cfg["batch_size"]], cfg["batch_size"],
-                                       dtype=wire_dtype(device))), device)
 
 
 def _rng_states(order: np.random.Generator) -> dict[str, Any]:
