@@ -92,7 +92,8 @@ def _extract_units(manifest: Manifest, store: FeatureStore, opts: ExtractOptions
                 publisher.raise_failed()
                 if batch is not None:
                     _forward_batch(model, batch, ids, device, precision, by_id, shard, report)
-                    log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[now]))  # kill_test.py reads it
+                    if log.isEnabledFor(logging.DEBUG):  # kill_test.py reads it; no hashing otherwise
+                        log.debug("forwarded %d units of %s", len(ids), chunk_name(chunks[now]))
             if chunk is not None:
                 publisher.publish(chunk, shard.columns(), shard.streams)
             publisher.finish()
