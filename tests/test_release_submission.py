@@ -138,3 +138,30 @@ def test_fuse_train_refuses_an_empty_train_split(tmp_path):
     assert result.exit_code != 0
     assert "the train split is empty" in result.output and "nothing to train on" in result.output
     assert not (tmp_path / "r" / "head.pt").exists()
+
+
+def test_track1_target_is_the_0_based_class_on_hand_worked_rows(tmp_path):
+    """A label file as released (raw ids 1..31 and 99) read as a perfect predictor would see it:
+    raw 1 -> Target 0, raw 2 -> 1, raw 31 -> 30, raw 99 -> 31 (worked by hand, not by the code)."""
+    from migue.pipeline.cli.submission import Expected, miga_table
+    from migue.pipeline.datasets.labels import read_clip_labels
+
+    label_file = tmp_path / "0054_label.csv"
+    label_file.write_text("99,0,9\n1,10,19\n31,20,29\n2,30,39\n")
+    problems: list[str] = []
+    clips = read_clip_labels(label_file, 100, problems)
+    assert not problems
+    predicted = pd.DataFrame({"unit_id": [f"0054:{c.start}-{c.end}" for c in clips],
+                              "video_name": "0054", "label_row": [c.index for c in clips],
+                              "label": [c.mg_label for c in clips]})
+    expected = Expected(frozenset({"0054_0", "0054_1", "0054_2", "0054_3"}), "the hand-worked file", {})
+    table = miga_table("mg", predicted, expected)
+    assert table.to_dict("list") == {"Id": ["0054_0", "0054_1", "0054_2", "0054_3"], "Target": [31, 0, 30, 1]}
+
+
+def test_track1_refuses_a_class_outside_0_to_31():
+    from migue.pipeline.cli.submission import Expected, SubmissionError, miga_table
+
+    predicted = pd.DataFrame({"unit_id": ["0054:0-9"], "video_name": "0054", "label_row": [0], "label": [99]})
+    with pytest.raises(SubmissionError, match="class index 99 is not a Track 1 class"):
+        miga_table("mg", predicted, Expected(frozenset({"0054_0"}), "x", {}))

@@ -493,7 +493,9 @@ def evaluate(run_dir: Path, split: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
 @click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
               help="migue: ids, predicted label, release names, label rows and class probabilities. "
-                   "miga: the challenge's file (mg run: Track 1 Id,Target; emotion run: Track 3 video_id,label).")
+                   "miga: the challenge's file (mg run: Track 1 Id,Target, Target the 0-based class index: "
+                   "raw label 1 -> 0, raw 31 -> 30, raw 99 -> 31, as the 2025 winners' scored file; "
+                   "emotion run: Track 3 video_id,label, 1 win, 0 lose).")
 @click.option("--zip", "zipped", is_flag=True,
               help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),

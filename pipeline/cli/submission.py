@@ -2,7 +2,8 @@
 
 Track 1 (an `mg` run): `Id,Target`, one row per test clip in release order; Id `<video id as
 the release spells it>_<k>` (k: the clip's 0-based row in its video's label file), Target the
-0-based class index (raw 99 is 31). In `prediction.zip` as `prediction.csv`.
+0-based class index: raw label 1 -> 0, raw 31 -> 30, raw 99 -> 31 (see `track1_target`). In
+`prediction.zip` as `prediction.csv`.
 Track 3 (an `emotion` run): `video_id,label`, one row per test video, 1 win, 0 lose.
 
 A file is written only when it is complete: every test clip (or video) expected is predicted
@@ -22,6 +23,7 @@ import pandas as pd
 from migue.cache import EntryReader
 from migue.cache.atomic import atomic_write_bytes
 
+from migue.pipeline.datasets.classes import N_MG_CLASSES
 from migue.pipeline.datasets.files import video_key
 
 TRACK_FILES = {"mg": "prediction.csv", "emotion": "submission.csv"}
@@ -45,6 +47,22 @@ def clip_id(video_name: str, label_row: int) -> str:
     return f"{video_name}_{label_row}"
 
 
+def track1_target(class_index: int) -> int:
+    """Track 1's `Target` for a class index: the 0-based index itself (0..31), never the raw id.
+
+    Why (checked against the public record, 2026-12-02): the 2025 winners (momiji-bit/MM-Gesture)
+    train mmaction2 heads with `num_classes=32` on clip lists whose labels run 0..31 (label 0 occurs,
+    99 never does: `dataset/iMiGUE_train_clips_list.txt`), and `ensemble/ensemble.py` writes
+    `Target = argmax` of those 32 scores into the `prediction.csv` that scored 73.21 top-1. Raw 99
+    ("illustrative") is index 31, as loaders map it. Their file's first ~900 rows hold no 0 because
+    index 0 is rare (one 0 in the first ~1,000 rows of their train list), not because it is 1-based.
+    """
+    index = int(class_index)
+    if not 0 <= index < N_MG_CLASSES:
+        raise SubmissionError(f"class index {index} is not a Track 1 class (0..{N_MG_CLASSES - 1})")
+    return index
+
+
 def miga_table(task: str, predicted: pd.DataFrame, expected: Expected) -> pd.DataFrame:
     """The Track 1 (mg) or Track 3 (emotion) table of `predicted` (a `predict_run` table),
     checked complete against `expected`."""
@@ -55,7 +73,7 @@ def miga_table(task: str, predicted: pd.DataFrame, expected: Expected) -> pd.Dat
                                   f"in the cache (e.g. {', '.join(bad)}): the entry was extracted before units "
                                   "carried it; extract again to write Track 1 Ids")
         ids = [clip_id(n, int(k)) for n, k in zip(predicted["video_name"], predicted["label_row"])]
-        table = pd.DataFrame({"Id": ids, "Target": predicted["label"].astype(int).to_numpy(),
+        table = pd.DataFrame({"Id": ids, "Target": [track1_target(k) for k in predicted["label"]],
                               "_video": predicted["video_name"].to_numpy(), "_row": predicted["label_row"].to_numpy()})
         table = table.sort_values(["_video", "_row"], key=_release_key).drop(columns=["_video", "_row"])
     else:
