@@ -13,7 +13,7 @@ from migue.extractors import weights as catalogue
 from migue.extractors.weights import FORMATS, published_digest
 
 from .fetch import Fetched, fetch, for_entry, for_url
-from .store import MANIFEST, StoredFile, WeightsError, WeightsStore, install_hint, store_dir
+from .store import CHANGED, MANIFEST, StoredFile, WeightsError, WeightsStore, install_hint, store_dir
 
 
 def _store_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,8 +35,9 @@ def _store_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def weights(ctx: click.Context, store: WeightsStore) -> None:
     """List the released checkpoints migue reads (where they are published, their SHA-256 or its
-    prefix) and what the store holds, with each file's hash status. Exit 1 when a stored file
-    contradicts the published hash. `migue weights fetch` and `migue weights add` fill the store."""
+    prefix) and what the store holds, each file hashed now with its status. Exit 1 when a stored
+    file contradicts the published hash or changed since it entered the store. `migue weights
+    fetch` and `migue weights add` fill the store."""
     ctx.obj = store
     if ctx.invoked_subcommand is None:
         sys.exit(list_store(store))
@@ -156,12 +157,19 @@ def list_store(store: WeightsStore) -> int:
     if any(f.status == "MISMATCH" for f in files):
         click.secho("\nA file named like a published checkpoint has a different SHA-256: fetch it again.",
                     fg="red", err=True)
-        return 1
-    return 0
+    if any(f.status == CHANGED for f in files):
+        click.secho("\nA stored file's bytes changed since it entered the store: fetch or add it again.",
+                    fg="red", err=True)
+    return 1 if any(f.status in ("MISMATCH", CHANGED) for f in files) else 0
 
 
 def _status(f: StoredFile) -> str:
-    when = "hashed now (not recorded as it is)" if f.hashed_now else f"measured {f.record.recorded}"
+    if f.record is None:
+        when = "hashed now; not in the manifest"
+    elif f.changed:
+        when = f"hashed now; {f.record.sha256} was recorded {f.record.recorded}"
+    else:
+        when = f"hashed now, as recorded {f.record.recorded}"
     checked = f"; at entry: {f.record.check}" if f.record else ""
     source = f"; from {f.record.source}" if f.record else ""
     status = "no published hash to check" if f.status == "unknown" else f.status

@@ -1,9 +1,10 @@
 """Fetching checkpoints into the weights store: resumable, checked, published whole.
 
 A download grows in `.<name>.part` (kept between runs, so an interrupted one resumes with an
-HTTP Range request), is hashed, checked against the published SHA-256 (or its prefix), and only
-then renamed onto its published name. A mismatch or a full disk removes the partial file: the
-store never holds a file that was not checked whole.
+HTTP Range request whose If-Range names the version it holds: see resume.py), is hashed, checked
+against the published SHA-256 (or its prefix), and only then renamed onto its published name.
+A mismatch or a full disk removes the partial file: the store never holds a file that was not
+checked whole.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import re
 import shutil
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.error import HTTPError, URLError
@@ -29,6 +30,8 @@ from migue.cache.atomic import publish, write_all
 from migue.common.files import file_sha256
 from migue.extractors.weights import KnownWeights, by_file_name
 
+from . import resume
+from .resume import Version
 from .store import MANIFEST, WeightsError, WeightsStore, install_hint
 
 log = logging.getLogger("migue.weights")
@@ -59,6 +62,10 @@ class Wanted:
             return ok, (f"{'matches' if ok else 'differs from'} the {self.origin} SHA-256 prefix {self.prefix} "
                         "(no full digest to check)")
         return True, f"NOT CHECKED: {self.unchecked_why}; the measured digest is recorded"
+
+    def checks_digest(self) -> bool:
+        """Whether a digest (full or prefix) will check the whole file before it is published."""
+        return bool(self.sha256 or self.prefix)
 
     def expected(self) -> str:
         return self.sha256 or f"{self.prefix}... ({self.origin} prefix)"
@@ -124,20 +131,15 @@ def fetch(wanted: Wanted, store: WeightsStore, retries: int = 3, timeout: float 
     store.root.mkdir(parents=True, exist_ok=True)
     final = store.path(wanted.name)
     if final.is_file():
-        digest, rec, _ = store.digest(wanted.name)
-        ok, check = wanted.check(digest)
-        if ok:
-            if rec is None or rec.sha256 != digest:
-                _record(store, wanted, digest, check, source=rec.source if rec else str(final))
-            store.partial(wanted.name).unlink(missing_ok=True)  # a stale earlier attempt
-            return Fetched(final, digest, check, already=True, key=wanted.key)
-        log.warning("%s in %s has SHA-256 %s, expected %s: fetching it again",
-                    wanted.name, store.root, digest, wanted.expected())
+        already = _already(wanted, store)
+        if already is not None:
+            return already
     part = store.partial(wanted.name)
-    resumed_at = part.stat().st_size if part.exists() else 0
+    resumed_at: int | None = None
     for attempt in range(retries + 1):
         try:
             opened = _open(wanted, part, timeout)
+            resumed_at = opened.start if resumed_at is None else resumed_at
             _receive(opened, part, wanted, store.root, progress)
             break
         except _Interrupted as exc:
@@ -148,7 +150,25 @@ def fetch(wanted: Wanted, store: WeightsStore, retries: int = 3, timeout: float 
             log.warning("%s: interrupted at %s (%s); resuming (retry %d of %d)", wanted.name, _mb(exc.at),
                         exc.why, attempt + 1, retries)
             time.sleep(backoff * (attempt + 1))
-    return publish_checked(wanted, store, part, resumed_at)
+    return publish_checked(wanted, store, part, resumed_at or 0)
+
+
+def _already(wanted: Wanted, store: WeightsStore) -> Fetched | None:
+    """The stored file, hashed now, when it passes `wanted`'s digest (or, with none to check, is
+    byte for byte what was recorded); None when it must be fetched again."""
+    final = store.path(wanted.name)
+    digest, rec = store.digest(wanted.name)
+    ok, check = wanted.check(digest)
+    if not wanted.checks_digest():
+        ok = rec is None or rec.sha256 == digest
+    if not ok:
+        was = wanted.expected() if wanted.checks_digest() else f"{rec.sha256} (recorded when it entered the store)"
+        log.warning("%s in %s has SHA-256 %s, expected %s: fetching it again", wanted.name, store.root, digest, was)
+        return None
+    if rec is None or rec.sha256 != digest:
+        _record(store, wanted, digest, check, source=rec.source if rec else str(final))
+    resume.discard(store.partial(wanted.name))  # a stale earlier attempt
+    return Fetched(final, digest, check, already=True, key=wanted.key)
 
 
 def receive_local(wanted: Wanted, store: WeightsStore) -> Path:
@@ -157,9 +177,9 @@ def receive_local(wanted: Wanted, store: WeightsStore) -> Path:
     store.root.mkdir(parents=True, exist_ok=True)
     part = store.partial(wanted.name)
     try:
-        _receive(_open_file(wanted, 0), part, wanted, store.root, progress=True)
+        _receive(_open_file(wanted, 0, None), part, wanted, store.root, progress=True)
     except BaseException:
-        part.unlink(missing_ok=True)
+        resume.discard(part)
         raise
     return part
 
@@ -170,12 +190,13 @@ def publish_checked(wanted: Wanted, store: WeightsStore, part: Path, resumed_at:
     digest = file_sha256(str(part))
     ok, check = wanted.check(digest)
     if not ok:
-        part.unlink()
+        resume.discard(part)
         raise WeightsError(f"{wanted.name}: SHA-256 mismatch, the download was deleted: expected "
                            f"{wanted.expected()}, measured {digest} (from {wanted.source})")
     check = f"{extra_check}; {check}" if extra_check else check
     final = store.path(wanted.name)
     publish(part, final)
+    resume.discard(part)  # its version record
     _record(store, wanted, digest, check, wanted.source)
     return Fetched(final, digest, check, resumed_at=resumed_at, key=wanted.key)
 
@@ -194,6 +215,7 @@ class _Opened:
     stream: IO[bytes]
     start: int               # byte offset the stream starts at (0: from the beginning)
     total: int | None        # the whole file's size, when the source says it
+    version: Version | None = None  # what the source named its bytes (recorded for a later resume)
 
 
 class _Interrupted(Exception):
@@ -203,31 +225,42 @@ class _Interrupted(Exception):
 
 
 def _open(wanted: Wanted, part: Path, timeout: float) -> _Opened:
+    """The source from where `part` ends, when that is safe: the version it holds is known (and
+    is checked against the source's), or a digest will check the whole file; else from byte 0."""
     offset = part.stat().st_size if part.exists() else 0
+    held = resume.load(part, wanted.source) if offset else None
+    if offset and held is None and not wanted.checks_digest():
+        log.warning("%s: the partial download's version is unknown and no digest will check it: "
+                    "starting again from the first byte", wanted.name)
+        offset = 0
     if "://" not in wanted.source:
-        return _open_file(wanted, offset)
+        return _open_file(wanted, offset, held)
     if urlparse(wanted.source).scheme == "file":
-        return _open_file(replace(wanted, source=url2pathname(urlparse(wanted.source).path)), offset)
-    return _open_http(wanted, part, offset, timeout)
+        return _open_file(wanted, offset, held, Path(url2pathname(urlparse(wanted.source).path)))
+    return _open_http(wanted, part, offset, timeout, held)
 
 
-def _open_file(wanted: Wanted, offset: int) -> _Opened:
-    path = Path(wanted.source)
+def _open_file(wanted: Wanted, offset: int, held: Version | None, path: Path | None = None) -> _Opened:
+    path = path or Path(wanted.source)
     try:
         stream = open(path, "rb")
     except FileNotFoundError:
         where = f" (the {MIRROR_ENV} folder)" if os.environ.get(MIRROR_ENV) and wanted.key else ""
         raise WeightsError(f"{wanted.name}: no such file {path}{where}") from None
-    total = os.fstat(stream.fileno()).st_size
-    offset = offset if offset <= total else 0
+    st = os.fstat(stream.fileno())
+    version = resume.from_file(wanted.source, st)
+    if offset > st.st_size or (held is not None and held.contradicts(version)):
+        offset = 0  # another file than the partial download came from
     stream.seek(offset)
-    return _Opened(stream, offset, total)
+    return _Opened(stream, offset, st.st_size, version)
 
 
-def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Opened:
+def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float, held: Version | None) -> _Opened:
     headers = {"User-Agent": "migue-weights/1"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if held is not None and held.if_range():
+            headers["If-Range"] = held.if_range()  # a changed file comes back whole (200)
     try:
         response = urlopen(Request(wanted.source, headers=headers), timeout=timeout)
     except HTTPError as exc:
@@ -236,23 +269,34 @@ def _open_http(wanted: Wanted, part: Path, offset: int, timeout: float) -> _Open
             exc.close()
             if whole == offset:
                 return _Opened(_Empty(), offset, offset)
-            part.unlink(missing_ok=True)
-            return _open_http(wanted, part, 0, timeout)
+            return _again(wanted, part, timeout)
         raise WeightsError(f"{wanted.name}: {wanted.source} answered HTTP {exc.code} {exc.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
         host = urlparse(wanted.source).netloc
         raise WeightsError(f"cannot reach {host} to fetch {wanted.name} ({_why(exc, timeout)}); without network, "
                            f"set {MIRROR_ENV} to a folder or URL holding the published files, or copy the file "
                            "here and use `migue weights add`") from None
-    start, total = 0, _int(response.headers.get("Content-Length"))
-    if response.status == 206:
-        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
-        if not match or int(match[1]) != offset:  # not the part asked for: start again
-            response.close()
-            part.unlink(missing_ok=True)
-            return _open_http(wanted, part, 0, timeout)
-        start, total = offset, (int(match[3]) if match[3] != "*" else None)
-    return _Opened(response, start, total)
+    if response.status != 206:
+        total = _int(response.headers.get("Content-Length"))
+        return _Opened(response, 0, total, resume.from_headers(wanted.source, response.headers, total))
+    match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "").strip())
+    if not match or int(match[1]) != offset:  # not the part asked for: start again
+        response.close()
+        return _again(wanted, part, timeout)
+    total = int(match[3]) if match[3] != "*" else None
+    answer = resume.from_headers(wanted.source, response.headers, total)
+    if held is not None and held.contradicts(answer):  # a server that ignored If-Range
+        log.warning("%s: the server's file changed since the partial download (%s): starting again",
+                    wanted.name, answer.etag or answer.modified or f"{total} bytes")
+        response.close()
+        return _again(wanted, part, timeout)
+    return _Opened(response, offset, total)
+
+
+def _again(wanted: Wanted, part: Path, timeout: float) -> _Opened:
+    """Drop the partial download and ask for the whole file."""
+    resume.discard(part)
+    return _open_http(wanted, part, 0, timeout, None)
 
 
 def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: bool) -> None:
@@ -269,6 +313,8 @@ def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: 
         except BlockingIOError:
             raise WeightsError(f"{wanted.name}: another process is downloading it into {root} "
                                f"(it holds {part.name}); wait for it to finish") from None
+        if opened.start == 0:  # a fresh download: record which version it is, before its bytes
+            resume.save(part, opened.version or Version(wanted.source))
         os.ftruncate(fd, opened.start)
         os.lseek(fd, opened.start, os.SEEK_SET)
         at = _copy(opened, fd, wanted.name, progress)
@@ -276,7 +322,7 @@ def _receive(opened: _Opened, part: Path, wanted: Wanted, root: Path, progress: 
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        part.unlink(missing_ok=True)
+        resume.discard(part)
         raise WeightsError(f"no space left in {root} while writing {wanted.name}: the partial download was "
                            f"removed and the store is unchanged; free space (or set MIGUE_WEIGHTS to another "
                            "folder) and rerun") from None

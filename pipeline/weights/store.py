@@ -4,7 +4,9 @@ The store is `$MIGUE_WEIGHTS`, else `<cache root>/weights`. Files reach it only 
 checked (fetched or added to a temp name, fsynced, renamed, the folder fsynced); `manifest.json`
 beside them records each file's full SHA-256 as measured, where it came from and what was checked,
 and is itself replaced atomically under a lock, so a kill at any point leaves either the old or
-the new manifest and never a published half file.
+the new manifest and never a published half file. What the store serves is hashed when served
+(a same-size edit with its mtime put back is still seen), and no file may take a name the store
+uses itself (`manifest.json`, dot files).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from migue.extractors.weights import KnownWeights
 MANIFEST = "manifest.json"
 PARTIAL = ".part"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+OWN_NAMES = (MANIFEST,)  # the store's own files (compared case-folded: some file systems fold case)
+CHANGED = "CHANGED since recorded"
 
 
 class WeightsError(RuntimeError):
@@ -60,9 +64,13 @@ class StoredFile:
     path: Path
     sha256: str
     known: KnownWeights | None
-    status: str              # verified / prefix matches / MISMATCH / unknown / not catalogued
+    status: str              # verified / prefix matches / MISMATCH / CHANGED... / unknown / not catalogued
     record: Record | None
-    hashed_now: bool         # False: digest from the manifest (size and mtime unchanged)
+
+    @property
+    def changed(self) -> bool:
+        """The file's bytes are not those recorded when it entered the store."""
+        return self.record is not None and self.record.sha256 != self.sha256
 
 
 class WeightsStore:
@@ -72,8 +80,12 @@ class WeightsStore:
         self.root = Path(root)
 
     def path(self, name: str) -> Path:
+        """Where file `name` lives; names the store uses itself are refused (they would clobber it)."""
         if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name:
             raise WeightsError(f"refusing file name {name!r}: it must be a plain name inside {self.root}")
+        if name.casefold() in (own.casefold() for own in OWN_NAMES):
+            raise WeightsError(f"refusing file name {name!r}: {MANIFEST} is the weights store's own index "
+                               f"in {self.root}; download that file elsewhere")
         return self.root / name
 
     def partial(self, name: str) -> Path:
@@ -118,28 +130,47 @@ class WeightsStore:
             atomic_write_bytes(self.root / MANIFEST, text.encode())
         return entry
 
-    def digest(self, name: str) -> tuple[str, Record | None, bool]:
-        """(full SHA-256, its manifest record, hashed now?): the recorded digest while the file's
-        size and mtime are those recorded, else the file hashed again."""
-        rec = self.records().get(name)
-        st = self.path(name).stat()
-        if rec and (rec.size, rec.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return rec.sha256, rec, False
-        return file_sha256(str(self.path(name))), rec, True
+    def digest(self, name: str) -> tuple[str, Record | None]:
+        """(full SHA-256 of the file as it is now, its manifest record): always hashed, since a
+        size and mtime can be put back after an edit."""
+        return file_sha256(str(self.path(name))), self.records().get(name)
 
     def files(self) -> list[StoredFile]:
-        """Every checkpoint-like file in the store, matched against the catalogue."""
+        """Every checkpoint-like file in the store, hashed and matched against the catalogue."""
         if not self.root.is_dir():
             return []
         found = []
         for path in sorted(p for p in self.root.iterdir()
                            if p.is_file() and not p.name.startswith(".") and p.suffix in CHECKPOINT_SUFFIXES):
-            digest, rec, hashed_now = self.digest(path.name)
+            digest, rec = self.digest(path.name)
             known = ((rec and rec.key and catalogue.by_key(rec.key)) or catalogue.by_digest(digest)
                      or catalogue.by_file_name(path.name))
             status = known.hash_status(digest) if known else "not catalogued"
-            found.append(StoredFile(path, digest, known, status, rec, hashed_now))
+            if rec is not None and rec.sha256 != digest and status not in ("verified", "MISMATCH"):
+                status = CHANGED
+            found.append(StoredFile(path, digest, known, status, rec))
         return found
+
+    def served(self, name: str, entry: KnownWeights | None = None) -> Path:
+        """The path of stored file `name`, hashed now: refused when it contradicts the published
+        digest of `entry` or the digest recorded when it entered the store."""
+        digest, rec = self.digest(name)
+        path = self.path(name)
+        if entry is not None and entry.hash_status(digest) == "MISMATCH":
+            raise WeightsError(f"{path} has SHA-256 {digest}, not the published {published_or_prefix(entry)}"
+                               f"{_recorded(rec)}: run `migue weights fetch {entry.key}` to fetch it again")
+        if rec is not None and rec.sha256 != digest and not (entry and entry.hash_status(digest) == "verified"):
+            raise WeightsError(f"{path} has SHA-256 {digest}, but {rec.sha256} was recorded when it entered "
+                               "the store (it changed since): fetch or add it again")
+        return path
+
+
+def published_or_prefix(entry: KnownWeights) -> str:
+    return entry.sha256 or f"prefix {entry.sha256_prefix}"
+
+
+def _recorded(rec: Record | None) -> str:
+    return f" ({rec.sha256} was recorded when it entered the store)" if rec else ""
 
 
 def install_hint(entry: KnownWeights) -> str:
@@ -161,13 +192,12 @@ def resolve_checkpoint(value: str, store: WeightsStore) -> str:
         return value
     entry = catalogue.by_key(value)
     if entry is not None:
-        path = store.root / entry.file_name
-        if path.is_file():
-            return str(path)
+        if (store.root / entry.file_name).is_file():
+            return str(store.served(entry.file_name, entry))
         raise WeightsError(f"--checkpoint {value}: {entry.file_name} is not in the weights store {store.root}; "
                            f"run {install_hint(entry)} (or set MIGUE_WEIGHTS to the folder that holds it)")
-    if "/" not in value and (store.root / value).is_file():
-        return str(store.root / value)
+    if "/" not in value and not value.startswith(".") and (store.root / value).is_file():
+        return str(store.served(value, catalogue.by_file_name(value)))
     if "/" in value or value.endswith(CHECKPOINT_SUFFIXES):
         return value  # a path: the loader says it does not exist
     keys = ", ".join(w.key for w in catalogue.CATALOGUE)
