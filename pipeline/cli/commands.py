@@ -126,8 +126,9 @@ def _empty_train(manifest: object) -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 def data_check(roots: tuple[Path, ...], layout: str, window: int, skeletons: bool, cache: Path | None) -> None:
     """Print what the dataset (one folder, or several read as one) holds per split, what under it
-    no reader used, and every problem; exit 1 when there are problems (an empty train or
-    validation split, a split folder without videos and videos matching no skeleton among them)."""
+    no reader used, and every problem; exit 1 when there are problems (an empty train split, a
+    validation split whose folder is there but yields nothing, a split folder without videos and
+    videos matching no skeleton among them). A split the download lacks altogether is a note."""
     from migue.pipeline.datasets import read_dataset
     from .report import describe_manifest
 

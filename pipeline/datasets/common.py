@@ -36,6 +36,7 @@ class DatasetManifest(Manifest):
     found: Found | None = field(default=None, repr=False)  # what the walk over the roots found
     used: set[Path] = field(default_factory=set, repr=False)  # files a reader used
     empty_splits: dict[str, str] = field(default_factory=dict)  # split -> where the reader looked
+    split_sources: dict[str, list[Path]] = field(default_factory=dict)  # split -> folders/files it has
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,12 @@ class Reader:
     def problem(self, text: str) -> None:
         if text not in self.manifest.problems:
             self.manifest.problems.append(text)
+
+    def source(self, split: str, path: Path) -> None:
+        """Record that the download has `path` for `split` (a split folder, a pack, labels.csv):
+        a split with none is missing from the download (a note), one with some that yields no
+        video is a problem."""
+        self.manifest.split_sources.setdefault(split, []).append(path)
 
     def note(self, text: str) -> None:
         if text not in self.manifest.notes:

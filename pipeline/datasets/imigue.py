@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from migue.common.splits import SPLITS
+
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_by_subject
 from .files import Roots, as_roots, video_key
 from .labels import LabelError, ReleaseRow, parse_clip, read_release_labels
@@ -45,6 +47,8 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
         return reader.manifest
     path = paths[0]
     reader.use(path)
+    for split in SPLITS:  # labels.csv holds every split (by subject): an empty one is a problem
+        reader.source(split, path)
     if len(paths) > 1:
         reader.problem(f"{root}: several labels.csv ({', '.join(str(p) for p in paths)}); read {path}")
     rows = read_release_labels(path, reader.problems)

@@ -61,6 +61,7 @@ def read_miga(root: Path | Roots, layout: str, opts: ReadOptions, find_skeleton:
             reader.problem(f"{folder}: unknown split folder (expected imigue_skeleton_train, "
                            "_validate or _test)")
             continue
+        reader.source(split, folder)
         video_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
         if not video_dirs:
             reader.problem(f"{folder}: no video folders (<id>/) in this {split} split folder")

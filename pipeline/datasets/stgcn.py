@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from migue.common.splits import split_named
+
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files
 from .files import Roots, video_key
 from .stgcn_pack import PACK_REF, PackError, find_packs, index_pack
@@ -35,6 +37,9 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
         reader.note("ST-GCN packs hold clips, no videos: pose units only (no rgb, context or face)")
     owner: dict[str, Path] = {}
     for data_path in find_packs(reader.roots):
+        split = split_named(data_path.name[: -len("_data.npy")])
+        if split is not None:
+            reader.source(split, data_path)
         try:
             pack = index_pack(data_path)
         except PackError as exc:
