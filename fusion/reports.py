@@ -1,11 +1,16 @@
 """Run reports: JSON with NaN as null, the confusion matrix and the training curves as PNG.
 
-Uses matplotlib's object API (Figure + Agg canvas): no pyplot state, no global backend."""
+Uses matplotlib's object API (Figure + Agg canvas): no pyplot state, no global backend. Every file
+is published whole (temp name, fsync, rename): a kill or a full disk leaves the old file or the new."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from migue.cache.atomic import atomic_write_text
+from migue.cache.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_text, fsync_dir
 from matplotlib.figure import Figure
 
 
@@ -78,7 +83,7 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str, names: list[str] 
     if n <= 8:
         for (i, j), count in np.ndenumerate(matrix):
             ax.text(j, i, str(count), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
 
 
 def plot_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
@@ -95,18 +100,41 @@ def plot_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
     if column in history:
         metric_ax.plot(history["epoch"], history[column], color="tab:green")
     metric_ax.set(xlabel="epoch", ylabel=column, title=column)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 100) -> None:
+    """A figure as PNG, rendered in memory and published atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_tensorboard(history: pd.DataFrame, folder: Path) -> bool:
-    """Per-epoch scalars as TensorBoard event files in `folder`, when tensorboard is installed."""
+    """Per-epoch scalars as TensorBoard event files in `folder`, when tensorboard is installed.
+    Written into a temp folder beside it, then renamed into place (the old folder goes first)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional; history.csv and curves.png hold the same numbers
         return False
-    with SummaryWriter(log_dir=str(folder)) as writer:
-        for row in history.to_dict(orient="records"):
-            for name, value in row.items():
-                if name != "epoch" and pd.notna(value):
-                    writer.add_scalar(name.replace("_", "/", 1), float(value), int(row["epoch"]))
+    folder = Path(folder)
+    temp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{folder.name}-", dir=folder.parent))
+    try:
+        with SummaryWriter(log_dir=str(temp)) as writer:
+            for row in history.to_dict(orient="records"):
+                for name, value in row.items():
+                    if name != "epoch" and pd.notna(value):
+                        writer.add_scalar(name.replace("_", "/", 1), float(value), int(row["epoch"]))
+        for event in temp.iterdir():
+            fd = os.open(event, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
+        fsync_dir(folder.parent)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     return True

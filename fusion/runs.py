@@ -7,7 +7,10 @@ val metrics, chance levels), history.csv (one row per epoch run), confusion.png 
 class), per_class.csv (support, predicted, accuracy, F1 per class, on test or else val), curves.png,
 checkpoint.pt (after every epoch, written atomically: head, optimizer, schedule, every RNG,
 early-stopping state and history; `resume: True` continues from it to the very result an
-uninterrupted run gives).
+uninterrupted run gives). Every file is published by temp name + rename, done.json last; a new
+run into a folder takes the old run's done.json and results away before it writes its config.json,
+so a run killed early never shows the old results under the new config (`check_run_dir` is the
+command line's refusal to start one without --resume or --overwrite).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from migue.cache import EntryReader
 from migue.cache.keys import project_version
 from migue.cache.labels import class_names
 from migue.common.devices import pick_device
-from migue.cache.atomic import atomic_writer
+from migue.cache.atomic import atomic_write_text, atomic_writer, fsync_dir
 
 from .config import MONITORS, resolve_config
 from .data import FusionData, build_data, iter_batches
@@ -40,13 +43,16 @@ from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_log
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head, load_plugins
-from .reports import jsonable, mark_done, plot_confusion, plot_curves, write_json, write_tensorboard
+from .reports import (DONE_FILE, finished_metrics, jsonable, mark_done, plot_confusion, plot_curves, write_json,
+                      write_tensorboard)
 
 log = logging.getLogger("migue.fusion.train")
 
-__all__ = ["evaluate_run", "predict_run", "run_record", "task_data", "train_run", "write_results"]
+__all__ = ["check_run_dir", "clear_results", "evaluate_run", "predict_run", "run_record", "task_data", "train_run",
+           "write_results"]
 
 CHECKPOINT = "checkpoint.pt"
+RESULT_FILES = ("metrics.json", "head.pt", "history.csv", "per_class.csv", "confusion.png", "curves.png", "tensorboard")
 RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resume: same numbers
 
 
@@ -70,6 +76,8 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     record = run_record(task, cfg, head, data, entries, device)
     keys = {role: entry["key"] for role, entry in record["entries"].items()}
     state = _load_checkpoint(out_dir / CHECKPOINT, task, cfg, keys) if resume else None
+    if not fresh:  # the same run continued keeps its results until it rewrites them; any other run clears them
+        clear_results(out_dir, keep=state is not None)
     write_json(out_dir / "config.json", record)
     try:
         history, best_state, best_epoch = _fit(task, head, data, cfg, device, out_dir / CHECKPOINT, state,
@@ -88,9 +96,9 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
                   results: dict[str, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
     """head.pt, metrics.json, history.csv, curves.png, TensorBoard events and confusion.png of
     a trained head (its best state loaded) from its val and test `results`; returns the metrics."""
-    torch.save({"state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()}, "task": task,
-                "head": cfg["head"], "config": cfg, "shapes": {n: list(s) for n, s in data.shapes.items()}},
-               out_dir / "head.pt")
+    with atomic_writer(out_dir / "head.pt") as f:  # a full disk keeps the old file, never a torn one
+        torch.save({"state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()}, "task": task,
+                    "head": cfg["head"], "config": cfg, "shapes": {n: list(s) for n, s in data.shapes.items()}}, f)
     train_labels = data.splits["train"].labels
     test = data.splits["test"]
     metrics = {
@@ -101,7 +109,7 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
                                 cfg["num_classes"]),
     }
     write_json(out_dir / "metrics.json", metrics)
-    history.to_csv(out_dir / "history.csv", index=False)
+    atomic_write_text(out_dir / "history.csv", history.to_csv(index=False))
     plot_curves(history, out_dir / "curves.png", cfg["monitor"])
     write_tensorboard(history, out_dir / "tensorboard")
     shown = "test" if metrics["test"]["n"] else "val"
@@ -109,11 +117,42 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
     plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
                    f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})",
                    class_names(task, cfg["num_classes"]))
-    per_class_table(task, labels, logits, cfg["num_classes"]).assign(split=shown).to_csv(
-        out_dir / "per_class.csv", index=False)
+    atomic_write_text(out_dir / "per_class.csv", per_class_table(task, labels, logits, cfg["num_classes"])
+                      .assign(split=shown).to_csv(index=False))
     mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
+
+
+def check_run_dir(out_dir: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to start a new run in a folder that already holds something, unless the user said
+    what to do with it: `resume` continues the run there, `overwrite` replaces it."""
+    if resume and overwrite:
+        raise ValueError("give --resume or --overwrite, not both: --resume continues the run in --out, "
+                         "--overwrite replaces it")
+    out_dir = Path(out_dir)
+    if resume or overwrite or not out_dir.is_dir():
+        return
+    held = sorted(p.name for p in out_dir.iterdir())
+    if held:
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise ValueError(f"{out_dir} already holds a run ({shown}): pass --resume to continue it, "
+                         "--overwrite to replace it, or choose another --out")
+
+
+def clear_results(out_dir: Path, keep: bool = False) -> None:
+    """Take a run's results out of `out_dir`, done.json first (from then on the folder is an
+    unfinished run); `keep` removes only done.json (the same run, continued, rewrites the rest)."""
+    names = (DONE_FILE,) if keep else (DONE_FILE, *RESULT_FILES, CHECKPOINT)
+    for name in names:
+        path = Path(out_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        if name == DONE_FILE:
+            fsync_dir(out_dir)  # unmarked for good before anything else changes
+    fsync_dir(out_dir)
 
 
 def evaluate_run(run_dir: Path, split: str = "test",
@@ -270,6 +309,9 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
 
 def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None
               ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+    if finished_metrics(run_dir) is None:
+        raise ValueError(f"{run_dir} is not a finished run (no valid {DONE_FILE}: it was interrupted or is "
+                         "still training); finish it with `migue fuse-train ... --resume`, or train it again")
     record = json.loads((run_dir / "config.json").read_text())
     task, cfg = record["task"], record["config"]
     plugin = record["head"].get("plugin")

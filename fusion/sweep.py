@@ -33,7 +33,7 @@ from .registry import get_head
 from .reports import write_json
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_heads, seed_everything, to_device, training_setup,
                       wire_dtype)
-from .runs import run_record, write_results
+from .runs import clear_results, run_record, write_results
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def _train_pass(task: str, data: FusionData, cfgs: dict[Path, dict[str, Any]], n
     for out, fitter in fitters.items():
         cfg = cfgs[out]
         out.mkdir(parents=True, exist_ok=True)
+        clear_results(out)  # an earlier run's results never stand under this config.json
         renamed = _renamed(data, names[out])
         write_json(out / "config.json", {**run_record(task, cfg, fitter.head, renamed, entries, device),
                                          "sweep": {"probes_in_pass": len(fitters), "view": names[out]}})

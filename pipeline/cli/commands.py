@@ -457,13 +457,17 @@ class _HeadsCommand(click.Command):
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last completed epoch (same config and entries; "
                    "the result equals an uninterrupted run's).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in --out (its results go before the new run starts). Without "
+                   "--resume or --overwrite, a folder that holds anything is refused.")
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
-               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool) -> None:
+               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool) -> None:
     """Train a fusion head (or a baseline) on cached features."""
-    from migue.fusion.runs import train_run
+    from migue.fusion.runs import check_run_dir, train_run
 
     from migue.pipeline.orchestration.entries import head_roles, select_entries
 
+    check_run_dir(out, resume, overwrite)
     config = {k: _json_value(v) for k, v in _pairs(overrides).items()}
     config["seed"] = seed
     if fusion:
