@@ -42,7 +42,7 @@ from .heads import HeadContractError, check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
-from .registry import get_head, load_plugins
+from .registry import get_head, list_heads, load_plugins
 from .reports import (DONE_FILE, finished_metrics, jsonable, mark_done, plot_confusion, plot_curves, write_json,
                       write_tensorboard)
 
@@ -155,21 +155,23 @@ def clear_results(out_dir: Path, keep: bool = False) -> None:
     fsync_dir(out_dir)
 
 
-def evaluate_run(run_dir: Path, split: str = "test",
-                 entries: Mapping[str, EntryReader] | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryReader] | None = None,
+                 trust_run: bool = False) -> dict[str, Any]:
     """Reload a run (its config, head.pt and entries, or `entries` by role) and recompute the
-    metrics of `split`."""
-    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    metrics of `split`. A plugin head's module is imported only if loaded already (the user named
+    it: --plugin) or with `trust_run`: a run folder alone never runs code."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run)
     return evaluate_head(task, head, data.splits[split], cfg, device)[0]
 
 
-def predict_run(run_dir: Path, split: str = "test",
-                entries: Mapping[str, EntryReader] | None = None) -> pd.DataFrame:
+def predict_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryReader] | None = None,
+                trust_run: bool = False) -> pd.DataFrame:
     """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1,
     video_name, p_win), mg (unit_id, video_id, label = class index, video_name, label_row,
     p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
-    `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry)."""
-    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries)
+    `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry). Plugin
+    heads load as for `evaluate_run`."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run)
     part = data.splits[split]
     logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
     labels, probs = predictions(task, logits), probabilities(task, logits)
@@ -292,7 +294,7 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
         "task": task,
         "config": cfg,
         "head": {"name": spec.name, "description": spec.description,
-                 "plugin": None if spec.source == "built-in" else spec.source,  # reloaded by evaluate/predict
+                 "plugin": None if spec.source == "built-in" else spec.source,  # named to evaluate/predict
                  "inputs": {n: asdict(inp) for n, inp in inputs.items()},
                  "shapes": {n: list(s) for n, s in data.shapes.items()},
                  "parameters": sum(p.numel() for p in head.parameters())},
@@ -307,16 +309,27 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
     }
 
 
-def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None
+def _run_plugin(run_dir: Path, record: dict[str, Any], trust_run: bool) -> None:
+    """Make the run's head available: a built-in or entry-point head is; a plugin file or module
+    recorded in the run is imported only with `trust_run`, else it must be loaded already."""
+    plugin, name = record["head"].get("plugin"), record["config"]["head"]
+    if not plugin or plugin.startswith("entry-point:"):
+        return
+    if trust_run:
+        load_plugins([plugin])
+    elif name not in list_heads():
+        raise ValueError(f"{run_dir} needs the plugin {plugin} (head {name!r}); a run folder does not import "
+                         f"code by itself: pass --plugin {plugin} if you trust it, or --trust-run")
+
+
+def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None, trust_run: bool = False
               ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
     if finished_metrics(run_dir) is None:
         raise ValueError(f"{run_dir} is not a finished run (no valid {DONE_FILE}: it was interrupted or is "
                          "still training); finish it with `migue fuse-train ... --resume`, or train it again")
     record = json.loads((run_dir / "config.json").read_text())
     task, cfg = record["task"], record["config"]
-    plugin = record["head"].get("plugin")
-    if plugin and not plugin.startswith("entry-point:"):
-        load_plugins([plugin])  # the module or file that registered the run's head
+    _run_plugin(run_dir, record, trust_run)
     given = dict(entries or {})
     opened = {}
     for role, info in record["entries"].items():

@@ -102,7 +102,8 @@ def test_a_head_with_non_finite_logits_is_refused_before_training(cache, tmp_pat
 
 
 def test_a_plugin_run_evaluates_and_predicts_in_a_fresh_process(cache, tmp_path):
-    """The run folder records the plugin's file: `migue evaluate` / `predict` need no --plugin."""
+    """The run folder records the plugin's file; `migue evaluate` / `predict` load it when the user
+    names it again (--plugin) or trusts the run (--trust-run), never by themselves."""
     plugin = write_head(tmp_path / "elsewhere", "plugin-reload")
     run = tmp_path / "run"
     trained = CliRunner().invoke(main, ["fuse-train", "--plugin", str(plugin), "--task", "mg", "--cache", str(cache),
@@ -111,13 +112,41 @@ def test_a_plugin_run_evaluates_and_predicts_in_a_fresh_process(cache, tmp_path)
     assert json.loads((run / "config.json").read_text())["head"]["plugin"] == str(plugin.resolve())
     saved = json.loads((run / "metrics.json").read_text())["test"]
     migue = str(Path(sys.executable).with_name("migue"))  # a fresh process: the plugin is not imported
-    evaluated = subprocess.run([migue, "evaluate", str(run)], capture_output=True, text=True, timeout=600)
+    evaluated = subprocess.run([migue, "evaluate", str(run), "--plugin", str(plugin)], capture_output=True,
+                               text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout)["top1"] == pytest.approx(saved["top1"])
-    predicted = subprocess.run([migue, "predict", str(run), "--out", str(tmp_path / "p.csv")], capture_output=True,
-                               text=True, timeout=600)
+    predicted = subprocess.run([migue, "predict", str(run), "--trust-run", "--out", str(tmp_path / "p.csv")],
+                               capture_output=True, text=True, timeout=600)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     assert len((tmp_path / "p.csv").read_text().splitlines()) == saved["n"] + 1
+
+
+def test_a_run_folder_does_not_import_the_plugin_it_names(cache, tmp_path):
+    """Issue 23 case 8. Old code: `migue evaluate RUN` imported whatever file RUN/config.json
+    named, so copying someone's run folder was enough to execute their code."""
+    trusted = write_head(tmp_path / "mine", "plugin-trust-mine")
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["fuse-train", "--plugin", str(trusted), "--task", "mg", "--cache", str(cache),
+                                        "--out", str(run), "--fusion", "plugin-trust-mine", "--epochs", "2"])
+    assert trained.exit_code == 0, trained.output
+    marker = tmp_path / "it-ran"  # the foreign file's side effect, were it imported
+    foreign = write_head(tmp_path / "theirs", "plugin-trust-theirs",
+                         tail=f"\n\nimport pathlib\npathlib.Path({str(marker)!r}).write_text('ran')")
+    record = json.loads((run / "config.json").read_text())  # a run folder from someone else: it names their file
+    record["config"]["head"] = record["head"]["name"] = "plugin-trust-theirs"
+    record["head"]["plugin"] = str(foreign)
+    (run / "config.json").write_text(json.dumps(record))
+    for command in (["evaluate", str(run)], ["predict", str(run), "--out", str(tmp_path / "p.csv")]):
+        refused = CliRunner().invoke(main, command)
+        assert refused.exit_code == 2, refused.output
+        assert f"needs the plugin {foreign}" in refused.output and "--plugin" in refused.output \
+            and "--trust-run" in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+        assert not marker.exists() and "plugin-trust-theirs" not in list_heads()
+    trusting = CliRunner().invoke(main, ["evaluate", str(run), "--trust-run"])
+    assert trusting.exit_code == 0, trusting.output
+    assert marker.exists() and "top1" in json.loads(trusting.output)
 
 
 def test_unknown_inputs_and_tasks_are_refused_at_registration():

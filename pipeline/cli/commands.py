@@ -482,19 +482,32 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
     click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
 
 
+def _run_plugin_options(command: click.Command) -> click.Command:
+    """--plugin and --trust-run of evaluate / predict: a plugin run's code loads only when named."""
+    command = click.option("--trust-run", is_flag=True,
+                           help="Import the plugin module or file the run's config.json names (run folders "
+                                "from others can name any file: prefer --plugin).")(command)
+    return click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True,
+                        callback=_load_plugins, expose_value=False,
+                        help="Import MODULE (a module name or a .py file) that registers the run's head; "
+                             "a plugin run says which it needs. Repeatable.")(command)
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
-def evaluate(run_dir: Path, split: str) -> None:
+@_run_plugin_options
+def evaluate(run_dir: Path, split: str, trust_run: bool) -> None:
     """Recompute a run's metrics on a split from the cache."""
     from migue.fusion.runs import evaluate_run
 
-    click.echo(json.dumps(evaluate_run(run_dir, split), indent=1, default=str))
+    click.echo(json.dumps(evaluate_run(run_dir, split, trust_run=trust_run), indent=1, default=str))
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@_run_plugin_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
 @click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
               help="migue: ids, predicted label, release names, label rows and class probabilities. "
@@ -508,7 +521,7 @@ def evaluate(run_dir: Path, split: str) -> None:
                                   "(default: the run's cache entries and their failed units). " + DATA_HELP)
 @click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
 def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
-            data_layout: str) -> None:
+            data_layout: str, trust_run: bool) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
@@ -516,7 +529,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
 
     task = json.loads((run_dir / "config.json").read_text())["task"]
-    table = predict_run(run_dir, split)
+    table = predict_run(run_dir, split, trust_run=trust_run)
     if fmt == "miga":
         if data_root:
             from migue.pipeline.datasets import read_dataset
