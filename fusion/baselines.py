@@ -102,6 +102,7 @@ BASELINE_POOL = {"baseline_pool": "space"}  # space (mean over time, per-place f
                                             # rgb h*w cells, pose joints) | time | mean (one vector)
 POOL_CHOICES = {"baseline_pool": ("space", "time", "mean")}
 MLP = {"width": 256, "dropout": 0.1}  # hidden size and dropout of mlp probes and concat
+MLP_RANGES = {"width": (1, None), "dropout": (0, 1)}
 PROBE_TARGETS = {"rgb": "rgb", "pose-joint": "joint", "pose-bone": "bone", "face": "face", "context": "context"}
 LATE_MEMBERS = {"mg": ["rgb", "joint", "bone"], "emotion": ["face", "context"]}
 
@@ -126,7 +127,7 @@ def _register_probe(target: str, kind: str) -> None:
 
     settings = {**BASELINE_POOL, **(MLP if kind == "mlp" else {})}
     register_head(f"probe-{kind}-{target}", tasks=(task,), inputs=_pooled_inputs(lambda task: [name]),
-                  settings=settings, choices=POOL_CHOICES,
+                  settings=settings, choices=POOL_CHOICES, ranges=MLP_RANGES if kind == "mlp" else None,
                   description=f"{kind} probe on pooled {target} features ({what})")(probe)
 
 
@@ -137,7 +138,7 @@ def _register_late(head: str, members: dict[str, list[str]], description: str) -
 
     register_head(head, tasks=tuple(members), inputs=_pooled_inputs(lambda task: members[task]),
                   settings={**BASELINE_POOL, "late_probe": "linear", **MLP},  # member probes: linear | mlp
-                  choices={**POOL_CHOICES, "late_probe": PROBES}, description=description,
+                  choices={**POOL_CHOICES, "late_probe": PROBES}, ranges=MLP_RANGES, description=description,
                   trains_members=True)(late)
 
 
@@ -151,7 +152,7 @@ _register_late("late", LATE_MEMBERS, "late fusion: average of per-modality probe
 _register_late("late-pose", {"mg": ["joint", "bone"]},
                "classic 2s-AGCN ensemble: average of joint and bone probe scores")
 register_head("concat", tasks=TASKS, inputs=_pooled_inputs(lambda task: LATE_MEMBERS[task]),
-              settings={**BASELINE_POOL, **MLP}, choices=POOL_CHOICES,
+              settings={**BASELINE_POOL, **MLP}, choices=POOL_CHOICES, ranges=MLP_RANGES,
               description="concatenated pooled features of all modalities -> MLP")(concat)
 for _target in PROBE_TARGETS:
     for _kind in PROBES:

@@ -94,6 +94,8 @@ class CMTF(nn.Module):
                          "modality_dropout": 0.3,
                          "pose_streams": ["joint", "bone"]},  # 2s-AGCN streams fused with rgb
                choices={"cmtf_mode": MODES},
+               ranges={"width": (1, None), "depth": (1, None), "num_heads": (1, None), "dropout": (0, 1),
+                       "modality_dropout": (0, 1)},
                description="Cross-Modal Token Fusion: rgb + pose (joint, bone) tokens, transformer over a fusion "
                            "[CLS] (cmtf_mode joint | cross)")
 def cmtf(shapes: dict[str, tuple[int, int]], num_classes: int, width: int, depth: int, num_heads: int,

@@ -6,6 +6,7 @@ from typing import Any
 
 from .data import TASKS
 from .registry import get_head
+from .settings import Setting
 
 DEFAULTS: dict[str, Any] = {
     # what to train (a head's own settings, e.g. cmtf's width, are declared where it registers)
@@ -47,6 +48,14 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "in_memory": ("auto", True, False),
 }
 MONITORS = {"mg": ("top1", "top5", "macro_f1"), "emotion": ("accuracy", "f1", "roc_auc")}
+_COUNT, _RATE = Setting("int", 1), Setting("number", 0)
+RULES: dict[str, Setting] = {  # the type and range of every training key without CHOICES
+    "head": Setting("str"), "num_classes": Setting("int", 2), "max_windows": Setting("int", 1, optional=True),
+    "epochs": _COUNT, "batch_size": _COUNT, "lr": _RATE, "weight_decay": _RATE, "warmup_epochs": _RATE,
+    "label_smoothing": Setting("number", 0, 1, high_open=True), "grad_clip": _RATE, "patience": Setting("int", 0),
+    "monitor": Setting("str"), "seed": Setting("int", 0, 2**32 - 1),  # numpy's seeds are 32-bit
+    "device": Setting("str"), "amp": Setting("bool"), "memory_budget_gb": _RATE,
+}
 
 
 def config_for(task: str, head: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +79,12 @@ def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[s
         raise KeyError(f"unknown config keys {unknown} for head {head!r}: it reads "
                        f"{', '.join(spec.settings) or 'no settings of its own'}; training keys: {', '.join(DEFAULTS)}")
     cfg = {**DEFAULTS, **copy.deepcopy(spec.settings), **overrides, "head": head}
+    try:  # types and ranges first: nothing downstream sees batch_size=0 or lr='abc'
+        for key, rule in RULES.items():
+            rule.check(key, cfg[key])
+        spec.check_settings(cfg)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (head {head!r})") from None
     if cfg["monitor"] == "auto":
         cfg["monitor"] = MONITORS[task][0]
     for key, allowed in {**CHOICES, **spec.choices}.items():

@@ -82,6 +82,7 @@ class InterFusion(nn.Module):
 
 @register_head("interfusion", tasks=("emotion",), inputs=("face", "context"),
                settings={"width": 256, "depth": 2, "num_heads": 4, "dropout": 0.1},
+               ranges={"width": (1, None), "depth": (1, None), "num_heads": (1, None), "dropout": (0, 1)},
                description="InterFusion: gated bidirectional face<->context cross-attention per window, "
                            "attention pooling over a video's windows")
 def interfusion(shapes: dict[str, tuple[int, int]], num_classes: int, width: int, depth: int, num_heads: int,

@@ -37,6 +37,7 @@ from typing import Any
 from torch import nn
 
 from .data import TASKS, Input
+from .settings import Setting, setting_for
 
 log = logging.getLogger("migue.fusion")
 
@@ -78,6 +79,13 @@ class HeadSpec:
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # allowed values of some settings
     source: str = "built-in"  # or the plugin module / entry point that registered it
     trains_members: bool = False  # its `train_logits(batch)` gives one logits tensor per loss term
+    rules: dict[str, Setting] = field(default_factory=dict)  # each setting's type and range
+
+    def check_settings(self, cfg: dict[str, Any]) -> None:
+        """A ValueError naming the first setting of `cfg` outside its type or range (choices are checked apart)."""
+        for key, rule in self.rules.items():
+            if key in cfg and key not in self.choices:
+                rule.check(key, cfg[key])
 
     def build(self, task: str, shapes: Shapes, cfg: dict[str, Any]) -> nn.Module:
         """The head for `task` on inputs of `shapes`, with its settings taken from `cfg`."""
@@ -101,13 +109,16 @@ def num_outputs(task: str, cfg: dict[str, Any]) -> int:
 def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | InputsFn, *,
                   settings: dict[str, Any] | None = None, description: str | None = None,
                   choices: dict[str, tuple[Any, ...]] | None = None,
-                  trains_members: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+                  trains_members: bool = False,
+                  ranges: dict[str, Setting | tuple[float | None, float | None]] | None = None
+                  ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a head class (or factory) `fn(shapes, num_classes, **settings)`.
 
     `inputs` names what it reads (entry roles 'rgb', 'pose', 'face', 'context' or streams
     'joint', 'bone'), pooled as the training config says; a function `(task, config) -> {name:
     Input}` chooses them itself. `settings` (default: the keyword defaults of `fn`) are the
-    only head keys a config may set for it."""
+    only head keys a config may set for it; each takes the type of its default, and `ranges`
+    bounds some: `{"width": (1, None)}` (closed; None = unbounded) or a `Setting`."""
     tasks = tuple(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks:
@@ -134,11 +145,19 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
         if name in _HEADS:
             raise ValueError(f"head {name!r} is registered twice ({_HEADS[name].source} and {fn.__module__})")
         declared = dict(settings) if settings is not None else _keyword_defaults(fn)
+        unknown = sorted(set(ranges or {}) - set(declared))
+        if unknown:
+            raise ValueError(f"head {name!r}: ranges for {unknown}, which are not among its settings {sorted(declared)}")
+        try:
+            rules = {k: setting_for(v, (ranges or {}).get(k)) for k, v in declared.items()}
+        except ValueError as exc:
+            raise ValueError(f"head {name!r}: {exc}") from None
         text = description or (inspect.getdoc(fn) or name).splitlines()[0]
         # a plugin's source is what `load_plugins` takes back: its module name, or its file's path
         source = "built-in" if fn.__module__.startswith("migue.fusion") else _FILE_MODULES.get(fn.__module__,
                                                                                               fn.__module__)
-        _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members)
+        _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members,
+                                rules)
         return fn
 
     return wrap
