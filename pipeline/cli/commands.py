@@ -286,6 +286,31 @@ def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[s
         raise click.ClickException(str(exc)) from None
 
 
+def _check_head(run_dir: Path) -> None:
+    """A run's head.pt must load with the safe loader (tensors and plain values only, as fuse-train
+    writes it): a refused or corrupt one is one sentence, before the run's entries are read."""
+    import pickle
+
+    import torch
+
+    path = run_dir / "head.pt"
+    if not path.is_file():
+        return  # not a finished run: evaluate_run / predict_run say so
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        why = next((line.split("error:", 1)[-1].split(" was not")[0].strip() for line in str(exc).splitlines()
+                    if "WeightsUnpickler error" in line), "an object the safe loader does not allow")
+        raise click.ClickException(f"{path} holds objects beyond tensors ({why}), which the safe loader refuses: "
+                                   "fuse-train writes no such file; train the run again") from None
+    except Exception as exc:  # any failure of this one load: truncated, not a zip, bad magic, struct errors
+        first = (str(exc).splitlines() or [""])[0][:160] or type(exc).__name__
+        raise click.ClickException(f"{path} is not a readable head checkpoint ({first}); train the run again") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise click.ClickException(f"{path} is not a readable head checkpoint (no state_dict in it); "
+                                   "train the run again")
+
+
 @main.group()
 def cache() -> None:
     """Inspect, check and clean the feature store."""
@@ -501,6 +526,7 @@ def evaluate(run_dir: Path, split: str, trust_run: bool) -> None:
     """Recompute a run's metrics on a split from the cache."""
     from migue.fusion.runs import evaluate_run
 
+    _check_head(run_dir)
     click.echo(json.dumps(evaluate_run(run_dir, split, trust_run=trust_run), indent=1, default=str))
 
 
@@ -528,6 +554,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
 
     from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
 
+    _check_head(run_dir)
     task = json.loads((run_dir / "config.json").read_text())["task"]
     table = predict_run(run_dir, split, trust_run=trust_run)
     if fmt == "miga":
@@ -565,7 +592,10 @@ def demo(workdir: Path, videos: int, arch: str, epochs: int | None, quick: bool)
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (e.g. tcp://host:8786); default: a LocalCluster here.")
 @click.option("--workers", type=int, default=2, show_default=True, help="LocalCluster worker processes.")
-def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None, workers: int) -> None:
+@click.option("--max-runs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Refuse a grid of more than N runs (default 1000), before anything starts.")
+def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None, workers: int,
+           max_runs: int | None) -> None:
     """Run every combination of a grid's axes as Dask tasks over one cache (resumable).
 
     \b
@@ -575,9 +605,11 @@ def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None
       axes: {head: [cmtf, concat], lr: [5.0e-4, 1.0e-3], seed: [0, 1, 2]}
       one_pass: true            # optional: train the probe-* runs together, one read of the cache
     """
-    from migue.pipeline.orchestration.ablate import Grid, run_ablation
+    from migue.pipeline.orchestration.ablate import MAX_RUNS, Grid, run_ablation
 
-    table = run_ablation(Grid.load(grid_file), cache, out, scheduler=scheduler, workers=workers)
+    max_runs = max_runs or MAX_RUNS
+    table = run_ablation(Grid.load(grid_file, max_runs), cache, out, scheduler=scheduler, workers=workers,
+                         max_runs=max_runs)
     failed = int((table["status"] != "ok").sum())
     click.echo((out / "results.md").read_text())
     if failed:

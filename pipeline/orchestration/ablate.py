@@ -6,6 +6,11 @@ and no backbone is built. Finished runs (a valid done.json, written last) are sk
 failing run is reported with its error and the others go on. With `one_pass: true` the
 grid's probe runs are trained together, many heads per read of the cache
 (`migue.fusion.sweep_probes`): one Dask task per group of probes sharing their data settings.
+
+Grid files are bounded: YAML aliases are refused (a 1 KB alias bomb expands to gigabytes), a grid
+of more than `MAX_RUNS` runs is refused before it is expanded (`--max-runs` raises the cap), each
+shape error is one sentence naming the file and the key, and run folder names are plain names
+inside `--out/runs`.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import hashlib
 import itertools
 import json
 import logging
+import math
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +30,31 @@ import yaml
 
 from migue.cache import FeatureStore
 from migue.fusion.config import MONITORS
+from migue.fusion.data import TASKS
 from migue.fusion.reports import DONE_FILE, finished_metrics
 
 from .entries import TASK_MODALITIES, head_roles, select_entries
 
 log = logging.getLogger("migue.ablate")
+
+
+MAX_RUNS = 1000  # runs a grid may have unless raised (--max-runs)
+MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
+GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
+
+
+class _GridLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: `*name` is an error, so nothing expands beyond the file."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasError(f"*{event.anchor} at line {event.start_mark.line + 1}")
+        return super().compose_node(parent, index)
+
+
+class _AliasError(yaml.YAMLError):
+    pass
 
 
 @dataclass
@@ -42,28 +69,30 @@ class Grid:
     plugins: list[str] = field(default_factory=list)  # modules (or .py files) that register heads
 
     @classmethod
-    def load(cls, path: Path) -> "Grid":
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML ({exc})") from None
-        unknown = set(raw) - {"task", "base", "axes", "entries", "one_pass", "plugins"}
-        if unknown or "task" not in raw:
-            raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass', "
-                             f"'plugins'; unexpected keys {sorted(unknown)}" if unknown else f"{path}: no 'task'")
+    def load(cls, path: Path, max_runs: int = MAX_RUNS) -> "Grid":
+        """The grid in YAML file `path`; a ValueError naming the file and the key for any shape
+        error, an alias, or more than `max_runs` runs."""
+        raw = _read_grid_file(Path(path))
         plugins = raw.get("plugins") or []
         if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
             raise ValueError(f"{path}: plugins must be a list of module names or .py files, got {plugins!r}")
         # a plugin file is found beside the grid file
         plugins = [str((Path(path).parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
-        axes = raw.get("axes") or {}
-        for name, values in axes.items():
-            if not isinstance(values, list) or not values:
-                raise ValueError(f"{path}: axis {name!r} must be a non-empty list, got {values!r}")
-        if not isinstance(raw.get("one_pass", False), bool):
-            raise ValueError(f"{path}: one_pass must be true or false, got {raw['one_pass']!r}")
-        return cls(raw["task"], raw.get("base") or {}, axes, raw.get("entries") or {},
+        grid = cls(raw["task"], raw.get("base") or {}, raw.get("axes") or {}, raw.get("entries") or {},
                    bool(raw.get("one_pass", False)), plugins)
+        grid.check_size(max_runs, Path(path))
+        return grid
+
+    def size(self) -> int:
+        """How many runs the grid has (the product of its axes' lengths), without expanding it."""
+        return math.prod(len(values) for values in self.axes.values())
+
+    def check_size(self, max_runs: int = MAX_RUNS, path: Path | str = "grid") -> None:
+        """Refuse a grid of more than `max_runs` runs before anything is expanded or started."""
+        if self.size() > max_runs:
+            shape = " x ".join(f"{name} {len(values)}" for name, values in self.axes.items())
+            raise ValueError(f"{path}: the grid has {self.size()} runs ({shape}), more than the cap of {max_runs}; "
+                             "raise it with --max-runs if you mean it")
 
     def runs(self) -> list[dict[str, Any]]:
         """Every combination of the axes, each merged over the base config."""
@@ -72,11 +101,68 @@ class Grid:
         return [{**self.base, **dict(zip(names, values))} for values in combos]
 
 
+def _read_grid_file(path: Path) -> dict[str, Any]:
+    """The grid file's top-level mapping, its shape checked key by key."""
+    size = path.stat().st_size
+    if size > MAX_GRID_BYTES:
+        raise ValueError(f"{path}: {size} bytes; a grid file is at most {MAX_GRID_BYTES} bytes")
+    try:
+        raw = yaml.load(path.read_text(), Loader=_GridLoader)  # noqa: S506 - a SafeLoader without aliases
+    except _AliasError as exc:
+        raise ValueError(f"{path}: YAML aliases are not allowed in a grid file ({exc}); write the values out") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a grid file is a mapping with 'task' and optional "
+                         f"{', '.join(repr(k) for k in GRID_KEYS[1:])}, got {_kind(raw)}")
+    unknown = set(raw) - set(GRID_KEYS)
+    if unknown or "task" not in raw:
+        raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass', "
+                         f"'plugins'; unexpected keys {sorted(map(str, unknown))}" if unknown else f"{path}: no 'task'")
+    if not isinstance(raw["task"], str) or raw["task"] not in TASKS:
+        raise ValueError(f"{path}: 'task' must be one of {', '.join(TASKS)}, got {raw['task']!r}")
+    _check_mapping(path, raw, "base", "a mapping of setting names to values")
+    _check_mapping(path, raw, "axes", "a mapping of setting names to lists of values")
+    _check_mapping(path, raw, "entries", "a mapping of modality to entry name")
+    for name, values in (raw.get("axes") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{path}: axis {name!r} must be a non-empty list, got {values!r}")
+    for modality, entry in (raw.get("entries") or {}).items():
+        if not isinstance(entry, str):
+            raise ValueError(f"{path}: 'entries' must be a mapping of modality to entry name, got {modality}: {entry!r}")
+    if not isinstance(raw.get("one_pass", False), bool):
+        raise ValueError(f"{path}: 'one_pass' must be true or false, got {raw['one_pass']!r}")
+    return raw
+
+
+def _check_mapping(path: Path, raw: dict[str, Any], key: str, what: str) -> None:
+    value = raw.get(key)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: {key!r} must be {what}, got {_kind(value)}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"{path}: {key!r} must be {what}, got the key {bad[0]!r}")
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), type(value).__name__)
+
+
 def run_id(config: dict[str, Any]) -> str:
-    """A stable, readable folder name for one run's config."""
+    """A stable, readable folder name for one run's config: its head and seed reduced to a plain
+    name (letters, digits, `.`, `_`, `-`: never a path), and a hash of the whole config."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
     head = str(config.get("head", "auto"))
-    return f"{head}-s{config.get('seed', 0)}-{digest}"
+    return f"{_plain(head, 40)}-s{_plain(str(config.get('seed', 0)), 12)}-{digest}"
+
+
+def _plain(text: str, limit: int) -> str:
+    """`text` as part of a file name: other characters become `_`, no leading dot, at most `limit` long."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:limit] or "_"
 
 
 def train_one(task: str, entry_dirs: dict[str, str], run_dir: str, config: dict[str, Any],
@@ -165,17 +251,19 @@ def _roles_or_none(task: str, config: dict[str, Any]) -> list[str]:
 
 
 def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | None = None,
-                 workers: int = 2) -> pd.DataFrame:
+                 workers: int = 2, max_runs: int = MAX_RUNS) -> pd.DataFrame:
     """Run (or resume) every run of the grid; write results.csv, results.md and results.png."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     from migue.fusion import load_plugins
 
+    grid.check_size(max_runs)
     load_plugins(grid.plugins)  # the driver resolves the runs' configs: it must know their heads
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
     configs = {run_id(c): c for c in grid.runs()}
+    _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
                                                            [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
@@ -218,6 +306,14 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     table = results_table(grid, configs, outcomes)
     write_reports(grid, table, out)
     return table
+
+
+def _inside(runs: Path, configs: dict[str, dict[str, Any]]) -> None:
+    """Every run folder is a child of `runs` (run_id makes plain names; this is the guard)."""
+    root = runs.resolve()
+    for rid in configs:
+        if (root / rid).resolve().parent != root:
+            raise ValueError(f"run name {rid!r} is not a plain folder name inside {runs}")
 
 
 def results_table(grid: Grid, configs: dict[str, dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -266,9 +362,12 @@ def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
     table.to_csv(out / "results.csv", index=False)
     summary = grouped(grid, table)
     metrics = list(MONITORS[grid.task])
-    shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
+    shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std")) and c not in metrics]].copy()
     for m in metrics:
-        best = summary[f"{m}_mean"].max() if len(summary) else None
+        if summary.empty:  # no run finished: the table keeps its columns, the failures are listed below
+            shown[m] = []
+            continue
+        best = summary[f"{m}_mean"].max()
         shown[m] = [("**" if mean == best else "") + f"{mean:.3f} ± {std:.3f}" + ("**" if mean == best else "")
                     for mean, std in zip(summary[f"{m}_mean"], summary[f"{m}_std"])]
     failed = table[table["status"] != "ok"]
@@ -289,8 +388,11 @@ def _plot(summary: pd.DataFrame, grid: Grid, metric: str, path: Path) -> None:
     keys = [a for a in grid.axes if a != "seed"]
     labels = [", ".join(f"{k}={row[k]}" for k in keys) or "base" for _, row in summary.iterrows()]
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(labels) + 2), 4))
-    ax.bar(range(len(labels)), summary.get(f"{metric}_mean", []), yerr=summary.get(f"{metric}_std", []),
-           capsize=3, color="tab:blue")
+    if labels:
+        ax.bar(range(len(labels)), summary[f"{metric}_mean"], yerr=summary[f"{metric}_std"], capsize=3,
+               color="tab:blue")
+    else:
+        ax.text(0.5, 0.5, "no run finished", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel(f"test {metric}")
     ax.set_title(f"{grid.task} ablation (mean ± std over seeds)")
