@@ -20,7 +20,8 @@ from migue.common.splits import split_named
 from .errors import SkeletonError
 from .files import EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, scan, video_key
 from .manifest import Manifest, Unit, Video, make_unit_id, window_units
-from .skeleton import frame_size_of, parse_skeleton
+from .agreement import disagreement
+from .skeleton import frame_size_of, parse_skeleton, skeleton_format
 from .video import VideoError, probe, read_frames
 
 DEFAULT_WINDOW = 64  # frames per emotion window
@@ -85,6 +86,12 @@ class Reader:
             self._found = scan(self.roots)
             for text in self._found.problems:
                 self.problem(text)
+            for link, target in self._found.outside_links[:SHOWN_UNUSED]:
+                self.note(f"{link} is a link to {target}, outside the dataset folder: not followed (give "
+                          f"{target} as another dataset folder to read it)")
+            if len(self._found.outside_links) > SHOWN_UNUSED:
+                self.note(f"{len(self._found.outside_links) - SHOWN_UNUSED} more links to folders outside the "
+                          "dataset folder: not followed")
             self.manifest.found = self._found
         return self._found
 
@@ -113,10 +120,12 @@ class Reader:
     def add_video(self, video_id: str, subject: str, split: str, emotion: int,
                   video_path: Path | None, skeleton_path: Path | None, name: str = "") -> Video:
         """Probe the video (a first frame must decode) and, where there is no usable video or
-        every skeleton is to be checked, parse the skeleton for its frame count and size.
+        every skeleton is to be checked, parse the skeleton for its frame count and size (checked
+        against the video's, when both are there: `agreement.py`).
         `name`: the id as the release spells it (default: `video_id`)."""
         self.use(video_path, skeleton_path)
         frames = width = height = 0
+        info = None
         if video_path is not None:
             try:
                 info = probe(video_path)
@@ -143,6 +152,9 @@ class Reader:
                 elif video_path is None:
                     frames = len(keypoints)
                     width, height = frame_size_of(keypoints)
+                elif info is not None and skeleton_format(skeleton_path) != "stgcn":
+                    for text in disagreement(skeleton_path, keypoints, video_path, info):
+                        self.problem(text)
         video = Video(video_id, subject=subject, split=split, emotion=emotion, video_path=video_path,
                       skeleton_path=skeleton_path, frames=frames, width=width, height=height,
                       name=name or video_id)

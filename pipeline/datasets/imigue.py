@@ -20,7 +20,7 @@ from pathlib import Path
 from migue.common.splits import SPLITS
 
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_by_subject
-from .files import Roots, as_roots, video_key
+from .files import Roots, as_roots, video_key, within
 from .labels import LabelError, ReleaseRow, parse_clip, read_release_labels
 
 NAME = "imigue"
@@ -31,7 +31,9 @@ LOOKS_FOR = "labels.csv (at a root or one folder down) rows of subjects in the {
 
 
 def find_labels(root: Path | Roots) -> list[Path]:
-    return [p for top in as_roots(root) for p in sorted(top.glob("labels.csv")) + sorted(top.glob("*/labels.csv"))]
+    roots = as_roots(root)
+    return [p for top in roots for p in sorted(top.glob("labels.csv")) + sorted(top.glob("*/labels.csv"))
+            if within(p, roots)]
 
 
 def looks_like(root: Path | Roots) -> bool:

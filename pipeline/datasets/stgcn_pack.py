@@ -40,7 +40,7 @@ from migue.common.splits import split_named
 
 from .classes import N_MG_CLASSES
 from .errors import SkeletonError
-from .files import Roots, as_roots, scan, video_key
+from .files import Roots, as_roots, scan, video_key, within
 from .labels import LabelError, parse_clip, parse_clip_row, read_release_labels
 from .openpose import KEYPOINT_INDEX, N_KEYPOINTS
 
@@ -135,7 +135,9 @@ class Pack:
 
 def find_packs(root: Path | Roots) -> list[Path]:
     """The `<part>_data.npy` files at each root or one folder down."""
-    return [p for top in as_roots(root) for p in sorted(top.glob("*_data.npy")) + sorted(top.glob("*/*_data.npy"))]
+    roots = as_roots(root)
+    return [p for top in roots for p in sorted(top.glob("*_data.npy")) + sorted(top.glob("*/*_data.npy"))
+            if within(p, roots)]
 
 
 def pack_unit_id(video_id: str, k: int) -> str:

@@ -45,7 +45,10 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
         return one_pass(manifest, store, opts, only, model)
     device = pick_device(opts.device)
     precision = resolve_precision(opts.precision, device)
-    writer = open_entry(manifest, store, opts, precision)
+    config = entry_config(opts, precision, manifest)
+    if model is None and not store.entry_dir(config).is_dir():
+        model = build_model(opts)  # a new entry: a checkpoint the loader refuses stops here, before it exists
+    writer = store.writer(config)
     units, report = pending_units(manifest, store, writer, opts, only)
     if units:
         _extract_units(manifest, store, opts, mod, writer, units, model, device, precision, report)
