@@ -594,8 +594,11 @@ def demo(workdir: Path, videos: int, arch: str, epochs: int | None, quick: bool)
 @click.option("--workers", type=int, default=2, show_default=True, help="LocalCluster worker processes.")
 @click.option("--max-runs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Refuse a grid of more than N runs (default 1000), before anything starts.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the results of another grid in --out (the same grid resumes there without it; "
+                   "finished runs of identical configs are reused).")
 def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None, workers: int,
-           max_runs: int | None) -> None:
+           max_runs: int | None, overwrite: bool) -> None:
     """Run every combination of a grid's axes as Dask tasks over one cache (resumable).
 
     \b
@@ -609,7 +612,7 @@ def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None
 
     max_runs = max_runs or MAX_RUNS
     table = run_ablation(Grid.load(grid_file, max_runs), cache, out, scheduler=scheduler, workers=workers,
-                         max_runs=max_runs)
+                         max_runs=max_runs, overwrite=overwrite)
     failed = int((table["status"] != "ok").sum())
     click.echo((out / "results.md").read_text())
     if failed:

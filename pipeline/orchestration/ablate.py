@@ -10,11 +10,13 @@ grid's probe runs are trained together, many heads per read of the cache
 Grid files are bounded: YAML aliases are refused (a 1 KB alias bomb expands to gigabytes), a grid
 of more than `MAX_RUNS` runs is refused before it is expanded (`--max-runs` raises the cap), each
 shape error is one sentence naming the file and the key, and run folder names are plain names
-inside `--out/runs`.
+inside `--out/runs`. An `--out` holding another grid's results is refused unless `overwrite`
+(the same grid resumes there); every report is published by temp name and rename.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -29,6 +31,7 @@ import pandas as pd
 import yaml
 
 from migue.cache import FeatureStore
+from migue.cache.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from migue.fusion.config import MONITORS
 from migue.fusion.data import TASKS
 from migue.fusion.reports import DONE_FILE, finished_metrics
@@ -39,6 +42,7 @@ log = logging.getLogger("migue.ablate")
 
 
 MAX_RUNS = 1000  # runs a grid may have unless raised (--max-runs)
+REPORTS = ("results.csv", "results.md", "results.png", "grid.json")  # what a grid writes at the top of --out
 MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
 GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
 
@@ -251,17 +255,21 @@ def _roles_or_none(task: str, config: dict[str, Any]) -> list[str]:
 
 
 def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | None = None,
-                 workers: int = 2, max_runs: int = MAX_RUNS) -> pd.DataFrame:
-    """Run (or resume) every run of the grid; write results.csv, results.md and results.png."""
+                 workers: int = 2, max_runs: int = MAX_RUNS, overwrite: bool = False) -> pd.DataFrame:
+    """Run (or resume) every run of the grid; write results.csv, results.md and results.png.
+    An `out` holding another grid's results is refused unless `overwrite` (then they are replaced)."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     from migue.fusion import load_plugins
 
     grid.check_size(max_runs)
+    out = Path(out)
+    record = grid_record(grid)
+    claim_out(out, record, overwrite)
     load_plugins(grid.plugins)  # the driver resolves the runs' configs: it must know their heads
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grid.json").write_text(json.dumps(grid.__dict__, indent=1, default=str))
+    atomic_write_text(out / "grid.json", json.dumps(record, indent=1))
     configs = {run_id(c): c for c in grid.runs()}
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
@@ -306,6 +314,37 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     table = results_table(grid, configs, outcomes)
     write_reports(grid, table, out)
     return table
+
+
+def grid_record(grid: Grid) -> dict[str, Any]:
+    """The grid as grid.json holds it (plain JSON values): what says two grids are the same."""
+    return json.loads(json.dumps(grid.__dict__, default=str))
+
+
+def claim_out(out: Path, record: dict[str, Any], overwrite: bool = False) -> None:
+    """Let grid `record` write into `out`: the same grid resumes there; results of another grid
+    (or of one without a readable grid.json) are refused, or with `overwrite` removed first."""
+    held = [name for name in REPORTS if (out / name).exists()]
+    if not held:
+        return
+    try:
+        previous = json.loads((out / "grid.json").read_text())
+    except (OSError, ValueError):
+        previous = None
+    if previous == record:
+        return
+    if not overwrite:
+        if not isinstance(previous, dict):
+            why = "no grid.json" if not (out / "grid.json").exists() else "its grid.json is unreadable"
+            raise ValueError(f"{out} holds {', '.join(held)} of an unknown grid ({why}); pass --overwrite to "
+                             "replace them, or choose another --out")
+        differ = sorted(k for k in set(record) | set(previous) if previous.get(k) != record.get(k))
+        raise ValueError(f"{out} holds the results of another grid (it differs in {', '.join(differ)}); pass "
+                         "--overwrite to replace them, or choose another --out")
+    for name in REPORTS:  # grid.json last: until the new one is written, nothing claims to be this grid
+        (out / name).unlink(missing_ok=True)
+    fsync_dir(out)
+    log.info("--overwrite: removed %s of the previous grid in %s", ", ".join(held), out)
 
 
 def _inside(runs: Path, configs: dict[str, dict[str, Any]]) -> None:
@@ -359,7 +398,7 @@ def grouped(grid: Grid, table: pd.DataFrame) -> pd.DataFrame:
 
 def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
     """results.csv (every run), results.md (mean ± std over seeds, best marked), results.png."""
-    table.to_csv(out / "results.csv", index=False)
+    atomic_write_text(out / "results.csv", table.to_csv(index=False))
     summary = grouped(grid, table)
     metrics = list(MONITORS[grid.task])
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std")) and c not in metrics]].copy()
@@ -375,7 +414,7 @@ def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
             "over seeds; best mean per column in bold.", "", shown.to_markdown(index=False)]
     if len(failed):
         text += ["", "## Failed runs", ""] + [f"- {r.run}: {r.error}" for r in failed.itertuples()]
-    (out / "results.md").write_text("\n".join(text) + "\n")
+    atomic_write_text(out / "results.md", "\n".join(text) + "\n")
     _plot(summary, grid, metrics[0], out / "results.png")
 
 
@@ -397,5 +436,7 @@ def _plot(summary: pd.DataFrame, grid: Grid, metric: str, path: Path) -> None:
     ax.set_ylabel(f"test {metric}")
     ax.set_title(f"{grid.task} ablation (mean ± std over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
