@@ -104,6 +104,8 @@ def test_a_grid_whose_every_run_fails_gets_its_summary_and_stays_inside_out(tmp_
     assert len(table) == 4 and (table["status"] == "failed").all()
     assert "4 runs, 4 failed" in (out / "results.md").read_text()
     assert len(pd.read_csv(out / "results.csv")) == 4
+    assert "setting seed='/../../x': expected an integer" in (out / "results.md").read_text()
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())  # refused before any task started
     made = {p for p in set((tmp_path / "a").rglob("*")) - before if not p.is_relative_to(out)}
     assert made <= {tmp_path / "a" / "b"}, made  # nothing but out's own parents
     assert all((out / "runs" / rid).resolve().parent == (out / "runs").resolve() for rid in table["run"])

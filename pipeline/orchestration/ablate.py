@@ -280,14 +280,20 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     for rid, config in configs.items():
         run_dir = out / "runs" / rid
         metrics = finished_metrics(run_dir)
+        problem = None if metrics is not None else _config_problem(grid.task, config)
         if metrics is not None:
             outcomes[rid] = {"status": "ok", "metrics": metrics, "skipped": True}
+        elif problem is not None:  # refused before any task starts: no worker, no run folder
+            outcomes[rid] = {"status": "failed", "error": problem}
+            log.error("run %s failed: %s", rid, problem)
         else:
             if (run_dir / "metrics.json").exists():
                 log.info("run %s did not finish writing its results (no valid %s): running it again",
                          rid, DONE_FILE)
             todo[rid] = config
-    log.info("%d runs in the grid, %d already finished, %d to run", len(configs), len(outcomes), len(todo))
+    log.info("%d runs in the grid, %d already finished, %d refused by their config, %d to run", len(configs),
+             sum(o["status"] == "ok" for o in outcomes.values()), sum(o["status"] != "ok" for o in outcomes.values()),
+             len(todo))
     if todo:
         with connect(scheduler, workers) as client:
             resources = gpu_resources(client)
@@ -314,6 +320,18 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     table = results_table(grid, configs, outcomes)
     write_reports(grid, table, out)
     return table
+
+
+def _config_problem(task: str, config: dict[str, Any]) -> str | None:
+    """Why a run's config cannot run (an unknown head or key, a setting outside its type or range),
+    as its results row says it; None when it resolves."""
+    from migue.fusion.config import resolve_config
+
+    try:
+        resolve_config(task, dict(config))
+    except (KeyError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def grid_record(grid: Grid) -> dict[str, Any]:
