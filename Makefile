@@ -2,7 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench clean
+# pytest on 2 xdist workers (tests/conftest.py keeps a module's tests and the Dask tests together),
+# the 25 slowest tests printed; every test has a time limit (pyproject.toml: timeout).
+PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
+
+.PHONY: setup demo test test-fast bench clean
 
 setup:  ## create .venv with the working OpenMMLab stack (idempotent)
 	bash scripts/install.sh
@@ -10,8 +14,11 @@ setup:  ## create .venv with the working OpenMMLab stack (idempotent)
 demo: setup  ## synth a sample, extract four modalities, train both heads, print a summary
 	$(VENV)/bin/migue demo
 
-test: setup  ## the whole test suite (the end-to-end tests included)
-	$(PY) -m pytest
+test: setup  ## the whole test suite (the end-to-end tests included): what CI runs
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## the edit-run loop: everything but the tests marked slow
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 bench: setup  ## speed figures, printed side by side (see benchmarks/RESULTS.md)
 	$(PY) benchmarks/demo_time.py

@@ -179,18 +179,20 @@ def _compare_tokens(a: Path, b: Path) -> tuple[int, list[str]]:
 
 def run_kill_test(workdir: Path, kills: int = 20, seed: int = 0, modality: str = "pose", frames: int = 8,
                   shard_size: int = 8, batch_size: int = 4, workers: int = 2, timeout: float = 1800,
-                  say=print) -> KillResult:
-    """Everything described in the module doc; returns the figures and any problem found."""
+                  say=print, data: Path | None = None) -> KillResult:
+    """Everything described in the module doc; returns the figures and any problem found.
+    `data`: a dataset to read (only read: caches go under `workdir`); default a sample generated there."""
     from migue.cache import verify_entry
     from migue.synth.sample import write_sample
 
     rng = random.Random(seed)
     result = KillResult()
     workdir.mkdir(parents=True, exist_ok=True)
-    data = workdir / "data"
-    if not (data / ".complete").exists():
-        write_sample(data, videos=12, seed=1, frames=260)
-        (data / ".complete").touch()
+    if data is None:
+        data = workdir / "data"
+        if not (data / ".complete").exists():
+            write_sample(data, videos=12, seed=1, frames=260, rgb=modality not in ("pose",))
+            (data / ".complete").touch()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = ["extract", "--modality", modality, "--data", str(data), "--frames", str(frames),
             "--shard-size", str(shard_size), "--batch-size", str(batch_size), "--workers", str(workers),

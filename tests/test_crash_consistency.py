@@ -35,7 +35,7 @@ def _leftovers(folder):
 
 # ---- ablate: a run counts as done only by its marker --------------------------------------------
 @pytest.mark.slow
-def test_ablate_reruns_runs_killed_while_writing_results(tmp_path):
+def test_ablate_reruns_runs_killed_while_writing_results(tmp_path, dask_cluster):
     """Old code: a torn metrics.json crashed every rerun (JSONDecodeError naming no file), and a
     run killed after metrics.json but before its plots counted as done."""
     from migue.pipeline.orchestration.ablate import Grid, run_ablation
@@ -45,14 +45,14 @@ def test_ablate_reruns_runs_killed_while_writing_results(tmp_path):
     grid = Grid(task="mg", base={"epochs": 2, "batch_size": 64},
                 axes={"head": ["probe-linear-rgb"], "seed": [0, 1, 2]})
     out = tmp_path / "abl"
-    run_ablation(grid, cache, out, workers=1)
+    run_ablation(grid, cache, out, scheduler=dask_cluster.scheduler_address)
     torn, unplotted, good = sorted((out / "runs").iterdir())
     torn_metrics = torn / "metrics.json"
     torn_metrics.write_bytes(torn_metrics.read_bytes()[:40])   # killed while writing metrics.json
     (unplotted / "done.json").unlink()                          # killed after metrics, before the plots
     (unplotted / "confusion.png").unlink()
     stamp = (good / "metrics.json").stat().st_mtime_ns
-    table = run_ablation(grid, cache, out, workers=1)
+    table = run_ablation(grid, cache, out, scheduler=dask_cluster.scheduler_address)
     assert (table["status"] == "ok").all(), table[["run", "error"]]
     assert json.loads(torn_metrics.read_text())["task"] == "mg"
     assert (unplotted / "confusion.png").exists() and (unplotted / "done.json").exists()

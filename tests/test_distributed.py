@@ -38,10 +38,9 @@ def mg_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    from dask.distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c:
-        yield c
+def cluster(dask_cluster):
+    """The session's LocalCluster (conftest.py): one per test run."""
+    return dask_cluster
 
 
 def test_grid_runs_every_combination_and_reports(mg_cache, tmp_path, cluster):
@@ -179,3 +178,5 @@ def test_extract_on_dask_gives_the_single_process_cache(sample_dir, tmp_path, cl
     again = extract_distributed(manifest, sample_dir, "auto", 64, FeatureStore(tmp_path / "dask"), opts,
                                 scheduler=cluster.scheduler_address, workers=2)
     assert again.extracted == 0  # idempotent: published chunks are skipped
+    with Client(cluster.scheduler_address) as client:
+        client.restart()  # fresh worker processes (no backbone, no video modules) for the session's next user

@@ -24,13 +24,9 @@ def _opts():
 
 
 @pytest.fixture(scope="module")
-def json_sample(tmp_path_factory):
-    """A skeleton-only sample with OpenPose JSON folders (as in the issue's stale-features case)."""
-    from migue.synth import write_sample
-
-    out = tmp_path_factory.mktemp("json-sample")
-    write_sample(out, videos=12, seed=3, frames=260, layout="openpose-json", rgb=False)
-    return out
+def json_sample(release_layouts):
+    """The session's OpenPose JSON layout (as in the issue's stale-features case); read-only."""
+    return release_layouts["openpose-json"]
 
 
 def _two_videos(data: Path):
@@ -42,7 +38,7 @@ def _two_videos(data: Path):
 def _extracted_copy(json_sample: Path, tmp_path: Path):
     """A copy of the sample, its first two videos' pose extracted once into a fresh cache."""
     data = tmp_path / "data"
-    shutil.copytree(json_sample, data)
+    shutil.copytree(json_sample, data, ignore=shutil.ignore_patterns("*.mp4"))  # skeleton-only, as the JSON release
     manifest, videos = _two_videos(data)
     store = FeatureStore(tmp_path / "cache")
     return data, manifest, videos, store, extract(manifest, store, _opts())

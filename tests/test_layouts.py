@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,54 +27,17 @@ from migue.pipeline.datasets.skeleton import (
 )
 from migue.synth.sample import write_sample
 
-SAMPLE = dict(videos=12, seed=1, frames=260)  # the session sample of conftest.py
+from conftest import clone
+
 # MIGUE_FUZZ_EXAMPLES=5000 for a deeper run than the fast default.
 FUZZ = settings(max_examples=int(os.environ.get("MIGUE_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-def clone(src: Path, dst: Path) -> Path:
-    """A copy of a dataset folder whose videos are links (nothing is encoded or copied twice)."""
-    for dirpath, _, filenames in os.walk(src):
-        folder = dst / Path(dirpath).relative_to(src)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            source = Path(dirpath) / name
-            if name.endswith(".mp4"):
-                (folder / name).symlink_to(source.resolve())
-            else:
-                shutil.copy2(source, folder / name)
-    return dst
-
-
 @pytest.fixture(scope="module")
-def layouts(sample_dir, tmp_path_factory) -> dict[str, Path]:
-    """The session sample in every layout. The others are written without videos and get the
-    session sample's videos linked in: same seed and sizes, so the same videos."""
-    root = tmp_path_factory.mktemp("layouts")
-    videos = {p.stem: p for p in sample_dir.glob("imigue_rgb_*/**/*.mp4")}
-    out = {"miga2025": sample_dir}
-    for layout in ("imigue", "miga2023", "openpose-json", "stgcn"):
-        write_sample(root / layout, layout=layout, rgb=False, **SAMPLE)
-        out[layout] = root / layout
-        for vid, video in videos.items():
-            if layout == "stgcn":
-                continue
-            link = (root / layout / "videos" / f"{vid}.mp4" if layout == "imigue"
-                    else root / layout / video.relative_to(sample_dir))
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(video)
-    # the packs next to the MiGA label files (and the videos): clip frame ranges are recovered
-    labelled = clone(root / "stgcn", root / "stgcn-labelled")
-    for path in sample_dir.glob("**/imigue_skeleton_*/*/*_label.csv"):
-        target = labelled / path.relative_to(sample_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-    for vid, video in videos.items():
-        (labelled / "rgb").mkdir(exist_ok=True)
-        (labelled / "rgb" / f"{vid}.mp4").symlink_to(video)
-    out["stgcn-labelled"] = labelled
-    return out
+def layouts(release_layouts) -> dict[str, Path]:
+    """The session's release-layout tree (conftest.py), read-only: tests that damage it clone it."""
+    return release_layouts
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ confusion matrices are labelled with class names, each run folder has a per-clas
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from migue.fusion.metrics import chance_levels

@@ -80,9 +80,10 @@ def _kill_script():
 
 
 @pytest.mark.slow
-def test_sigkilled_extraction_resumes_to_the_uninterrupted_cache(tmp_path):
-    """scripts/kill_test.py with 3 kills (the script itself defaults to 20)."""
-    result = _kill_script().run_kill_test(tmp_path, kills=3, seed=1, shard_size=16, say=lambda *_: None)
+def test_sigkilled_extraction_resumes_to_the_uninterrupted_cache(sample_dir, tmp_path):
+    """scripts/kill_test.py with 3 kills (the script itself defaults to 20), over the session sample."""
+    result = _kill_script().run_kill_test(tmp_path, kills=3, seed=1, shard_size=16, say=lambda *_: None,
+                                          data=sample_dir)
     assert result.ok, result.problems
     assert result.kills == 3 and result.digest == result.reference_digest and result.bytes_compared > 0
     assert 0 <= result.units_recomputed <= result.in_flight_bound
