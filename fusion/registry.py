@@ -14,7 +14,8 @@ A head is registered with the tasks it fits, the inputs it reads and the setting
 for mg and (B, W, L, D) with `mask` (B, W) for emotion (a video's windows), plus `label`.
 Logits: (B, num_classes) for mg, (B,) for emotion (num_classes is 1). The settings are those
 the head declares (`settings=`, else the keyword defaults of its `__init__`); `--set` and grids
-may name only those and the training keys. A head registered with `trains_members=True`
+may name only those and the training keys, and each value must have its default's type and lie in
+its declared range (`ranges=`; `fusion/settings.py`). A head registered with `trains_members=True`
 defines `train_logits(batch)`: a list of logits, each with its own loss (late fusion's members).
 
 Built-in heads register from their own files (`fusion/__init__.py` imports them); user heads
