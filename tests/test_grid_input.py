@@ -72,6 +72,9 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path):
     ("- task\n- mg\n", "a grid file is a mapping with 'task' and optional 'base', 'axes', 'entries', 'one_pass', "
                        "'plugins', got a list"),
     ("task: mg\none_pass: maybe\n", "'one_pass' must be true or false, got 'maybe'"),
+    ("task: mg\nplugins: heads.py\n", "'plugins' must be a list of module names or .py files, got 'heads.py'"),
+    ("task: mg\nbase: {epochs: 1}\nextra: 1\n", "a grid needs 'task' and may have 'base', 'axes', 'entries', "
+                                                "'one_pass', 'plugins'; unexpected keys ['extra']"),
 ])
 def test_every_shape_error_is_a_sentence_naming_the_key_and_the_file(tmp_path, text, message):
     path = _grid(tmp_path, text)

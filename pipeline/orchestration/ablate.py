@@ -79,7 +79,7 @@ class Grid:
         raw = _read_grid_file(Path(path))
         plugins = raw.get("plugins") or []
         if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-            raise ValueError(f"{path}: plugins must be a list of module names or .py files, got {plugins!r}")
+            raise ValueError(f"{path}: 'plugins' must be a list of module names or .py files, got {plugins!r}")
         # a plugin file is found beside the grid file
         plugins = [str((Path(path).parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
         grid = cls(raw["task"], raw.get("base") or {}, raw.get("axes") or {}, raw.get("entries") or {},
