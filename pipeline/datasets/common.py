@@ -72,6 +72,8 @@ class Reader:
         self.manifest = DatasetManifest(root=self.roots[0], layout=layout, roots=self.roots)
         self.opts = opts
         self.sources: dict[str, str] = {}  # unit id -> where it was read ("file: row r")
+        self.read_videos: dict[str, tuple[Video, str]] = {}  # video key -> (video, where it was read)
+        self.windows: set[str] = set()  # window unit ids (an MG clip may have the same frames)
         self._found: Found | None = None
 
     @property
@@ -118,11 +120,18 @@ class Reader:
             self.manifest.notes.append(text)
 
     def add_video(self, video_id: str, subject: str, split: str, emotion: int,
-                  video_path: Path | None, skeleton_path: Path | None, name: str = "") -> Video:
+                  video_path: Path | None, skeleton_path: Path | None, name: str = "",
+                  where: str = "") -> Video | None:
         """Probe the video (a first frame must decode) and, where there is no usable video or
         every skeleton is to be checked, parse the skeleton for its frame count and size (checked
         against the video's, when both are there: `agreement.py`).
-        `name`: the id as the release spells it (default: `video_id`)."""
+        `name`: the id as the release spells it (default: `video_id`); `where`: the folder or
+        rows it was read from, for messages. None (and a problem naming both places) when an id
+        of the same video was read before (`video_key`: the same id in two split folders, or
+        `0006` and `6`): the reader adds none of this one's units."""
+        where = where or str(skeleton_path or video_path or video_id)
+        if self._read_before(video_id, split, where):
+            return None
         self.use(video_path, skeleton_path)
         frames = width = height = 0
         info = None
@@ -159,7 +168,25 @@ class Reader:
                       skeleton_path=skeleton_path, frames=frames, width=width, height=height,
                       name=name or video_id)
         self.manifest.videos[video_id] = video
+        self.read_videos[video_key(video_id)] = (video, where)
         return video
+
+    def _read_before(self, video_id: str, split: str, where: str) -> bool:
+        """Whether a video with this id (`video_key`: with or without leading zeros) was read
+        before; if so the problem names both places. One video is read once, in one split."""
+        first = self.read_videos.get(video_key(video_id))
+        if first is None:
+            return False
+        video, first_where = first
+        if video.video_id == video_id:
+            what = f"is also in the {video.split} split ({first_where}): one video id in two "
+            what += "split folders" if video.split != split else "places"
+        else:
+            what = (f"is video {video.video_id} of the {video.split} split ({first_where}): ids match "
+                    "with or without leading zeros, so both name one video")
+        self.problem(f"{where}: video {video_id} of the {split} split {what}; this one is left out "
+                     f"(the video is read from {first_where} only)")
+        return True
 
     @staticmethod
     def extent(video: Video) -> tuple[int | None, str]:
@@ -183,9 +210,16 @@ class Reader:
                                         video_name=video.name or video.video_id, label_row=label_row))
 
     def add_windows(self, video: Video) -> None:
-        """Emotion windows tile videos that have a decodable video file."""
-        if video.video_path is not None:
-            self.manifest.units.extend(window_units(video, video.frames, self.opts.window))
+        """Emotion windows tile videos that have a decodable video file (a unit id is never
+        added twice: the manifest has one row per unit)."""
+        if video.video_path is None:
+            return
+        for unit in window_units(video, video.frames, self.opts.window):
+            if unit.unit_id in self.windows:
+                self.problem(f"{video.video_path}: window {unit.unit_id} was added before; kept the first")
+                continue
+            self.windows.add(unit.unit_id)
+            self.manifest.units.append(unit)
 
 
 def read_emotion_files(reader: Reader) -> dict[str, int]:

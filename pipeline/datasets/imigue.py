@@ -93,7 +93,10 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
         skeleton = found.skeleton(vid)
         if skeleton is None and has_skeletons:
             reader.problem(f"{path}: no skeleton file for video {vid} under {root}")
-        video = reader.add_video(vid, subject[vid][0], splits[subject[vid][0]], label, video_path, skeleton)
+        video = reader.add_video(vid, subject[vid][0], splits[subject[vid][0]], label, video_path, skeleton,
+                                 where=f"{path}: rows {video_rows[0].row}..{video_rows[-1].row}")
+        if video is None:  # rows of a video read before under another spelling of its id
+            continue
         n_frames, source = reader.extent(video)
         for k, row in enumerate(video_rows):
             where = f"{path}: row {row.row}"

@@ -94,7 +94,10 @@ def _read_video(reader: Reader, video_dir: Path, split: str, emotion: dict[str, 
     video_path = videos.get(video_key(vid))
     if video_path is None and videos:
         reader.problem(f"{video_dir}: video {vid}.mp4 not found under {reader.where}")
-    video = reader.add_video(vid, vid, split, emotion.get(video_key(vid), -1), video_path, skeleton, name=vid)
+    video = reader.add_video(vid, vid, split, emotion.get(video_key(vid), -1), video_path, skeleton, name=vid,
+                             where=str(video_dir))
+    if video is None:  # another folder holds this video (same id, or with other leading zeros)
+        return
     labels = video_dir / f"{vid}_label.csv"
     if labels.exists():
         reader.use(labels)

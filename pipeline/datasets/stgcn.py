@@ -55,7 +55,9 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
             owner[vid] = data_path
             ref = Path(f"{data_path}{PACK_REF}{vid}")
             video = reader.add_video(vid, vid, pack.split or "train", emotion.get(video_key(vid), -1),
-                                     videos.get(video_key(vid)), ref)
+                                     videos.get(video_key(vid)), ref, where=str(pack.label_path))
+            if video is None:  # read before under another spelling of its id
+                continue
             reader.use(data_path, pack.label_path)
             for clip in clips:
                 reader.add_clip(video, clip.label, clip.start, clip.end,
