@@ -124,6 +124,8 @@ def check_index(index: Any, entry_dir: Path) -> None:
             raise bad(f"shards[{i}] says {shard['units']} units but lists {len(shard['unit_ids'])}")
         if shard["bytes"] < 0 or not SHA256.fullmatch(shard["sha256"]):
             raise bad(f"shards[{i}] has a malformed size or sha256")
+        if "blake3" in shard and not (isinstance(shard["blake3"], str) and SHA256.fullmatch(shard["blake3"])):
+            raise bad(f"shards[{i}].blake3 should be 64 hex digits")
 
 
 def write_index(entry_dir: Path, index: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from .checksums import check_shard_bytes
 from .index import read_index
 from .paths import safe_child
 from .shard import ShardError, check_stream, open_shard, read_units
@@ -55,6 +56,7 @@ class EntryReader:
             if size != shard["bytes"]:
                 raise ShardError(f"cache entry {self.name}: shard {shard['file']} has {size} bytes, its "
                                  f"index says {shard['bytes']} (truncated or changed): run `migue cache verify`")
+            check_shard_bytes(self.name, path, shard)  # tokens and labels alike, once per process
             table = pd.DataFrame(read_units(path))
             if list(table["unit_id"]) != list(shard["unit_ids"]):
                 raise ShardError(f"cache entry {self.name}: shard {shard['file']} does not hold "

@@ -12,6 +12,7 @@ import numpy as np
 from migue.common.files import file_sha256
 
 from .atomic import TMP_PREFIX
+from .checksums import shard_digest
 from .claims import CLAIMS_DIR
 from .index import read_index
 from .paths import safe_child
@@ -62,6 +63,9 @@ def verify_entry(entry_dir: str | Path) -> VerifyReport:
             continue
         if file_sha256(str(path)) != shard["sha256"]:
             report.problems.append(f"{name}: SHA-256 differs from the index (bytes changed on disk)")
+            continue
+        if "blake3" in shard and shard_digest(path, "blake3") != shard["blake3"]:
+            report.problems.append(f"{name}: BLAKE3 differs from the index (readers refuse it)")
             continue
         try:
             ids = list(read_units(path)["unit_id"])

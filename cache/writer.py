@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from migue.common.files import file_sha256
-
 from .atomic import TempFile, fsync_dir, remove_dead_temps
+from .checksums import file_checksums
 from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, locked, read_index, write_index
 from .keys import entry_key
@@ -86,7 +85,7 @@ class EntryWriter:
             temp = self._temp(name)
             write_shard(temp.path, units, streams, self.dtype)
             temp.fsync()
-            checksum = file_sha256(str(temp.path))
+            checksum = file_checksums(temp.path)
             with locked(self.dir):
                 index = read_index(self.dir)
                 done = {u for shard in index["shards"] for u in shard["unit_ids"]}
@@ -166,7 +165,7 @@ class EntryWriter:
         with TempFile(self.dir, name) as temp:
             write_shard(temp.path, units, streams, self.dtype)
             temp.fsync()
-            checksum = file_sha256(str(temp.path))
+            checksum = file_checksums(temp.path)
             temp.publish(self.dir / name)
         return _record(self.dir / name, list(units["unit_id"]), checksum)
 
@@ -227,9 +226,10 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _record(path: Path, unit_ids: list[str], checksum: str) -> dict[str, Any]:
+def _record(path: Path, unit_ids: list[str], checksums: dict[str, str]) -> dict[str, Any]:
+    """A shard's index record: its units, size, SHA-256 (`cache verify`) and BLAKE3 (readers)."""
     return {"file": path.name, "unit_ids": unit_ids, "units": len(unit_ids),
-            "sha256": checksum, "bytes": path.stat().st_size}
+            "sha256": checksums["sha256"], "blake3": checksums["blake3"], "bytes": path.stat().st_size}
 
 
 def adopt_orphans(entry_dir: Path, index: dict[str, Any]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -255,7 +255,7 @@ def adopt_orphans(entry_dir: Path, index: dict[str, Any]) -> tuple[list[Path], l
         if done.intersection(ids):
             rejected.append((path, f"its units are already published ({len(done.intersection(ids))} of {len(ids)})"))
             continue
-        index["shards"].append(_record(path, ids, file_sha256(str(path))))
+        index["shards"].append(_record(path, ids, file_checksums(path)))
         done.update(ids)
         adopted.append(path)
     return adopted, rejected

@@ -211,7 +211,7 @@ def _entry_with_bomb(tmp_path: Path, where: str) -> Path:
     """A valid two-shard entry, then one shard replaced by an 8 KB file declaring 2^28 rows."""
     from migue.cache import EntryWriter
     from migue.cache.index import read_index, write_index
-    from migue.common.files import file_sha256
+    from migue.cache.checksums import file_checksums
 
     config = {"modality": "pose", "streams": {"pooled": {"tokens": 1, "dim": 8}}}
     writer = EntryWriter(tmp_path / "entry", config)
@@ -232,7 +232,7 @@ def _entry_with_bomb(tmp_path: Path, where: str) -> Path:
             f.create_dataset("streams/pooled/tokens", data=np.ones((1, 8), dtype="f2"))
             f.create_dataset("streams/pooled/offsets", data=np.array([0, 1], dtype=np.int64))
     assert victim.stat().st_size < 16384
-    index["shards"][0].update(sha256=file_sha256(str(victim)), bytes=victim.stat().st_size)
+    index["shards"][0].update(bytes=victim.stat().st_size, **file_checksums(victim))
     write_index(writer.dir, index)
     return writer.dir
 
