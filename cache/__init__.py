@@ -2,7 +2,7 @@
 from migue.common.files import file_sha256
 
 from .atomic import atomic_write_bytes, atomic_writer, fsync_dir, publish, write_all
-from .claims import WorkClaims, chunk_name
+from .claims import EntryBeingWrittenError, WorkClaims, chunk_name, refuse_if_written, writing_now
 from .finite import NonFiniteTokensError
 from .gc import GcReport, collect_garbage, collect_parsed
 from .index import IndexFormatError
@@ -16,9 +16,11 @@ from .units import COLUMN, KINDS, MG_KIND, NO_LABEL, UNIT_COLUMNS, WINDOW_KIND, 
 from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
 from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
 
-__all__ = ["COLUMN", "ChunkPublisher", "DiskFullError", "DuplicateUnitsError", "EntryDigest", "EntryInfo",
+__all__ = ["COLUMN", "ChunkPublisher", "DiskFullError", "DuplicateUnitsError", "EntryBeingWrittenError",
+           "EntryDigest", "EntryInfo",
            "EntryReader", "EntryWriter", "FeatureStore", "GcReport", "IndexFormatError", "KINDS", "MG_KIND",
            "NO_LABEL", "NonFiniteTokensError", "ShardError", "UNIT_COLUMNS", "UnitRecord", "UnitSchemaError",
            "VerifyReport", "WINDOW_KIND", "WorkClaims", "atomic_write_bytes", "atomic_writer", "chunk_name",
            "collect_garbage", "collect_parsed", "default_cache_root", "digest_entry", "entry_key", "entry_name",
-           "file_sha256", "fsync_dir", "publish", "resolve_cache_root", "verify_entry", "write_all"]
+           "file_sha256", "fsync_dir", "publish", "refuse_if_written", "resolve_cache_root", "verify_entry",
+           "write_all", "writing_now"]

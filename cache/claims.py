@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from .index import flock, locking_enabled
+from .index import flock, locking_enabled, read_index
 
 CLAIMS_DIR = "claims"
 
@@ -56,8 +56,10 @@ class WorkClaims:
     def __init__(self, entry_dir: Path) -> None:
         self.dir = Path(entry_dir) / CLAIMS_DIR
 
-    def try_claim(self, name: str) -> Claim | None:
-        """The claim if no live run holds it, else None. Without file locking every claim succeeds."""
+    def try_claim(self, name: str, units: Iterable[str] = ()) -> Claim | None:
+        """The claim if no live run holds it, else None. Without file locking every claim succeeds.
+        `units` (the chunk's unit ids) are written into the claim file, so that a reader can say
+        which units a running extract is still computing."""
         path = self.dir / f"{name}.lock"
         if not locking_enabled():
             return Claim(path, None)
@@ -70,7 +72,23 @@ class WorkClaims:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return None
             raise
+        ids = "\n".join(units)
+        if ids:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(ids)
+            handle.flush()
         return Claim(path, handle)
+
+    def live(self) -> dict[str, list[str]]:
+        """Claim name -> the unit ids written in it, for every claim a live run holds now (read
+        only: nothing is taken or removed). Without file locking: none are known."""
+        out: dict[str, list[str]] = {}
+        for path in sorted(self.dir.glob("*.lock")) if locking_enabled() and self.dir.is_dir() else []:
+            held, text = _held(path)
+            if held:
+                out[path.stem] = [u for u in text.split("\n") if u]
+        return out
 
     def wait(self, name: str) -> None:
         """Block until no run holds `name` (its holder finished or died)."""
@@ -90,3 +108,93 @@ class WorkClaims:
                 claim.release()
                 removed.append(path)
         return removed
+
+
+def _held(path: Path) -> tuple[bool, str]:
+    """(whether a live process holds `path`'s lock, the file's text), without taking it for long."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return True, handle.read(1 << 24)
+                return False, ""
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False, ""
+    except FileNotFoundError:  # released while we looked
+        return False, ""
+
+
+WRITERS_DIR = "writers"
+
+
+class WriterMark:
+    """Held by every live EntryWriter: `writers/<pid>-<random>.lock`, flocked for the writer's
+    life, so readers know a stage-one run is writing the entry even between its chunk claims
+    (fingerprinting, building the model). The kernel drops a killed run's lock; its file is
+    removed by the next writer or `migue cache gc`."""
+
+    def __init__(self, entry_dir: Path) -> None:
+        self.claim: Claim | None = None
+        if not locking_enabled():
+            return
+        folder = Path(entry_dir) / WRITERS_DIR
+        folder.mkdir(exist_ok=True)
+        for path in folder.glob("*.lock"):  # dead writers' marks
+            if not _held(path)[0]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        path = folder / f"{os.getpid()}-{os.urandom(4).hex()}.lock"
+        handle = open(path, "a+")
+        flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, path)
+        self.claim = Claim(path, handle)
+
+    def release(self) -> None:
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
+
+
+def live_writers(entry_dir: Path, other_processes: bool = True) -> int:
+    """How many live EntryWriters hold this entry (those of this process left out by default:
+    a process does not wait for itself)."""
+    folder = Path(entry_dir) / WRITERS_DIR
+    if not locking_enabled() or not folder.is_dir():
+        return 0
+    mine = f"{os.getpid()}-"
+    return sum(1 for p in folder.glob("*.lock")
+               if not (other_processes and p.name.startswith(mine)) and _held(p)[0])
+
+
+class EntryBeingWrittenError(ValueError):
+    """An entry a stage-one run is still writing was opened for training or prediction."""
+
+
+def writing_now(entry_dir: Path) -> str | None:
+    """What a running extract still writes into the entry, in words (None: no run writes it).
+    Counts the live chunk claims and their unit ids not yet published, and live writers."""
+    entry_dir = Path(entry_dir)
+    claims, writers = WorkClaims(entry_dir).live(), live_writers(entry_dir)
+    if not claims and not writers:
+        return None
+    published = {u for s in read_index(entry_dir)["shards"] for u in s["unit_ids"]}
+    claimed = {u for ids in claims.values() for u in ids} - published
+    unnamed = sum(1 for ids in claims.values() if not ids)
+    what = f"{len(claimed)} units in {len(claims)} chunk(s) still claimed" if claims else "no chunk claimed yet"
+    if unnamed:
+        what += f" ({unnamed} chunk(s) of units it does not name)"
+    runs = f"{writers} writer process(es)" if writers else "a run"
+    return (f"cache entry {entry_dir.name} is being written: extract is running on it ({runs}; {what}, "
+            f"{len(published)} units published so far)")
+
+
+def refuse_if_written(entry_dir: Path) -> str | None:
+    """Raise EntryBeingWrittenError while a stage-one run writes the entry: training or predicting
+    on it now would silently use only its published part. Returns None when no run writes it."""
+    status = writing_now(entry_dir)
+    if status is not None:
+        raise EntryBeingWrittenError(f"{status}; using it now would read only the published part. Wait for "
+                                     "extract to finish (then run this again), or pass --allow-partial to use "
+                                     "the units published so far")
+    return None

@@ -60,7 +60,7 @@ class ChunkPublisher:
         for k in todo:
             if not any(u in wanted for u in self.chunks[k]):
                 continue
-            claim = self.claims.try_claim(chunk_name(self.chunks[k]))
+            claim = self.claims.try_claim(chunk_name(self.chunks[k]), self.chunks[k])
             if claim is None:
                 self.busy.append(k)
                 continue

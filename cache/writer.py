@@ -6,6 +6,7 @@ import errno
 import shutil
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from .atomic import TempFile, fsync_dir, remove_dead_temps
 from .checksums import file_checksums
+from .claims import WriterMark
 from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, locked, read_index, write_index
 from .keys import entry_key
@@ -39,8 +41,11 @@ class EntryWriter:
         self.dir = Path(entry_dir)
         self.config = config
         self.dtype = dtype
+        self._mark: WriterMark | None = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            self._mark = WriterMark(self.dir)  # readers see a run writing this entry (see claims.py)
+            weakref.finalize(self, self._mark.release)
             with locked(self.dir):
                 self.removed_temp_files = remove_dead_temps(self.dir)
                 if not (self.dir / INDEX_FILE).exists():
@@ -55,6 +60,11 @@ class EntryWriter:
                     write_index(self.dir, index)
         except OSError as exc:
             raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc
+
+    def close(self) -> None:
+        """Stop marking the entry as being written (also done when the writer is collected)."""
+        if self._mark is not None:
+            self._mark.release()
 
     def done_units(self) -> set[str]:
         """Unit ids already in published shards."""

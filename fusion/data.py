@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from migue.cache import COLUMN, MG_KIND, WINDOW_KIND, EntryReader
+from migue.cache import COLUMN, MG_KIND, WINDOW_KIND, EntryReader, refuse_if_written, writing_now
 from migue.common.splits import SPLITS
 
 log = logging.getLogger(__name__)
@@ -253,14 +253,18 @@ class FusionData:
 
 def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, Input],
                splits: Sequence[str] = SPLITS, align: str = "strict", max_windows: int | None = None,
-               in_memory: bool | str = "auto", memory_budget_gb: float = 8.0) -> FusionData:
-    """Align the entries the inputs need and build the requested splits."""
+               in_memory: bool | str = "auto", memory_budget_gb: float = 8.0, partial: bool = False) -> FusionData:
+    """Align the entries the inputs need and build the requested splits. An entry that extract is
+    still writing is refused (EntryBeingWrittenError) unless `partial`: then its published part is
+    used, with a warning."""
     if task not in TASKS:
         raise ValueError(f"task {task!r}: expected one of {TASKS}")
     roles = list(dict.fromkeys(inp.entry for inp in inputs.values()))
     missing = [r for r in roles if r not in entries]
     if missing:
         raise ValueError(f"task {task} needs entries {roles}; missing {missing} (given: {sorted(entries)})")
+    for role in roles:
+        _check_written(entries[role], partial)
     for role in roles:
         modality = entries[role].config.get("modality")
         if modality is not None and modality != role:
@@ -281,6 +285,16 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
              "held in memory" if resident else "read per batch")
     return FusionData({s: SplitData(task, items, offsets, rows[s], inputs, entries, resident)
                        for s, (items, offsets, _) in parts.items()}, shapes, resident)
+
+
+def _check_written(reader: EntryReader, partial: bool) -> None:
+    """Refuse an entry a running extract is writing; with `partial`, warn and use its published part."""
+    if not partial:
+        refuse_if_written(reader.dir)
+        return
+    status = writing_now(reader.dir)
+    if status is not None:
+        log.warning("%s; --allow-partial: using the published part only (%d units)", status, len(reader))
 
 
 def _names(units: pd.DataFrame) -> pd.Series:

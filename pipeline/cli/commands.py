@@ -462,6 +462,10 @@ class _HeadsCommand(click.Command):
         super().format_epilog(ctx, formatter)
 
 
+ALLOW_PARTIAL_HELP = ("Use an entry that `migue extract` is still writing (its published units only); by default "
+                      "such an entry is refused, naming what is still claimed.")
+
+
 @main.command("fuse-train", cls=_HeadsCommand)
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=_load_plugins,
               expose_value=False,
@@ -485,8 +489,10 @@ class _HeadsCommand(click.Command):
 @click.option("--overwrite", is_flag=True,
               help="Replace the run already in --out (its results go before the new run starts). Without "
                    "--resume or --overwrite, a folder that holds anything is refused.")
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
-               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool) -> None:
+               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool,
+               allow_partial: bool) -> None:
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.runs import check_run_dir, train_run
 
@@ -503,6 +509,8 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
                              head=fusion or "")
     if resume:
         config["resume"] = True
+    if allow_partial:
+        config["allow_partial"] = True
     metrics = train_run(task, readers, out, config)
     click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
 
@@ -522,12 +530,14 @@ def _run_plugin_options(command: click.Command) -> click.Command:
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @_run_plugin_options
-def evaluate(run_dir: Path, split: str, trust_run: bool) -> None:
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool) -> None:
     """Recompute a run's metrics on a split from the cache."""
     from migue.fusion.runs import evaluate_run
 
     _check_head(run_dir)
-    click.echo(json.dumps(evaluate_run(run_dir, split, trust_run=trust_run), indent=1, default=str))
+    metrics = evaluate_run(run_dir, split, trust_run=trust_run, partial=allow_partial)
+    click.echo(json.dumps(metrics, indent=1, default=str))
 
 
 @main.command()
@@ -546,8 +556,9 @@ def evaluate(run_dir: Path, split: str, trust_run: bool) -> None:
               multiple=True, help="With --format miga: check completeness against this dataset's split "
                                   "(default: the run's cache entries and their failed units). " + DATA_HELP)
 @click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
-            data_layout: str, trust_run: bool) -> None:
+            data_layout: str, trust_run: bool, allow_partial: bool) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
@@ -556,7 +567,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
 
     _check_head(run_dir)
     task = json.loads((run_dir / "config.json").read_text())["task"]
-    table = predict_run(run_dir, split, trust_run=trust_run)
+    table = predict_run(run_dir, split, trust_run=trust_run, partial=allow_partial)
     if fmt == "miga":
         if data_root:
             from migue.pipeline.datasets import read_dataset
