@@ -27,7 +27,7 @@ from .modalities import Modality, get_modality
 from .onepass import single as one_pass
 from .options import ExtractOptions, ExtractReport
 from .unit_inputs import UnitInputs, collate, parse_skeletons, worker_init
-from .work import ShardBuffer, chunks_of, finite_only, pending_units
+from .work import ShardBuffer, chunks_of, finite_only, pending_units, unproduced
 
 log = logging.getLogger("migue.extract")
 
@@ -52,6 +52,8 @@ def extract(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only:
     units, report = pending_units(manifest, store, writer, opts, only)
     if units:
         _extract_units(manifest, store, opts, mod, writer, units, model, device, precision, report)
+        report.failures.update(unproduced({u.unit_id for u in units}, writer.done_units(), report.failures,
+                                          f"{opts.modality} extraction loop"))
     report.batch_size = report.batch_size or opts.batch_size
     writer.record_failures(report.failures)
     return report

@@ -32,7 +32,7 @@ from .batching import resolve_batch_size
 from .decode_pool import DecodePool, DecodeTotals, UnitInput
 from .decode_worker import UnitRequest, VideoJob
 from .options import ExtractOptions, ExtractReport
-from .work import ShardBuffer, chunks_of, finite_only, pending_units
+from .work import ShardBuffer, chunks_of, finite_only, pending_units, unproduced
 from .inputs import InputConfig, clip_takes, face_takes
 from .modalities import MODALITIES, get_modality
 from .unit_inputs import parse_skeletons
@@ -68,6 +68,7 @@ class _ModalityRun:
         self.writer = store.writer(entry_config(opts, self.precision, manifest))
         units, self.report = pending_units(manifest, store, self.writer, opts, only)
         self.pending = {u.unit_id: u for u in units}
+        self.asked = set(self.pending)  # each ends published or failed (`account`)
         kind = get_modality(opts.modality).unit_kind
         self.chunks = [[u.unit_id for u in c] for c in chunks_of(manifest.of_kind(kind), opts.shard_size)]
         self.chunk_of = {uid: k for k, chunk in enumerate(self.chunks) for uid in chunk}
@@ -94,7 +95,7 @@ class _ModalityRun:
             self.busy.add(k)
             return
         done = self.writer.done_units()  # read after claiming: another run may have published it
-        rows = [self.pending[u] for u in self.chunks[k] if u in self.pending and u not in done]
+        rows = [self.pending[u] for u in dict.fromkeys(self.chunks[k]) if u in self.pending and u not in done]
         if not rows:
             claim.release()
             self.busy.discard(k)
@@ -107,6 +108,11 @@ class _ModalityRun:
         chunk.inputs[uid] = array
         if error:
             self.report.failures[uid] = error
+
+    def account(self) -> None:
+        """Fail, with a reason naming it, every unit asked for that is neither published nor failed."""
+        self.report.failures.update(unproduced(self.asked, self.writer.done_units(), self.report.failures,
+                                               "one-pass engine"))
 
 
 class _Pass:
@@ -159,6 +165,24 @@ class _Pass:
                 chunk.buffer.add([u for u in units if u.unit_id in set(ids)], outputs)
                 run.report.extracted += len(ids)
         self.bar.update(len(units))
+
+    def finish(self) -> None:
+        """After the last input: a unit of a claimed chunk whose input never came is failed with a
+        reason naming it, and the rest of its chunk is forwarded and published (nothing waits for
+        an input that cannot arrive, and no unit leaves the pass unaccounted for)."""
+        for run in self.runs.values():
+            for k, chunk in list(run.open.items()):
+                if not chunk.rows:
+                    run.open.pop(k).claim.release()
+                    continue
+                for u in chunk.rows:
+                    if u.unit_id not in chunk.inputs and u.unit_id not in run.report.failures:
+                        run.deliver(u.unit_id, None, f"unit {u.unit_id}: the one-pass engine never produced "
+                                    f"its input (decoding video {u.video_id} ended without it); extract "
+                                    "again to retry")
+                        self.bar.update(1)
+                    chunk.inputs.setdefault(u.unit_id, None)
+                self.advance(run, k)
 
     def close(self, ok: bool) -> None:
         try:
@@ -218,6 +242,7 @@ def extract_videos(manifest: Manifest, store: FeatureStore, options: list[Extrac
         totals.start_method = pool.start_method if pool.workers else "in-process"
         totals.worker_parents = set(pool.worker_parents)
     for run in runs.values():
+        run.account()
         run.writer.record_failures(run.report.failures)
         run.report.decode, run.report.batch_size = totals, run.batch_size
     return {m: run.report for m, run in runs.items()}
@@ -233,6 +258,7 @@ def _one_pass(manifest: Manifest, runs: dict[str, _ModalityRun], pool: DecodePoo
         try:
             for item in pool.decode(_jobs(manifest, runs, parsed_dir, mode, step)):
                 step.take(item)
+            step.finish()
             ok = True
         finally:
             step.close(ok)

@@ -28,7 +28,8 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
     mod = get_modality(opts.modality)
     memo = memo_for(store.root)
     hashed_before = memo.hashed_bytes
-    wanted = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    asked = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    wanted, twice = _one_row_each(asked)
     fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
     published = writer.published_fingerprints()
     changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
@@ -38,13 +39,41 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
         log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
                  "they are extracted again", opts.modality, len(changed), _reasons(changed))
     done = {uid for uid in published if uid not in changed}
+    twice = {uid: why for uid, why in twice.items() if uid not in done}
     units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
-                    if u.unit_id not in done and u.unit_id in fingerprints), key=lambda u: (u.video_id, u.start))
-    report = ExtractReport(writer.dir, len(done), 0, failures=dict(unreadable), random_weights=not opts.checkpoints,
+                    if u.unit_id not in done and u.unit_id in fingerprints and u.unit_id not in twice),
+                   key=lambda u: (u.video_id, u.start))
+    report = ExtractReport(writer.dir, len(done), 0, failures={**unreadable, **twice},
+                           random_weights=not opts.checkpoints,
                            changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
              opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
     return units, report
+
+
+def _one_row_each(units: list[Unit]) -> tuple[list[Unit], dict[str, str]]:
+    """The units with one manifest row each, and why each unit id with several rows is failed
+    (the readers never give one id two rows; a manifest made otherwise must not lose the unit)."""
+    rows: dict[str, list[Unit]] = {}
+    for u in units:
+        rows.setdefault(u.unit_id, []).append(u)
+    twice = {uid: _twice(uid, same) for uid, same in rows.items() if len(same) > 1}
+    return [u for u in units if u.unit_id not in twice], twice
+
+
+def _twice(uid: str, rows: list[Unit]) -> str:
+    times = "twice" if len(rows) == 2 else f"{len(rows)} times"
+    splits = ", ".join(u.split for u in rows)
+    return (f"unit {uid}: the manifest holds it {times} (splits {splits}): which row's split and labels "
+            "belong to it is unknown, so it is not extracted (migue data check names the duplicate video)")
+
+
+def unproduced(asked: set[str], done: set[str], failures: dict[str, str], engine: str) -> dict[str, str]:
+    """A failure for each unit a run was asked for that it neither published nor failed: no unit
+    leaves a run unaccounted for (the run reports it, and a rerun retries it)."""
+    return {uid: f"unit {uid}: the {engine} never produced it (no shard holds it and no failure was "
+                 "recorded for it); extract again to retry"
+            for uid in sorted(asked - done - set(failures))}
 
 
 def finite_only(ids: list[str], outputs: dict[str, np.ndarray]) -> tuple[list[str], dict[str, np.ndarray], dict[str, str]]:
