@@ -128,3 +128,25 @@ def test_a_skeleton_made_for_another_video_size_or_rate_is_a_problem(sample_dir,
     assert f"{unit}: coordinates within [0, 1] (normalised), but {video / '0006' / '0006.mp4'} is 160x120" in out
     problems = out[out.index("problem(s):"):]
     assert sum(str(root / TRAIN) in line for line in problems.splitlines()) == 3, problems  # no other video
+
+
+def test_linked_split_and_video_folders_from_outside_are_not_read(sample_dir, tmp_path, no_walk_of_slash):
+    """Old code: split_folders took linked `imigue_skeleton_<split>` folders from os.walk's names and
+    the reader followed linked `<id>/` folders, so pose units came from outside the data folder."""
+    root = clone(sample_dir, tmp_path / "release")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    validate = root / "imigue_data_phase1/datasets/imigue_skeleton_validate"
+    shutil.move(validate, elsewhere / validate.name)
+    validate.symlink_to(elsewhere / validate.name)
+    video = root / TRAIN / "0008"
+    shutil.move(video, elsewhere / "0008")
+    video.symlink_to(elsewhere / "0008")
+    m = read_dataset(root)
+    outside = [v for v in m.videos.values() if v.skeleton_path and not Path(v.skeleton_path).resolve()
+               .is_relative_to(root.resolve())]
+    assert not outside, outside
+    assert not any(u.video_id in ("8", "0008", "2", "0002") for u in m.units)
+    for link in (validate, video):
+        assert any(f"{link} is a link to {link.resolve()}, outside the dataset folder: not followed" in note
+                   for note in m.notes), m.notes

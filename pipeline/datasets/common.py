@@ -18,7 +18,8 @@ import numpy as np
 from migue.common.splits import split_named
 
 from .errors import SkeletonError
-from .files import EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, scan, video_key
+from .files import (EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, followed, scan,
+                    video_key)
 from .manifest import Manifest, Unit, Video, make_unit_id, window_units
 from .agreement import disagreement
 from .skeleton import frame_size_of, parse_skeleton, skeleton_format
@@ -239,12 +240,14 @@ def read_emotion_files(reader: Reader) -> dict[str, int]:
 def split_folders(root: Path | Roots) -> list[Path]:
     """`imigue_skeleton_<split>` folders at any depth below the roots (the 2025 zips unpack them
     two levels down, `imigue_data_phase1/datasets/`). One walk over folders only; a split
-    folder's own subtree is not walked."""
+    folder's own subtree is not walked, and a linked one pointing out of the roots is left out."""
     found = []
-    for top in as_roots(root):
+    roots = as_roots(root)
+    for top in roots:
         for dirpath, dirnames, _ in os.walk(top):
             dirnames.sort()
-            found += [Path(dirpath) / name for name in dirnames if _SPLIT_SUFFIX.match(name)]
+            found += [Path(dirpath) / name for name in dirnames
+                      if _SPLIT_SUFFIX.match(name) and followed(Path(dirpath) / name, roots)]
             dirnames[:] = [name for name in dirnames if not _SPLIT_SUFFIX.match(name)]
     return sorted(found)
 

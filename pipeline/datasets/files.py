@@ -65,6 +65,12 @@ def within(path: Path, roots: Roots) -> bool:
     return _inside(path.parent.resolve(), roots)
 
 
+def followed(folder: Path, roots: Roots) -> bool:
+    """`folder` itself, links resolved, is inside one of the roots (a linked folder pointing out
+    of them is not read; `scan` names it in `outside_links`)."""
+    return _inside(folder.resolve(), roots)
+
+
 def _inside(folder: Path, roots: Roots) -> bool:
     return any(folder.is_relative_to(top.resolve()) for top in roots)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files, split_folders, split_of_folder
-from .files import SHOWN_UNUSED, Roots, video_key
+from .files import SHOWN_UNUSED, Roots, followed, video_key
 from .labels import read_clip_labels
 
 SkeletonFinder = Callable[[Path, str], Path | None]
@@ -62,7 +62,7 @@ def read_miga(root: Path | Roots, layout: str, opts: ReadOptions, find_skeleton:
                            "_validate or _test)")
             continue
         reader.source(split, folder)
-        video_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
+        video_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and followed(p, reader.roots))
         if not video_dirs:
             reader.problem(f"{folder}: no video folders (<id>/) in this {split} split folder")
         for video_dir in video_dirs:

@@ -263,7 +263,8 @@ def _label_ranges(folder: Path, video_ids: set[str]) -> dict[str, tuple[str, lis
             except LabelError:
                 spans.append(None)
         out[key] = (str(path), spans)
-    releases = sorted(folder.glob("labels.csv")) + sorted(folder.glob("*/labels.csv"))
+    releases = [p for p in sorted(folder.glob("labels.csv")) + sorted(folder.glob("*/labels.csv"))
+                if within(p, (folder,))]  # not in a folder linked in from elsewhere
     if releases:
         release = str(releases[0])
         for row in read_release_labels(releases[0], []):
