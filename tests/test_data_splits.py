@@ -68,3 +68,19 @@ def test_a_missing_train_split_stays_a_problem(sample_dir, tmp_path):
     code, out = _check(root, tmp_path / "cache")
     assert code == 1
     assert "the train split is empty: the miga2025 reader looked for imigue_skeleton_train/<id>/ folders" in out
+
+
+def test_a_test_folder_that_yields_nothing_is_a_problem(sample_dir, tmp_path):
+    """Old code: an empty imigue_skeleton_test/ got neither the note nor the problem of an empty split."""
+    root = clone(sample_dir, tmp_path / "release")
+    test = root / "imigue_data_phase2/imigue_skeleton_test"
+    for folder in test.iterdir():
+        shutil.rmtree(folder)
+    shutil.rmtree(root / "imigue_rgb_phase2")
+    m = read_dataset(root)
+    assert "test" in m.empty_splits, (m.empty_splits, m.notes)
+    assert m.empty_splits["test"].startswith("the test split is empty: the miga2025 reader looked for "
+                                             "imigue_skeleton_test/<id>/ folders")
+    assert not any("no test split" in note for note in m.notes)
+    code, out = _check(root, tmp_path / "cache")
+    assert code == 1 and "the test split is empty" in out, out

@@ -32,9 +32,9 @@ def detect_layout(root: str | Path | Sequence[str | Path]) -> list[str]:
 def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", window: int = DEFAULT_WINDOW, *,
                  read_skeletons: bool = False, parsed_dir: str | Path | None = None) -> DatasetManifest:
     """Read a dataset folder, or several read as one dataset, into a manifest of units; bad
-    input becomes `manifest.problems`. An empty train split, or a val split whose folder or pack
-    is there but yields no video, is in `manifest.empty_splits` (a sentence saying where the
-    reader looked: `migue data check` reports it as a problem, `migue extract` refuses an empty
+    input becomes `manifest.problems`. An empty train split, or a val or test split whose folder
+    or pack is there but yields no video, is in `manifest.empty_splits` (a sentence saying where
+    the reader looked: `migue data check` reports it as a problem, `migue extract` refuses an empty
     train split); a val or test split the download has no files for at all is a note naming what
     was looked for (phase 1 without validate, a train-only pack), and the other splits are read.
 
@@ -68,13 +68,13 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
 
 
 def _empty_splits(manifest: DatasetManifest, layout: str, where: str) -> None:
-    """Splits without a video: a problem for train, and for a split the download has files for;
-    a note for a val or test split it has nothing for."""
+    """Splits without a video: a problem for train, and for any split the download has files for
+    (a folder or pack that yields nothing); a note for a val or test split it has nothing for."""
     for split in SPLIT_FOLDERS:
         if any(v.split == split for v in manifest.videos.values()):
             continue
         looked = LAYOUTS[layout].LOOKS_FOR.format(split=split, folder=SPLIT_FOLDERS[split])
-        if split == "train" or (split in REQUIRED_SPLITS and manifest.split_sources.get(split)):
+        if split == "train" or manifest.split_sources.get(split):
             manifest.empty_splits[split] = (f"the {split} split is empty: the {layout} reader looked for "
                                             f"{looked} under {where} and found no video there")
         elif not manifest.split_sources.get(split):
@@ -82,7 +82,6 @@ def _empty_splits(manifest: DatasetManifest, layout: str, where: str) -> None:
                                   f"and found none (not in this download); {MISSING[split]}")
 
 
-REQUIRED_SPLITS = ("train", "val")  # a layout without them would train or select on nothing
 MISSING = {"val": "the other splits are read, and training keeps its last epoch (no early stopping)",
            "test": "the other splits are read; nothing is predicted for test"}
 SPLIT_FOLDERS = {"train": "train", "val": "validate", "test": "test"}  # the MiGA folder names
