@@ -21,6 +21,7 @@ from torch import nn
 
 from .layers import Block, init_weights
 from .registry import register_head, view
+from .settings import ATTENTION_HEADS
 
 MODES = ("joint", "cross")
 
@@ -96,6 +97,7 @@ class CMTF(nn.Module):
                choices={"cmtf_mode": MODES},
                ranges={"width": (1, None), "depth": (1, None), "num_heads": (1, None), "dropout": (0, 1),
                        "modality_dropout": (0, 1)},
+               check=ATTENTION_HEADS,
                description="Cross-Modal Token Fusion: rgb + pose (joint, bone) tokens, transformer over a fusion "
                            "[CLS] (cmtf_mode joint | cross)")
 def cmtf(shapes: dict[str, tuple[int, int]], num_classes: int, width: int, depth: int, num_heads: int,

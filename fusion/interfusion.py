@@ -18,6 +18,7 @@ from torch import nn
 
 from .layers import init_weights, mlp
 from .registry import register_head
+from .settings import ATTENTION_HEADS
 
 
 class GatedCrossAttention(nn.Module):
@@ -83,6 +84,7 @@ class InterFusion(nn.Module):
 @register_head("interfusion", tasks=("emotion",), inputs=("face", "context"),
                settings={"width": 256, "depth": 2, "num_heads": 4, "dropout": 0.1},
                ranges={"width": (1, None), "depth": (1, None), "num_heads": (1, None), "dropout": (0, 1)},
+               check=ATTENTION_HEADS,
                description="InterFusion: gated bidirectional face<->context cross-attention per window, "
                            "attention pooling over a video's windows")
 def interfusion(shapes: dict[str, tuple[int, int]], num_classes: int, width: int, depth: int, num_heads: int,

@@ -81,12 +81,16 @@ class HeadSpec:
     source: str = "built-in"  # or the plugin module / entry point that registered it
     trains_members: bool = False  # its `train_logits(batch)` gives one logits tensor per loss term
     rules: dict[str, Setting] = field(default_factory=dict)  # each setting's type and range
+    check: Callable[[dict[str, Any]], None] | None = None  # settings that must agree with each other
 
     def check_settings(self, cfg: dict[str, Any]) -> None:
-        """A ValueError naming the first setting of `cfg` outside its type or range (choices are checked apart)."""
+        """A ValueError naming the first setting of `cfg` outside its type or range (choices are checked
+        apart), then the head's own `check` of settings together (width a multiple of num_heads)."""
         for key, rule in self.rules.items():
             if key in cfg and key not in self.choices:
                 rule.check(key, cfg[key])
+        if self.check is not None:
+            self.check(cfg)
 
     def build(self, task: str, shapes: Shapes, cfg: dict[str, Any]) -> nn.Module:
         """The head for `task` on inputs of `shapes`, with its settings taken from `cfg`."""
@@ -111,7 +115,8 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
                   settings: dict[str, Any] | None = None, description: str | None = None,
                   choices: dict[str, tuple[Any, ...]] | None = None,
                   trains_members: bool = False,
-                  ranges: dict[str, Setting | tuple[float | None, float | None]] | None = None
+                  ranges: dict[str, Setting | tuple[float | None, float | None]] | None = None,
+                  check: Callable[[dict[str, Any]], None] | None = None
                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a head class (or factory) `fn(shapes, num_classes, **settings)`.
 
@@ -119,7 +124,8 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
     'joint', 'bone'), pooled as the training config says; a function `(task, config) -> {name:
     Input}` chooses them itself. `settings` (default: the keyword defaults of `fn`) are the
     only head keys a config may set for it; each takes the type of its default, and `ranges`
-    bounds some: `{"width": (1, None)}` (closed; None = unbounded) or a `Setting`."""
+    bounds some: `{"width": (1, None)}` (closed; None = unbounded) or a `Setting`. `check(cfg)`
+    raises a ValueError sentence when settings disagree with each other (run once each is in range)."""
     tasks = tuple(tasks)
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks:
@@ -158,7 +164,7 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
         source = "built-in" if fn.__module__.startswith("migue.fusion") else _FILE_MODULES.get(fn.__module__,
                                                                                               fn.__module__)
         _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members,
-                                rules)
+                                rules, check)
         return fn
 
     return wrap

@@ -6,6 +6,8 @@ Training keys declare theirs in `config.py`; a head's settings take the type of 
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,8 @@ KINDS = ("int", "number", "bool", "str", "list", "any")
 
 @dataclass(frozen=True)
 class Setting:
-    """A setting's type (one of KINDS), closed bounds (`high_open` excludes `high`), and whether null is allowed."""
+    """A setting's type (one of KINDS), closed bounds (`high_open` excludes `high`), and whether null
+    is allowed; a number is finite (NaN and infinity pass no range)."""
 
     kind: str
     low: float | None = None
@@ -29,6 +32,8 @@ class Setting:
         if not _is_kind(value, self.kind):
             return False
         if self.kind in ("int", "number"):
+            if isinstance(value, float) and not math.isfinite(value):
+                return False
             if self.low is not None and value < self.low:
                 return False
             if self.high is not None and (value >= self.high if self.high_open else value > self.high):
@@ -48,7 +53,9 @@ class Setting:
     def check(self, key: str, value: Any) -> None:
         """Raise ValueError naming the setting, the value and what is allowed."""
         if not self.allows(value):
-            raise ValueError(f"setting {key}={value!r}: expected {self.describe()}")
+            infinite = isinstance(value, float) and not math.isfinite(value)
+            raise ValueError(f"setting {key}={value!r}: expected {self.describe()}"
+                             + (", not NaN or infinite" if infinite else ""))
 
 
 def _is_kind(value: Any, kind: str) -> bool:
@@ -76,3 +83,18 @@ def setting_for(default: Any, bounds: "Setting | tuple[float | None, float | Non
     if (low is not None or high is not None) and kind not in ("int", "number"):
         raise ValueError(f"a range needs a numeric default, not {default!r}")
     return Setting(kind, low, high)
+
+
+def multiple_of(whole: str, part: str, why: str) -> Callable[[dict[str, Any]], None]:
+    """A `register_head(check=...)` rule: setting `whole` is a multiple of setting `part` (`why`
+    says what needs it), as one sentence naming both values."""
+
+    def check(cfg: dict[str, Any]) -> None:
+        if cfg[whole] % cfg[part]:
+            raise ValueError(f"settings {whole}={cfg[whole]!r}, {part}={cfg[part]!r}: {whole} must be a multiple "
+                             f"of {part} ({why})")
+
+    return check
+
+
+ATTENTION_HEADS = multiple_of("width", "num_heads", "each attention head takes width / num_heads")

@@ -69,3 +69,39 @@ def test_good_settings_still_resolve():
     cfg = resolve_config("mg", {"head": "cmtf", "lr": 0, "batch_size": 1, "max_windows": None, "dropout": 0,
                                 "modality_dropout": 1.0, "label_smoothing": 0.0, "memory_budget_gb": 0})
     assert cfg["batch_size"] == 1 and cfg["lr"] == 0
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("lr=NaN", "setting lr=nan: expected a number >= 0"),
+    ("lr=Infinity", "setting lr=inf: expected a number >= 0"),
+    ("dropout=Infinity", "setting dropout=inf: expected a number >= 0 and <= 1"),
+    ("dropout=NaN", "setting dropout=nan: expected a number >= 0 and <= 1"),
+])
+def test_a_number_that_is_not_finite_is_refused(cache, tmp_path, setting, message):
+    """Old code: NaN compares false with every bound, and Infinity passes an open-ended range."""
+    result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--cache", str(cache), "--out",
+                                       str(tmp_path / "run"), "--fusion", "cmtf", "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"error: {message}, not NaN or infinite (head 'cmtf')", result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("head", ["cmtf", "interfusion"])
+def test_a_width_the_heads_do_not_divide_is_one_sentence(cache, tmp_path, head):
+    """Old code: width=256, num_heads=3 passed the checks and died in torch's MultiheadAttention
+    with an AssertionError traceback."""
+    task = "emotion" if head == "interfusion" else "mg"
+    with pytest.raises(ValueError, match=rf"^settings width=256, num_heads=3: width must be a multiple of "
+                                         rf"num_heads \(each attention head takes width / num_heads\) "
+                                         rf"\(head '{head}'\)$"):
+        resolve_config(task, {"head": head, "num_heads": 3})
+    resolve_config(task, {"head": head, "num_heads": 8})
+
+
+def test_fuse_train_with_heads_that_do_not_divide_the_width_is_one_sentence(cache, tmp_path):
+    result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--cache", str(cache), "--out",
+                                       str(tmp_path / "run"), "--fusion", "cmtf", "--set", "num_heads=3"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == ("error: settings width=256, num_heads=3: width must be a multiple of num_heads "
+                                     "(each attention head takes width / num_heads) (head 'cmtf')"), result.output
+    assert not (tmp_path / "run").exists()
