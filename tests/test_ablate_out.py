@@ -58,3 +58,19 @@ def test_results_of_an_unknown_grid_are_not_replaced(cache, tmp_path, dask_clust
     with pytest.raises(ValueError, match=rf"^{out} holds results.csv of an unknown grid \(no grid.json\)"):
         run_ablation(Grid(**A), cache, out, scheduler=dask_cluster.scheduler_address)
     assert (out / "results.csv").read_text() == "run,status\nold,ok\n"
+
+
+def test_overwrite_keeps_the_old_results_when_the_grid_cannot_start(tmp_path):
+    """Old code: --overwrite removed the old grid's reports before the entries were looked up, so a
+    wrong --cache lost them."""
+    out = tmp_path / "abl"
+    out.mkdir()
+    (out / "results.csv").write_text("run,status\nold,ok\n")
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(A))
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    result = CliRunner().invoke(main, ["ablate", str(tmp_path / "a.yaml"), "--cache", str(empty), "--out", str(out),
+                                       "--overwrite"])
+    assert result.exit_code == 2, result.output
+    assert (out / "results.csv").read_text() == "run,status\nold,ok\n"
+    assert not (out / "grid.json").exists()

@@ -112,3 +112,35 @@ def test_a_grid_whose_every_run_fails_gets_its_summary_and_stays_inside_out(tmp_
     made = {p for p in set((tmp_path / "a").rglob("*")) - before if not p.is_relative_to(out)}
     assert made <= {tmp_path / "a" / "b"}, made  # nothing but out's own parents
     assert all((out / "runs" / rid).resolve().parent == (out / "runs").resolve() for rid in table["run"])
+
+
+def test_a_deeply_nested_grid_is_one_sentence(tmp_path):
+    """Old code: 5000 nested `[` raised RecursionError from the YAML composer (a traceback)."""
+    path = _grid(tmp_path, "task: mg\nbase: {a: " + "[" * 5000 + "]" * 5000 + "}\n")
+    with pytest.raises(ValueError, match=rf"^{path}: nested more than \d+ levels deep"):
+        Grid.load(path)
+    result = CliRunner().invoke(main, ["ablate", str(path), "--out", str(tmp_path / "abl")])
+    assert result.exit_code == 2 and "nested more than" in result.output, result.output
+
+
+def test_a_grid_that_is_not_a_regular_file_is_refused(tmp_path):
+    """Old code: a FIFO (or /dev/zero) reports size 0 and read_text() blocked or read without end."""
+    import os
+
+    fifo = tmp_path / "grid.yaml"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"^{fifo}: not a regular file"):
+        Grid.load(fifo)
+    with pytest.raises(ValueError, match=r"^/dev/zero: not a regular file"):
+        Grid.load("/dev/zero")
+    assert time.perf_counter() - started < 2
+
+
+def test_a_refused_run_config_is_its_message_unquoted():
+    """Old code: the results row read `KeyError: "unknown config keys ..."` (KeyError's quoted str)."""
+    from migue.pipeline.orchestration.ablate import _config_problem
+
+    problem = _config_problem("mg", {"head": "probe-linear-rgb", "no_such_key": 1})
+    assert problem.startswith("unknown config keys ['no_such_key'] for head 'probe-linear-rgb'"), problem
+    assert _config_problem("mg", {"batch_size": 0}).startswith("setting batch_size=0: expected an integer >= 1")

@@ -32,6 +32,7 @@ import yaml
 
 from migue.cache import FeatureStore
 from migue.cache.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from migue.cache.files import NotARegularFileError, require_regular_file
 from migue.fusion.config import MONITORS
 from migue.fusion.data import TASKS
 from migue.fusion.reports import DONE_FILE, finished_metrics
@@ -44,20 +45,34 @@ log = logging.getLogger("migue.ablate")
 MAX_RUNS = 1000  # runs a grid may have unless raised (--max-runs)
 REPORTS = ("results.csv", "results.md", "results.png", "grid.json")  # what a grid writes at the top of --out
 MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
+MAX_GRID_DEPTH = 32  # nesting levels of a grid file (a few are used; thousands overflow the stack)
 GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
 
 
 class _GridLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases: `*name` is an error, so nothing expands beyond the file."""
+    """PyYAML's safe loader without aliases (`*name` is an error, so nothing expands beyond the
+    file) and nested at most MAX_GRID_DEPTH levels (the composer recurses once per level)."""
+
+    depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise _AliasError(f"*{event.anchor} at line {event.start_mark.line + 1}")
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_GRID_DEPTH:
+            raise _DepthError(f"line {self.peek_event().start_mark.line + 1}")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _AliasError(yaml.YAMLError):
+    pass
+
+
+class _DepthError(yaml.YAMLError):
     pass
 
 
@@ -105,15 +120,33 @@ class Grid:
         return [{**self.base, **dict(zip(names, values))} for values in combos]
 
 
+def _grid_text(path: Path) -> str:
+    """The grid file's text: a regular file (a FIFO or a device would block or never end) of at
+    most MAX_GRID_BYTES, read no further than that."""
+    try:
+        require_regular_file(path)
+    except NotARegularFileError as exc:
+        raise ValueError(str(exc)) from None
+    with open(path, "rb") as f:
+        data = f.read(MAX_GRID_BYTES + 1)
+    if len(data) > MAX_GRID_BYTES:
+        raise ValueError(f"{path}: more than {MAX_GRID_BYTES} bytes; a grid file is at most {MAX_GRID_BYTES} bytes")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
+
+
 def _read_grid_file(path: Path) -> dict[str, Any]:
     """The grid file's top-level mapping, its shape checked key by key."""
-    size = path.stat().st_size
-    if size > MAX_GRID_BYTES:
-        raise ValueError(f"{path}: {size} bytes; a grid file is at most {MAX_GRID_BYTES} bytes")
+    text = _grid_text(path)
     try:
-        raw = yaml.load(path.read_text(), Loader=_GridLoader)  # noqa: S506 - a SafeLoader without aliases
+        raw = yaml.load(text, Loader=_GridLoader)  # noqa: S506 - a SafeLoader without aliases or deep nesting
     except _AliasError as exc:
         raise ValueError(f"{path}: YAML aliases are not allowed in a grid file ({exc}); write the values out") from None
+    except (_DepthError, RecursionError):
+        raise ValueError(f"{path}: nested more than {MAX_GRID_DEPTH} levels deep; a grid file is a few levels "
+                         "of mappings and lists") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     raw = {} if raw is None else raw
@@ -122,8 +155,8 @@ def _read_grid_file(path: Path) -> dict[str, Any]:
                          f"{', '.join(repr(k) for k in GRID_KEYS[1:])}, got {_kind(raw)}")
     unknown = set(raw) - set(GRID_KEYS)
     if unknown or "task" not in raw:
-        raise ValueError(f"{path}: a grid needs 'task' and may have 'base', 'axes', 'entries', 'one_pass', "
-                         f"'plugins'; unexpected keys {sorted(map(str, unknown))}" if unknown else f"{path}: no 'task'")
+        raise ValueError(f"{path}: a grid needs 'task' and may have {', '.join(repr(k) for k in GRID_KEYS[1:])}; "
+                         f"unexpected keys {sorted(map(str, unknown))}" if unknown else f"{path}: no 'task'")
     if not isinstance(raw["task"], str) or raw["task"] not in TASKS:
         raise ValueError(f"{path}: 'task' must be one of {', '.join(TASKS)}, got {raw['task']!r}")
     _check_mapping(path, raw, "base", "a mapping of setting names to values")
@@ -266,15 +299,16 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     grid.check_size(max_runs)
     out = Path(out)
     record = grid_record(grid)
-    claim_out(out, record, overwrite)
+    replaced = claim_out(out, record, overwrite)
     load_plugins(grid.plugins)  # the driver resolves the runs' configs: it must know their heads
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "grid.json", json.dumps(record, indent=1))
     configs = {run_id(c): c for c in grid.runs()}
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
                                                            [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    remove_reports(out, replaced)  # only now that the grid can start: a wrong --cache keeps the old results
+    atomic_write_text(out / "grid.json", json.dumps(record, indent=1))
     outcomes: dict[str, dict[str, Any]] = {}
     todo = {}
     for rid, config in configs.items():
@@ -330,8 +364,13 @@ def _config_problem(task: str, config: dict[str, Any]) -> str | None:
     try:
         resolve_config(task, dict(config))
     except (KeyError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return _message(exc)
     return None
+
+
+def _message(exc: Exception) -> str:
+    """The sentence an exception carries (a KeyError's str() would quote it)."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def grid_record(grid: Grid) -> dict[str, Any]:
@@ -339,18 +378,19 @@ def grid_record(grid: Grid) -> dict[str, Any]:
     return json.loads(json.dumps(grid.__dict__, default=str))
 
 
-def claim_out(out: Path, record: dict[str, Any], overwrite: bool = False) -> None:
+def claim_out(out: Path, record: dict[str, Any], overwrite: bool = False) -> list[str]:
     """Let grid `record` write into `out`: the same grid resumes there; results of another grid
-    (or of one without a readable grid.json) are refused, or with `overwrite` removed first."""
+    (or of one without a readable grid.json) are refused, or with `overwrite` returned: the
+    reports to remove (`remove_reports`) once the new grid is known to start. Nothing is removed here."""
     held = [name for name in REPORTS if (out / name).exists()]
     if not held:
-        return
+        return []
     try:
         previous = json.loads((out / "grid.json").read_text())
     except (OSError, ValueError):
         previous = None
     if previous == record:
-        return
+        return []
     if not overwrite:
         if not isinstance(previous, dict):
             why = "no grid.json" if not (out / "grid.json").exists() else "its grid.json is unreadable"
@@ -359,7 +399,15 @@ def claim_out(out: Path, record: dict[str, Any], overwrite: bool = False) -> Non
         differ = sorted(k for k in set(record) | set(previous) if previous.get(k) != record.get(k))
         raise ValueError(f"{out} holds the results of another grid (it differs in {', '.join(differ)}); pass "
                          "--overwrite to replace them, or choose another --out")
-    for name in REPORTS:  # grid.json last: until the new one is written, nothing claims to be this grid
+    return held
+
+
+def remove_reports(out: Path, held: list[str]) -> None:
+    """Remove the previous grid's reports `held` (grid.json last: until the new one is written,
+    nothing claims to be this grid)."""
+    if not held:
+        return
+    for name in REPORTS:
         (out / name).unlink(missing_ok=True)
     fsync_dir(out)
     log.info("--overwrite: removed %s of the previous grid in %s", ", ".join(held), out)
