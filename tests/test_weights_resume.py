@@ -34,6 +34,8 @@ class _Versioned(_Handler):
         version = self.server.versions.get(self.path)
         if version is not None:
             self.send_header(self.server.validator, version)
+        for name, value in self.server.also.items():  # more validators beside it
+            self.send_header(name, value)
         super().end_headers()
 
 
@@ -42,6 +44,7 @@ def server():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Versioned)
     httpd.files, httpd.requests, httpd.sent, httpd.cut, httpd.ignore_range = {}, [], [], {}, False
     httpd.versions, httpd.if_ranges, httpd.honour_if_range, httpd.validator = {}, [], True, "ETag"
+    httpd.also = {}
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -95,6 +98,24 @@ def test_a_206_of_another_version_starts_again(server, store, agcn_files):
     result = _cut_then_change(server, store, first, second, (V1, V2))
     assert result.exit_code == 0, result.output
     assert [r["range"] for r in server.requests][-2:] == [f"bytes={len(first) // 2}-", None]
+    assert (store / "mine.pth").read_bytes() == second
+
+
+def test_a_206_naming_a_new_etag_and_date_after_a_date_only_version_starts_again(server, store, agcn_files):
+    """Old code: the held version had only Last-Modified and the answer only its strong ETag (the
+    date was dropped beside one), so nothing compared and the two versions were spliced."""
+    first, second = _two_versions(agcn_files)
+    path, half = "/any/mine.pth", len(first) // 2
+    server.files[path], server.cut[path] = first, half
+    server.validator, server.versions[path] = "Last-Modified", DATES[0]
+    cut = _run("weights", "fetch", "--url", server.url + path, "--retries", "0")
+    assert cut.exit_code == 1 and (store / ".mine.pth.part").stat().st_size == half
+    server.files[path], server.versions[path] = second, DATES[1]
+    server.honour_if_range, server.also = False, {"ETag": V2}  # answers the Range of the new file
+    result = _run("weights", "fetch", "--url", server.url + path)
+    assert result.exit_code == 0, result.output
+    assert server.if_ranges[-2] == DATES[0]
+    assert [r["range"] for r in server.requests][-2:] == [f"bytes={half}-", None]
     assert (store / "mine.pth").read_bytes() == second
 
 

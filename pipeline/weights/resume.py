@@ -1,7 +1,8 @@
 """Which version of a source a partial download holds, so a resume never splices two versions.
 
 Beside `.<name>.part` the store keeps `.<name>.part.json`: the source, its version as the server
-named it (a strong ETag, else Last-Modified; for a local file its size and mtime) and its size.
+named it (its strong ETag and its Last-Modified, each compared; for a local file its size and
+mtime) and its size.
 A resume sends `If-Range` with that version: a server whose file changed answers 200 with the
 whole new file. A partial download whose version is not known is resumed only when a published
 or given digest will check the whole file; otherwise it starts again from the first byte.
@@ -25,7 +26,7 @@ class Version:
 
     source: str
     etag: str | None = None      # a strong ETag (a weak one cannot validate a range)
-    modified: str | None = None  # Last-Modified, when there is no strong ETag
+    modified: str | None = None  # Last-Modified (If-Range sends it only without a strong ETag)
     local: str | None = None     # a local file: "<size>:<mtime_ns>"
     total: int | None = None     # the whole file's size, when known
 
@@ -44,11 +45,11 @@ class Version:
 
 
 def from_headers(source: str, headers: Message, total: int | None) -> Version:
-    """The version an HTTP answer names (ETag if strong, else Last-Modified)."""
+    """The version an HTTP answer names: its strong ETag and its Last-Modified, both kept (an
+    answer that names either differently from the held version is another version)."""
     etag = headers.get("ETag")
     strong = etag if etag and not etag.startswith("W/") else None
-    modified = None if strong else headers.get("Last-Modified")
-    return Version(source, etag=strong, modified=modified, total=total)
+    return Version(source, etag=strong, modified=headers.get("Last-Modified"), total=total)
 
 
 def from_file(source: str, st: os.stat_result) -> Version:
