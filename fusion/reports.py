@@ -112,12 +112,14 @@ def save_figure(fig: Figure, path: Path, dpi: int = 100) -> None:
 
 def write_tensorboard(history: pd.DataFrame, folder: Path) -> bool:
     """Per-epoch scalars as TensorBoard event files in `folder`, when tensorboard is installed.
-    Written into a temp folder beside it, then renamed into place (the old folder goes first)."""
+    Written into a temp folder beside it, then swapped in: the old folder is renamed aside, the new
+    one renamed into place, the old one removed. A `folder` that is a file or a link is refused."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is optional; history.csv and curves.png hold the same numbers
         return False
     folder = Path(folder)
+    _require_folder_or_nothing(folder)
     temp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{folder.name}-", dir=folder.parent))
     try:
         with SummaryWriter(log_dir=str(temp)) as writer:
@@ -131,10 +133,27 @@ def write_tensorboard(history: pd.DataFrame, folder: Path) -> bool:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        if folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder)
-        os.replace(temp, folder)
-        fsync_dir(folder.parent)
+        _swap_in(temp, folder)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return True
+
+
+def _require_folder_or_nothing(folder: Path) -> None:
+    """A ValueError sentence when `folder` exists as something else than a folder (a file, a link)."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        kind = "link" if folder.is_symlink() else "file"
+        raise ValueError(f"{folder}: not a folder (a {kind}); TensorBoard events go in a folder of that name: "
+                         "move it away or choose another --out")
+
+
+def _swap_in(temp: Path, folder: Path) -> None:
+    """Rename folder `temp` to `folder`: the old one aside first, removed once the new one is in."""
+    aside = None
+    if folder.is_dir():
+        aside = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{folder.name}-old-", dir=folder.parent))
+        os.replace(folder, aside)  # an empty folder of ours: a folder renames over it
+    os.replace(temp, folder)
+    fsync_dir(folder.parent)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

@@ -128,18 +128,24 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
 
 def check_run_dir(out_dir: Path, resume: bool = False, overwrite: bool = False) -> None:
     """Refuse to start a new run in a folder that already holds something, unless the user said
-    what to do with it: `resume` continues the run there, `overwrite` replaces it."""
+    what to do with it: `resume` continues the run there, `overwrite` replaces it (only a run: a
+    folder holding neither config.json nor done.json is refused, its files are not ours to remove)."""
     if resume and overwrite:
         raise ValueError("give --resume or --overwrite, not both: --resume continues the run in --out, "
                          "--overwrite replaces it")
     out_dir = Path(out_dir)
-    if resume or overwrite or not out_dir.is_dir():
+    if resume or not out_dir.is_dir():
         return
     held = sorted(p.name for p in out_dir.iterdir())
-    if held:
-        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+    if not held:
+        return
+    shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+    if not overwrite:
         raise ValueError(f"{out_dir} already holds a run ({shown}): pass --resume to continue it, "
                          "--overwrite to replace it, or choose another --out")
+    if not {"config.json", DONE_FILE} & set(held):
+        raise ValueError(f"{out_dir} holds {shown} but no run (no config.json or {DONE_FILE}): --overwrite "
+                         "replaces only a run folder; choose another --out")
 
 
 def clear_results(out_dir: Path, keep: bool = False) -> None:

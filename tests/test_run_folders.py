@@ -131,3 +131,54 @@ def test_every_result_file_is_written_through_a_temp_name(cache, tmp_path, monke
     train_run("mg", entries, run, {"head": "probe-linear-rgb", "epochs": 2})
     written = {os.path.relpath(p, run) for p in run.iterdir()}
     assert written <= published, written - published
+
+
+def test_overwrite_into_a_folder_that_holds_no_run_is_refused(cache, tmp_path):
+    """Old code: --overwrite into any folder removed head.pt, metrics.json, checkpoint.pt and
+    tensorboard/ there, run or not."""
+    folder = tmp_path / "logs"
+    (folder / "tensorboard").mkdir(parents=True)
+    (folder / "tensorboard" / "x").write_text("mine")
+    (folder / "metrics.json").write_text("{}")
+    result = _train(cache, folder, "--overwrite")
+    assert result.exit_code == 2, result.output
+    assert f"{folder} holds metrics.json, tensorboard but no run (no config.json or done.json)" in result.output
+    assert (folder / "tensorboard" / "x").read_text() == "mine" and (folder / "metrics.json").read_text() == "{}"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _train(cache, empty, "--overwrite").exit_code == 0  # an empty folder is fine
+
+
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_tensorboard_that_is_no_folder_is_refused_in_a_sentence(tmp_path, kind):
+    """Old code: the swap removed only a folder, then os.replace raised ENOTDIR (a traceback)."""
+    import pandas as pd
+
+    from migue.fusion.reports import write_tensorboard
+
+    history = pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5]})
+    target = tmp_path / "tensorboard"
+    if kind == "file":
+        target.write_text("mine")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match=rf"^{target}: not a folder \(a {kind}\); TensorBoard events go in a "
+                                         r"folder of that name"):
+        write_tensorboard(history, target)
+    assert target.is_symlink() if kind == "link" else target.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tensorboard"] + (["elsewhere"] if kind == "link"
+                                                                                    else []))
+
+
+def test_a_tensorboard_folder_is_replaced_whole(tmp_path):
+    import pandas as pd
+
+    from migue.fusion.reports import write_tensorboard
+
+    target = tmp_path / "tensorboard"
+    target.mkdir()
+    (target / "old").write_text("old events")
+    assert write_tensorboard(pd.DataFrame({"epoch": [0], "train_loss": [1.0]}), target)
+    assert target.is_dir() and not (target / "old").exists() and any(target.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["tensorboard"]
