@@ -69,6 +69,21 @@ def test_a_refused_checkpoint_leaves_no_cache_entry(packs, tmp_path, kind):
     assert not list(cache.glob("pose-*")), "an empty entry was left behind"
 
 
+@pytest.mark.slow
+def test_a_refused_checkpoint_leaves_no_cache_entry_on_dask(packs, tmp_path, dask_cluster):
+    """Old code: the Dask driver opened the entry before any worker built the model, so the
+    refused checkpoint left an empty pose entry behind."""
+    make, said = BAD["refused"]
+    ckpt = make(tmp_path / "agcn.pth")
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["extract", "--modality", "pose", "--data", str(packs), "--cache", str(cache),
+                                       "--checkpoint", str(ckpt), "--checkpoint", str(ckpt),
+                                       "--scheduler", dask_cluster.scheduler_address])
+    assert result.exit_code != 0 and said in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not list(cache.glob("pose-*")), "an empty entry was left behind"
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")

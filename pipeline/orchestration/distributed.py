@@ -78,6 +78,15 @@ def _fingerprint_difference(manifest: Any, modality: str, unit_ids: list[str], e
             for uid in unit_ids if seen.get(uid) != expected.get(uid)]
 
 
+def check_checkpoints(opts: ExtractOptions) -> None:
+    """Load each checkpoint as the workers will (safely unless trusted), raising CheckpointError for
+    one the loader refuses; nothing is kept and no backbone is built."""
+    from migue.extractors.checkpoints import read_checkpoint
+
+    for path in opts.checkpoints:
+        read_checkpoint(path, opts.trust_checkpoint)
+
+
 def backbone_builds() -> int:
     """How many times this worker built a backbone (for tests: once per worker and options)."""
     return int(_WORKER_STATE.get("builds", 0))
@@ -92,7 +101,10 @@ def extract_distributed(manifest: Any, data_root: Path | Sequence[Path], layout:
     mod = get_modality(opts.modality)
     chunks = chunks_of(manifest.of_kind(mod.unit_kind), opts.shard_size)
     # The entry is named from the options alone (no backbone is built here).
-    writer = open_entry(manifest, store, opts, resolve_precision(opts.precision, pick_device(opts.device)))
+    precision = resolve_precision(opts.precision, pick_device(opts.device))
+    if not store.entry_dir(entry_config(opts, precision, manifest)).is_dir():
+        check_checkpoints(opts)  # a new entry: a checkpoint the loader refuses stops here, before it exists
+    writer = open_entry(manifest, store, opts, precision)
     expected_key = read_index(writer.dir)["key"]
     current, _ = unit_fingerprints(manifest.of_kind(mod.unit_kind), manifest.videos, opts.modality,
                                    memo_for(store.root))
