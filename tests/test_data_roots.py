@@ -150,3 +150,21 @@ def test_linked_split_and_video_folders_from_outside_are_not_read(sample_dir, tm
     for link in (validate, video):
         assert any(f"{link} is a link to {link.resolve()}, outside the dataset folder: not followed" in note
                    for note in m.notes), m.notes
+
+
+def test_an_stgcn_packs_labels_csv_in_a_folder_linked_in_is_not_read(release_layouts, tmp_path):
+    """Old code: `_label_ranges` globbed `*/labels.csv` through a folder linked in from elsewhere and
+    placed the pack's clips by it."""
+    def ids(meta_from_outside: bool) -> set[str]:
+        root = clone(release_layouts["stgcn"], tmp_path / f"packs-{meta_from_outside}")
+        meta = tmp_path / f"elsewhere-{meta_from_outside}" if meta_from_outside else root / "meta"
+        meta.mkdir()
+        shutil.copy(release_layouts["imigue"] / "labels.csv", meta / "labels.csv")
+        if meta_from_outside:
+            (root / "meta").symlink_to(meta)
+        return {u.unit_id for u in read_dataset(root, layout="stgcn").units if u.kind == "mg"}
+
+    inside = ids(False)
+    assert inside and not any(":clip" in uid for uid in inside)  # placed at their frames by labels.csv
+    outside = ids(True)
+    assert outside and all(":clip" in uid for uid in outside), sorted(outside)[:3]

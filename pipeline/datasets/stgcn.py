@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migue.common.splits import split_named
-
 from .common import DatasetManifest, ReadOptions, Reader, read_emotion_files
 from .files import Roots, video_key
-from .stgcn_pack import PACK_REF, PackError, find_packs, index_pack
+from .stgcn_pack import PACK_REF, PackError, find_packs, index_pack, label_path_of, pack_split
 
 NAME = "stgcn"
 
@@ -25,7 +23,7 @@ LOOKS_FOR = "<part>_data.npy + <part>_label.pkl packs (at a root or one folder d
 
 
 def looks_like(root: Path | Roots) -> bool:
-    return any((p.parent / p.name.replace("_data.npy", "_label.pkl")).exists() for p in find_packs(root))
+    return any(label_path_of(p).exists() for p in find_packs(root))
 
 
 def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
@@ -37,7 +35,7 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
         reader.note("ST-GCN packs hold clips, no videos: pose units only (no rgb, context or face)")
     owner: dict[str, Path] = {}
     for data_path in find_packs(reader.roots):
-        split = split_named(data_path.name[: -len("_data.npy")])
+        split = pack_split(data_path)
         if split is not None:
             reader.source(split, data_path)
         try:

@@ -140,6 +140,24 @@ def find_packs(root: Path | Roots) -> list[Path]:
             if within(p, roots)]
 
 
+DATA_SUFFIX, LABEL_SUFFIX = "_data.npy", "_label.pkl"
+
+
+def pack_part(data_path: Path) -> str:
+    """The `<part>` of `<part>_data.npy` (train, val, validate, test, ...)."""
+    return data_path.name[: -len(DATA_SUFFIX)]
+
+
+def pack_split(data_path: Path) -> str | None:
+    """The split a pack's part names; None for an unknown part."""
+    return split_named(pack_part(data_path))
+
+
+def label_path_of(data_path: Path) -> Path:
+    """The `<part>_label.pkl` beside `<part>_data.npy`."""
+    return data_path.parent / f"{pack_part(data_path)}{LABEL_SUFFIX}"
+
+
 def pack_unit_id(video_id: str, k: int) -> str:
     return f"{video_id}:clip{k}"
 
@@ -160,7 +178,7 @@ def _open_data(path: Path, n_joints: int) -> np.ndarray:
 
 def index_pack(data_path: Path, joints: Sequence[str] = PACK_JOINTS) -> Pack:
     """Names, labels and frame placement of every clip in a pack of `joints` (kept per process)."""
-    label_path = data_path.parent / data_path.name.replace("_data.npy", "_label.pkl")
+    label_path = label_path_of(data_path)
     stamp = tuple((p.stat().st_mtime_ns, p.stat().st_ctime_ns, p.stat().st_ino, p.stat().st_size)
                   if p.exists() else None for p in (data_path, label_path))
     return _index_pack(str(data_path), stamp, len(joints))
@@ -169,11 +187,10 @@ def index_pack(data_path: Path, joints: Sequence[str] = PACK_JOINTS) -> Pack:
 @lru_cache(maxsize=16)
 def _index_pack(data_str: str, stamp: object, n_joints: int) -> Pack:
     data_path = Path(data_str)
-    label_path = data_path.parent / data_path.name.replace("_data.npy", "_label.pkl")
-    part = data_path.name[: -len("_data.npy")]
-    pack = Pack(data_path, label_path, split_named(part))
+    label_path = label_path_of(data_path)
+    pack = Pack(data_path, label_path, pack_split(data_path))
     if pack.split is None:
-        raise PackError(f"{data_path}: unknown part {part!r} (expected train, val or test)")
+        raise PackError(f"{data_path}: unknown part {pack_part(data_path)!r} (expected train, val or test)")
     if not label_path.exists():
         raise PackError(f"{label_path}: missing (the labels of {data_path.name})")
     data = _open_data(data_path, n_joints)
