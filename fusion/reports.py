@@ -36,6 +36,10 @@ def jsonable(obj: Any) -> Any:
 
 
 DONE_FILE = "done.json"  # written last: a run folder without a valid one is not finished
+# the results of a run, each written once by `runs.write_results` (and taken away by `clear_results`)
+HEAD_FILE, METRICS_FILE, HISTORY_FILE, PER_CLASS_FILE = "head.pt", "metrics.json", "history.csv", "per_class.csv"
+CONFUSION_FILE, CURVES_FILE, TENSORBOARD_DIR = "confusion.png", "curves.png", "tensorboard"
+RESULT_FILES = (METRICS_FILE, HEAD_FILE, HISTORY_FILE, PER_CLASS_FILE, CONFUSION_FILE, CURVES_FILE, TENSORBOARD_DIR)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -46,7 +50,7 @@ def write_json(path: Path, obj: Any) -> None:
 def mark_done(run_dir: Path) -> None:
     """The completion marker, written after every other result: it records metrics.json's
     size and SHA-256, so a marker over a torn or replaced metrics file does not count."""
-    metrics = (run_dir / "metrics.json").read_bytes()
+    metrics = (run_dir / METRICS_FILE).read_bytes()
     write_json(run_dir / DONE_FILE, {"metrics_sha256": hashlib.sha256(metrics).hexdigest(),
                                      "metrics_bytes": len(metrics)})
 
@@ -56,7 +60,7 @@ def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     metrics.json that is not the one the marker names. Never raises on torn files."""
     try:
         marker = json.loads((run_dir / DONE_FILE).read_text())
-        metrics = (run_dir / "metrics.json").read_bytes()
+        metrics = (run_dir / METRICS_FILE).read_bytes()
         if not isinstance(marker, dict) or marker.get("metrics_sha256") != hashlib.sha256(metrics).hexdigest():
             return None
         loaded = json.loads(metrics)

@@ -43,8 +43,9 @@ from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_log
                       training_setup, wire_dtype)
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head, list_heads, load_plugins
-from .reports import (DONE_FILE, finished_metrics, jsonable, mark_done, plot_confusion, plot_curves, write_json,
-                      write_tensorboard)
+from .reports import (CONFUSION_FILE, CURVES_FILE, DONE_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, PER_CLASS_FILE,
+                      RESULT_FILES, TENSORBOARD_DIR, finished_metrics, jsonable, mark_done, plot_confusion,
+                      plot_curves, write_json, write_tensorboard)
 
 log = logging.getLogger("migue.fusion.train")
 
@@ -52,7 +53,6 @@ __all__ = ["check_run_dir", "clear_results", "evaluate_run", "predict_run", "run
            "write_results"]
 
 CHECKPOINT = "checkpoint.pt"
-RESULT_FILES = ("metrics.json", "head.pt", "history.csv", "per_class.csv", "confusion.png", "curves.png", "tensorboard")
 RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resume: same numbers
 
 
@@ -98,7 +98,7 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
                   results: dict[str, tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
     """head.pt, metrics.json, history.csv, curves.png, TensorBoard events and confusion.png of
     a trained head (its best state loaded) from its val and test `results`; returns the metrics."""
-    with atomic_writer(out_dir / "head.pt") as f:  # a full disk keeps the old file, never a torn one
+    with atomic_writer(out_dir / HEAD_FILE) as f:  # a full disk keeps the old file, never a torn one
         torch.save({"state_dict": {k: v.detach().cpu() for k, v in head.state_dict().items()}, "task": task,
                     "head": cfg["head"], "config": cfg, "shapes": {n: list(s) for n, s in data.shapes.items()}}, f)
     train_labels = data.splits["train"].labels
@@ -110,16 +110,16 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
         "chance": chance_levels(task, train_labels[train_labels >= 0], test.labels[test.labels >= 0],
                                 cfg["num_classes"]),
     }
-    write_json(out_dir / "metrics.json", metrics)
-    atomic_write_text(out_dir / "history.csv", history.to_csv(index=False))
-    plot_curves(history, out_dir / "curves.png", cfg["monitor"])
-    write_tensorboard(history, out_dir / "tensorboard")
+    write_json(out_dir / METRICS_FILE, metrics)
+    atomic_write_text(out_dir / HISTORY_FILE, history.to_csv(index=False))
+    plot_curves(history, out_dir / CURVES_FILE, cfg["monitor"])
+    write_tensorboard(history, out_dir / TENSORBOARD_DIR)
     shown = "test" if metrics["test"]["n"] else "val"
     labels, logits = results[shown][1]
-    plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / "confusion.png",
+    plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / CONFUSION_FILE,
                    f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})",
                    class_names(task, cfg["num_classes"]))
-    atomic_write_text(out_dir / "per_class.csv", per_class_table(task, labels, logits, cfg["num_classes"])
+    atomic_write_text(out_dir / PER_CLASS_FILE, per_class_table(task, labels, logits, cfg["num_classes"])
                       .assign(split=shown).to_csv(index=False))
     mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
