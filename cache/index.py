@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomic import TMP_PREFIX, atomic_write_text, locking_enabled
 from .paths import safe_child
+from .scope import check_dataset_record
 
 __all__ = ["INDEX_FILE", "LOCK_FILE", "TMP_PREFIX", "IndexFormatError", "atomic_write_text", "check_index",
            "flock", "locked", "locking_enabled", "read_index", "write_index"]
@@ -98,6 +99,8 @@ def check_index(index: Any, entry_dir: Path) -> None:
                                            and spec.get(k, 0) >= 0 for k in ("tokens", "dim"))
             for spec in streams.values()):
         raise bad("config.streams should map stream names to specs with integer 'tokens' and 'dim'")
+    if "dataset" in index and (problem := check_dataset_record(index["dataset"])):
+        raise bad(f"field 'dataset' {problem}")
     retired = index.get("retired", [])
     if not isinstance(retired, list) or not all(isinstance(f, str) for f in retired):
         raise bad("field 'retired' should be a list of shard file names")

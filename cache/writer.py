@@ -20,6 +20,7 @@ from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, locked, read_index, write_index
 from .keys import entry_key
 from .paths import safe_child
+from .scope import DATASET_FIELD
 from .shard import ShardError, read_rows, read_units, write_shard
 from .units import check_units
 
@@ -178,6 +179,19 @@ class EntryWriter:
             checksum = file_checksums(temp.path)
             temp.publish(self.dir / name)
         return _record(self.dir / name, list(units["unit_id"]), checksum)
+
+    def record_dataset(self, record: dict[str, Any]) -> None:
+        """Record the dataset this run was given (`scope.dataset_record`): readers then refuse to
+        mix its units with those of another dataset (or of rows since removed) left in the entry."""
+        try:
+            with locked(self.dir):
+                index = read_index(self.dir)
+                if index.get(DATASET_FIELD) == record:
+                    return
+                index[DATASET_FIELD] = record
+                write_index(self.dir, index)
+        except OSError as exc:
+            raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc
 
     def record_failures(self, reasons: Mapping[str, str]) -> None:
         """Remember why units failed (their ids and reasons), so they are reported, not dropped."""

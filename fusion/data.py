@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from migue.cache import COLUMN, MG_KIND, WINDOW_KIND, EntryReader, refuse_if_written, writing_now
+from migue.cache.scope import refuse_mixed, scope_rows
 from migue.common.splits import SPLITS
 
 log = logging.getLogger(__name__)
@@ -118,16 +119,20 @@ def _pool(x: np.ndarray, pool: str, reader: EntryReader, inp: Input) -> np.ndarr
     return x                                                                    # (n, L, D)
 
 
-def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "strict") -> pd.DataFrame:
+def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "strict",
+                keep: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Units of `kind` held by every entry, in the first entry's order: its unit table plus a
     column `row:<role>` per entry (the unit's row in that entry). Differing unit sets are an
-    error (align='strict') or reduced to the common units (align='inner')."""
+    error (align='strict') or reduced to the common units (align='inner'). `keep[role]` (a mask
+    over the entry's rows) leaves out units of other datasets (see `scope_masks`)."""
     if align not in ("strict", "inner"):
         raise ValueError(f"align {align!r}: expected 'strict' or 'inner'")
     tables = {}
     for role, reader in entries.items():
         units = reader.units.reset_index(drop=True)
         pick = units[COLUMN.kind] == kind if COLUMN.kind in units else np.ones(len(units), bool)
+        if keep is not None and role in keep:
+            pick = np.asarray(pick, dtype=bool) & keep[role]
         if not pick.any():
             raise UnitMismatchError(f"entry {reader.name} ({role}) holds no '{kind}' units")
         tables[role] = units[pick].assign(**{f"row:{role}": np.flatnonzero(pick)}).set_index(COLUMN.unit_id)
@@ -253,10 +258,12 @@ class FusionData:
 
 def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, Input],
                splits: Sequence[str] = SPLITS, align: str = "strict", max_windows: int | None = None,
-               in_memory: bool | str = "auto", memory_budget_gb: float = 8.0, partial: bool = False) -> FusionData:
+               in_memory: bool | str = "auto", memory_budget_gb: float = 8.0, partial: bool = False,
+               scope: Mapping[str, Collection[str]] | None = None) -> FusionData:
     """Align the entries the inputs need and build the requested splits. An entry that extract is
     still writing is refused (EntryBeingWrittenError) unless `partial`: then its published part is
-    used, with a warning."""
+    used, with a warning. `scope[role]`: the unit ids of the dataset to use (from --data); without
+    it an entry holding units of another dataset is refused (UnitScopeError)."""
     if task not in TASKS:
         raise ValueError(f"task {task!r}: expected one of {TASKS}")
     roles = list(dict.fromkeys(inp.entry for inp in inputs.values()))
@@ -269,7 +276,8 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
         modality = entries[role].config.get("modality")
         if modality is not None and modality != role:
             raise ValueError(f"entry {entries[role].name} is a '{modality}' entry, given as '{role}'")
-    table = align_units({r: entries[r] for r in roles}, UNIT_KIND[task], align)
+    keep = scope_masks({r: entries[r] for r in roles}, UNIT_KIND[task], scope)
+    table = align_units({r: entries[r] for r in roles}, UNIT_KIND[task], align, keep)
     if task == "emotion":
         spread = table.groupby(COLUMN.video_id)[COLUMN.split].nunique()
         if (spread > 1).any():
@@ -285,6 +293,30 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
              "held in memory" if resident else "read per batch")
     return FusionData({s: SplitData(task, items, offsets, rows[s], inputs, entries, resident)
                        for s, (items, offsets, _) in parts.items()}, shapes, resident)
+
+
+def scope_masks(entries: Mapping[str, EntryReader], kind: str,
+                scope: Mapping[str, Collection[str]] | None) -> dict[str, np.ndarray] | None:
+    """Per role, a mask of the entry's rows in the dataset `scope[role]` (its unit ids of `kind`);
+    a unit of it the entry lacks, neither extracted nor failed, is a UnitScopeError. Without a
+    scope, None, after refusing an entry whose units are not all of the dataset last extracted
+    into it."""
+    masks = {}
+    for role, reader in entries.items():
+        units = reader.units
+        of_kind = (units[COLUMN.kind] == kind).to_numpy() if COLUMN.kind in units else np.ones(len(units), bool)
+        ids = units[COLUMN.unit_id].astype(str).to_numpy()
+        if scope is None:
+            refuse_mixed(reader.name, reader.index, ids[of_kind].tolist())
+            continue
+        inside, failed = scope_rows(reader.name, str(reader.config.get("modality", role)), kind, ids[of_kind].tolist(),
+                                    scope[role], reader.index.get("failures", {}))
+        masks[role] = np.zeros(len(units), dtype=bool)
+        masks[role][np.flatnonzero(of_kind)[inside]] = True
+        if failed:
+            log.warning("cache entry %s: %d units of the dataset failed extraction and are left out (e.g. %s; "
+                        "`migue cache ls` and the extract report say why)", reader.name, len(failed), failed[0])
+    return masks if scope is not None else None
 
 
 def _check_written(reader: EntryReader, partial: bool) -> None:

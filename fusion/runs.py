@@ -19,7 +19,7 @@ import logging
 import random
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,14 @@ RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resu
 
 
 def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
-              config: dict[str, Any] | None = None) -> dict[str, Any]:
+              config: dict[str, Any] | None = None, scope: Mapping[str, Collection[str]] | None = None
+              ) -> dict[str, Any]:
     """Train head config['head'] for `task` ('mg' | 'emotion') on entries keyed by role
     (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics.
     config['resume'] = True continues the run in `out_dir` from its last completed epoch;
-    config['allow_partial'] = True trains on the published part of an entry extract still writes."""
+    config['allow_partial'] = True trains on the published part of an entry extract still writes.
+    `scope[role]`: the unit ids of the dataset to train on (--data); without it an entry holding
+    units of another dataset than the one last extracted into it is refused."""
     config = dict(config or {})
     resume = bool(config.pop("resume", False))
     partial = bool(config.pop("allow_partial", False))
@@ -71,7 +74,7 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     fresh = not out_dir.exists() or not any(out_dir.iterdir())
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg["seed"])
-    data = task_data(task, entries, cfg, partial=partial)
+    data = task_data(task, entries, cfg, partial=partial, scope=scope)
     check_labels(task, data, cfg)
     device = pick_device(cfg["device"])
     head = spec.build(task, data.shapes, cfg).to(device)
@@ -164,23 +167,25 @@ def clear_results(out_dir: Path, keep: bool = False) -> None:
 
 
 def evaluate_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryReader] | None = None,
-                 trust_run: bool = False, partial: bool = False) -> dict[str, Any]:
+                 trust_run: bool = False, partial: bool = False,
+                 scope: Mapping[str, Collection[str]] | None = None) -> dict[str, Any]:
     """Reload a run (its config, head.pt and entries, or `entries` by role) and recompute the
     metrics of `split`. A plugin head's module is imported only if loaded already (the user named
     it: --plugin) or with `trust_run`: a run folder alone never runs code. An entry extract still
-    writes is refused unless `partial`."""
-    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial)
+    writes is refused unless `partial`; `scope` as for `train_run`."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial, scope)
     return evaluate_head(task, head, data.splits[split], cfg, device)[0]
 
 
 def predict_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryReader] | None = None,
-                trust_run: bool = False, partial: bool = False) -> pd.DataFrame:
+                trust_run: bool = False, partial: bool = False,
+                scope: Mapping[str, Collection[str]] | None = None) -> pd.DataFrame:
     """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1,
     video_name, p_win), mg (unit_id, video_id, label = class index, video_name, label_row,
     p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
     `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry). Plugin
-    heads and entries still written as for `evaluate_run`."""
-    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial)
+    heads, entries still written and `scope` as for `evaluate_run`."""
+    task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial, scope)
     part = data.splits[split]
     logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
     labels, probs = predictions(task, logits), probabilities(task, logits)
@@ -287,10 +292,11 @@ def _summary(metrics: dict[str, Any], task: str) -> str:
 
 
 def task_data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
-          splits: tuple[str, ...] = ("train", "val", "test"), partial: bool = False) -> FusionData:
+          splits: tuple[str, ...] = ("train", "val", "test"), partial: bool = False,
+          scope: Mapping[str, Collection[str]] | None = None) -> FusionData:
     inputs = get_head(cfg["head"], task).inputs(task, cfg)
     return build_data(task, entries, inputs, splits, cfg["align"], cfg["max_windows"], cfg["in_memory"],
-                      cfg["memory_budget_gb"], partial=partial)
+                      cfg["memory_budget_gb"], partial=partial, scope=scope)
 
 
 def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData,
@@ -332,7 +338,8 @@ def _run_plugin(run_dir: Path, record: dict[str, Any], trust_run: bool) -> None:
 
 
 def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None, trust_run: bool = False,
-              partial: bool = False) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+              partial: bool = False, scope: Mapping[str, Collection[str]] | None = None
+              ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
     if finished_metrics(run_dir) is None:
         raise ValueError(f"{run_dir} is not a finished run (no valid {DONE_FILE}: it was interrupted or is "
                          "still training); finish it with `migue fuse-train ... --resume`, or train it again")
@@ -346,7 +353,7 @@ def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | No
         if opened[role].index["key"] != info["key"]:
             log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
                         opened[role].name, role, run_dir, info["name"])
-    data = task_data(task, opened, cfg, (split,), partial)
+    data = task_data(task, opened, cfg, (split,), partial, scope)
     recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
     if data.shapes != recorded:
         raise ValueError(f"entries give input shapes {data.shapes}; the head in {run_dir} expects {recorded}")

@@ -462,6 +462,30 @@ class _HeadsCommand(click.Command):
         super().format_epilog(ctx, formatter)
 
 
+SCOPE_HELP = ("The dataset to use (as given to `migue extract`): exactly its units are read from the cache "
+              "entries, refusing units it has that an entry lacks or holds from other inputs. Without it, an entry "
+              "holding units of another dataset than the one last extracted into it is refused. ")
+
+
+def _scope_options(command: click.Command) -> click.Command:
+    """--data, --layout and --window of fuse-train and evaluate: the dataset whose units to use."""
+    command = click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
+                           help="Frames per emotion window, as given to extract (with --data).")(command)
+    command = click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto",
+                           show_default=True, help="Layout of --data.")(command)
+    return click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                        multiple=True, help=SCOPE_HELP + DATA_HELP)(command)
+
+
+def _scope(task: str, data_root: tuple[Path, ...], data_layout: str, window: int, readers: dict) -> dict | None:
+    """The unit ids of --data's dataset per entry role (None without --data)."""
+    if not data_root:
+        return None
+    from .scope import dataset_scope
+
+    return dataset_scope(task, data_root, data_layout, window, readers)
+
+
 ALLOW_PARTIAL_HELP = ("Use an entry that `migue extract` is still writing (its published units only); by default "
                       "such an entry is refused, naming what is still claimed.")
 
@@ -490,9 +514,10 @@ ALLOW_PARTIAL_HELP = ("Use an entry that `migue extract` is still writing (its p
               help="Replace the run already in --out (its results go before the new run starts). Without "
                    "--resume or --overwrite, a folder that holds anything is refused.")
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+@_scope_options
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
                epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool,
-               allow_partial: bool) -> None:
+               allow_partial: bool, data_root: tuple[Path, ...], data_layout: str, window: int) -> None:
     """Train a fusion head (or a baseline) on cached features."""
     from migue.fusion.runs import check_run_dir, train_run
 
@@ -511,7 +536,8 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
         config["resume"] = True
     if allow_partial:
         config["allow_partial"] = True
-    metrics = train_run(task, readers, out, config)
+    scope = _scope(task, data_root, data_layout, window, readers)
+    metrics = train_run(task, readers, out, config, scope=scope)
     click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
 
 
@@ -531,12 +557,18 @@ def _run_plugin_options(command: click.Command) -> click.Command:
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @_run_plugin_options
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
-def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool) -> None:
+@_scope_options
+def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, data_root: tuple[Path, ...],
+             data_layout: str, window: int) -> None:
     """Recompute a run's metrics on a split from the cache."""
     from migue.fusion.runs import evaluate_run
 
+    from .scope import run_entries, run_task
+
     _check_head(run_dir)
-    metrics = evaluate_run(run_dir, split, trust_run=trust_run, partial=allow_partial)
+    entries = run_entries(run_dir) if data_root else None
+    scope = _scope(run_task(run_dir), data_root, data_layout, window, entries) if data_root else None
+    metrics = evaluate_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
     click.echo(json.dumps(metrics, indent=1, default=str))
 
 
@@ -553,12 +585,14 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool) ->
 @click.option("--zip", "zipped", is_flag=True,
               help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              multiple=True, help="With --format miga: check completeness against this dataset's split "
-                                  "(default: the run's cache entries and their failed units). " + DATA_HELP)
+              multiple=True, help=SCOPE_HELP + "With --format miga: check completeness against this dataset's "
+                                  "split (default: the run's cache entries and their failed units). " + DATA_HELP)
 @click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
+              help="Frames per emotion window, as given to extract (with --data).")
 def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
-            data_layout: str, trust_run: bool, allow_partial: bool) -> None:
+            data_layout: str, trust_run: bool, allow_partial: bool, window: int) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
@@ -567,7 +601,11 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
 
     _check_head(run_dir)
     task = json.loads((run_dir / "config.json").read_text())["task"]
-    table = predict_run(run_dir, split, trust_run=trust_run, partial=allow_partial)
+    from .scope import run_entries
+
+    entries = run_entries(run_dir) if data_root else None
+    scope = _scope(task, data_root, data_layout, window, entries) if data_root else None
+    table = predict_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
     if fmt == "miga":
         if data_root:
             from migue.pipeline.datasets import read_dataset

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from migue.cache import EntryWriter, FeatureStore
+from migue.cache import EntryWriter, FeatureStore, dataset_record
 from migue.cache.files import memo_for
 from migue.cache.finite import nonfinite_units
 from migue.cache.units import unit_columns
@@ -38,7 +38,10 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
         writer.retire(set(changed))
         log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
                  "they are extracted again", opts.modality, len(changed), _reasons(changed))
-    done = {uid for uid in published if uid not in changed}
+    in_dataset = {u.unit_id for u in manifest.of_kind(mod.unit_kind)}
+    writer.record_dataset(dataset_record(in_dataset, [manifest.root], manifest.layout))  # readers refuse a mix
+    asked_ids = {u.unit_id for u in asked}
+    done = {uid for uid in published if uid not in changed and uid in asked_ids}  # this dataset's units only
     twice = {uid: why for uid, why in twice.items() if uid not in done}
     units = sorted((dataclasses.replace(u, fingerprint=fingerprints[u.unit_id]) for u in wanted
                     if u.unit_id not in done and u.unit_id in fingerprints and u.unit_id not in twice),
@@ -48,6 +51,11 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
                            changed=changed, fingerprinted_bytes=memo.hashed_bytes - hashed_before)
     log.info("%s: %d units in the manifest, %d already cached, %d to extract -> %s",
              opts.modality, len(done) + len(units), len(done), len(units), writer.dir)
+    others = len(published.keys() - in_dataset)
+    if others:
+        log.warning("%s: the entry also holds %d units that are not in this dataset (another dataset's, or rows "
+                    "since removed): training and prediction use this dataset's units only with --data, and "
+                    "refuse the mix without it", opts.modality, others)
     return units, report
 
 
