@@ -54,7 +54,8 @@ def check_shard_bytes(entry: str, path: Path, record: dict[str, Any]) -> None:
     if shard_digest(path, kind) != record[kind]:
         raise ShardError(f"cache entry {entry}: shard {record['file']}: its bytes do not match the {kind} "
                          "checksum its index records (changed on disk after it was published, tokens or "
-                         f"labels alike): run `migue cache verify {entry}`, then re-extract it")
+                         f"labels alike): run `migue cache verify {entry}`; to repair it, delete the entry's "
+                         "folder and run `migue extract` again")
     _checked.add(key)
 
 
