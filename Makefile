@@ -2,9 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-# pytest on 2 xdist workers (tests/conftest.py keeps a module's tests and the Dask tests together),
-# the 25 slowest tests printed; every test has a time limit (pyproject.toml: timeout).
-PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=25
+# pytest on 2 xdist workers (loadscope; tests/conftest.py keeps each module, and all Dask tests, on one
+# worker), the 25 slowest tests printed; every test has a time limit (pyproject.toml: timeout).
+PYTEST_ARGS ?= -n 2 --dist loadscope --durations=25
 
 .PHONY: setup demo test test-fast bench clean
 

@@ -212,12 +212,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reap_descendants()
 
 
+# The modules whose tests use the Dask cluster. Under `make test` (xdist) they run on one worker, so
+# one cluster serves them all; a module that starts using `dask_cluster` must be named here (collection
+# stops with a message saying so).
+DASK_MODULES = ("test_ablate_out.py", "test_crash_consistency.py", "test_distributed.py", "test_end_to_end.py",
+                "test_grid_input.py", "test_refused_checkpoints.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For `pytest -n 2 --dist loadgroup`: a module's tests share one worker (its module fixtures are made
-    once), every module that uses the Dask cluster shares one group (one cluster per run), and that group
-    is scheduled first, as it is the longest."""
-    dask_modules = {item.module.__name__ for item in items if "dask_cluster" in item.fixturenames}
-    for item in items:
-        name = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("dask" if name in dask_modules else name))
-    items.sort(key=lambda item: item.module.__name__ not in dask_modules)  # stable: order kept within each
+    """Check DASK_MODULES, and run those modules first: under xdist they are one unit of work, the longest."""
+    users = sorted({item.path.name for item in items if "dask_cluster" in item.fixturenames} - set(DASK_MODULES))
+    if users:
+        raise pytest.UsageError(f"{', '.join(users)} use(s) the dask_cluster fixture: add to DASK_MODULES in "
+                                f"tests/conftest.py, so that xdist runs every Dask test on one worker")
+    items.sort(key=lambda item: item.path.name not in DASK_MODULES)  # stable: order kept within each
+
+
+def _scope(nodeid: str) -> str:
+    """The xdist unit of work of a test: its module (module fixtures are made once), or 'dask'."""
+    module = nodeid.split("::", 1)[0]
+    return "dask" if Path(module).name in DASK_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadscope` with our scopes: each module on one worker, every Dask module on the same one.
+    (xdist's own `loadgroup` marks do nothing under pytest 9.2: it rewrites a node id pytest no longer reads.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrDaskScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ModuleOrDaskScheduling(config, log)

@@ -66,3 +66,11 @@ def test_a_tmpfs_left_under_the_temp_folder_is_unmounted(tmp_path):
                     f"{mounted.stderr.strip()}")
     assert unmount_under(tmp_path) == [str(point.resolve())]
     assert str(point.resolve()) not in Path("/proc/self/mounts").read_text()
+
+
+def test_xdist_scopes_keep_a_module_together_and_every_dask_module_on_one_worker():
+    from conftest import DASK_MODULES, _scope
+
+    assert _scope("tests/test_cache.py::test_a[x]") == _scope("tests/test_cache.py::test_b") == "tests/test_cache.py"
+    assert _scope("tests/test_cache.py::test_a") != _scope("tests/test_data.py::test_a")
+    assert {_scope(f"tests/{name}::test_x[mg]") for name in DASK_MODULES} == {"dask"}
