@@ -89,3 +89,22 @@ def test_modality_lists():
     assert resolve_modalities("rgb, rgb") == ["rgb"]
     with pytest.raises(ValueError, match="unknown modality .depth"):
         resolve_modalities("rgb,depth")
+
+
+def test_the_one_pass_names_the_units_of_each_chunk_it_claims(manifest, tmp_path, videos, monkeypatch):
+    """A reader refusing an entry that extract still writes says which units are claimed (issue 23 case 5):
+    the one pass, like the pose loop, writes each chunk's unit ids into its claim."""
+    from migue.cache import WorkClaims
+
+    claimed: list[tuple[str, ...]] = []
+    real = WorkClaims.try_claim
+
+    def spy(self, name, units=()):
+        claimed.append(tuple(units))
+        return real(self, name, units)
+
+    monkeypatch.setattr(WorkClaims, "try_claim", spy)
+    only = _units_of(manifest, videos[:1])
+    report = extract(manifest, FeatureStore(tmp_path / "c"), _opts("context"), only=only)
+    assert report.extracted > 0 and claimed
+    assert all(claimed) and set().union(*claimed) >= only & {u.unit_id for u in manifest.of_kind("window")}

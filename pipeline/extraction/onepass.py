@@ -90,7 +90,7 @@ class _ModalityRun:
         return mine
 
     def _claim(self, k: int) -> None:
-        claim = self.claims.try_claim(chunk_name(self.chunks[k]))
+        claim = self.claims.try_claim(chunk_name(self.chunks[k]), self.chunks[k])  # names its units to readers
         if claim is None:  # another live run computes it: wait for it after this pass
             self.busy.add(k)
             return
