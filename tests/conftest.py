@@ -6,14 +6,19 @@ under the pytest temp root (the disk-full test's) are unmounted, so an interrupt
 nothing running or mounted."""
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 from filelock import FileLock
@@ -60,6 +65,36 @@ def sample_dir(tmp_path_factory):
     from migue.synth.sample import write_sample
 
     return made_once(tmp_path_factory, "sample", lambda out: write_sample(out, **SAMPLE))
+
+
+def write_small_packs(out: Path) -> Path:
+    """The smallest pose dataset: ST-GCN baseline packs, 2 clips of 90 frames per split."""
+    rng = np.random.default_rng(0)
+    for video, part in enumerate(("train", "val", "test"), start=1):
+        data = rng.random((2, 3, 90, 22, 1), dtype=np.float32)
+        data[:, 2] = 0.9  # confidence
+        np.save(out / f"{part}_data.npy", data)
+        with open(out / f"{part}_label.pkl", "wb") as f:
+            pickle.dump(([f"{video}_0", f"{video}_1"], [3, 7]), f)
+    return out
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler], **state):
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port) serving `handler`, with `state` set on it and
+    `.url`; stopped and closed on exit."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in state.items():
+        setattr(httpd, name, value)
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
 
 
 @pytest.fixture(scope="session")

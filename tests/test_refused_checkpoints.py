@@ -2,10 +2,8 @@
 and `evaluate` / `predict` on a refused or corrupt head.pt print a sentence, not a traceback."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -13,6 +11,8 @@ from click.testing import CliRunner
 from migue.fusion import config_for, train_run
 from migue.fusion.synthetic import write_mg
 from migue.pipeline.cli import main
+
+from conftest import write_small_packs
 
 
 class Gadget:  # any class: the safe loader refuses to unpickle it
@@ -46,15 +46,7 @@ HEADS = {**BAD, "truncated": (_truncated, "not a readable"), "empty": (_empty, "
 @pytest.fixture(scope="module")
 def packs(tmp_path_factory):
     """ST-GCN packs of 2 clips per split: the smallest dataset pose extraction reads."""
-    out = tmp_path_factory.mktemp("packs")
-    rng = np.random.default_rng(0)
-    for video, part in enumerate(("train", "val", "test"), start=1):
-        data = rng.random((2, 3, 90, 22, 1), dtype=np.float32)
-        data[:, 2] = 0.9
-        np.save(out / f"{part}_data.npy", data)
-        with open(out / f"{part}_label.pkl", "wb") as f:
-            pickle.dump(([f"{video}_0", f"{video}_1"], [3, 7]), f)
-    return out
+    return write_small_packs(tmp_path_factory.mktemp("packs"))
 
 
 @pytest.mark.parametrize("kind", BAD)

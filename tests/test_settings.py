@@ -17,6 +17,15 @@ def cache(tmp_path_factory):
     return root
 
 
+def _assert_refused(cache, tmp_path, head: str, setting: str, said: str) -> None:
+    """fuse-train --set SETTING exits 2 with exactly `said`, before a run folder exists."""
+    result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--cache", str(cache), "--out",
+                                       str(tmp_path / "run"), "--fusion", head, "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == said, result.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ("batch_size=0", "setting batch_size=0: expected an integer >= 1"),
     ("lr=abc", "setting lr='abc': expected a number >= 0"),
@@ -28,11 +37,7 @@ def cache(tmp_path_factory):
 ])
 def test_a_bad_training_setting_is_one_sentence_before_anything_runs(cache, tmp_path, setting, message):
     """Old code: batch_size=0 was a ZeroDivisionError, lr=abc a TypeError, both tracebacks."""
-    result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--cache", str(cache), "--out",
-                                       str(tmp_path / "run"), "--fusion", "probe-linear-rgb", "--set", setting])
-    assert result.exit_code == 2, result.output
-    assert result.output.strip() == f"error: {message} (head 'probe-linear-rgb')", result.output
-    assert not (tmp_path / "run").exists()
+    _assert_refused(cache, tmp_path, "probe-linear-rgb", setting, f"error: {message} (head 'probe-linear-rgb')")
 
 
 @pytest.mark.parametrize(("head", "overrides", "message"), [
@@ -79,11 +84,7 @@ def test_good_settings_still_resolve():
 ])
 def test_a_number_that_is_not_finite_is_refused(cache, tmp_path, setting, message):
     """Old code: NaN compares false with every bound, and Infinity passes an open-ended range."""
-    result = CliRunner().invoke(main, ["fuse-train", "--task", "mg", "--cache", str(cache), "--out",
-                                       str(tmp_path / "run"), "--fusion", "cmtf", "--set", setting])
-    assert result.exit_code == 2, result.output
-    assert result.output.strip() == f"error: {message}, not NaN or infinite (head 'cmtf')", result.output
-    assert not (tmp_path / "run").exists()
+    _assert_refused(cache, tmp_path, "cmtf", setting, f"error: {message}, not NaN or infinite (head 'cmtf')")
 
 
 @pytest.mark.parametrize("head", ["cmtf", "interfusion"])

@@ -8,10 +8,9 @@ If-Range names another version is answered 200 with the whole current file.
 from __future__ import annotations
 
 import os
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
+from conftest import local_http_server
 from test_weights_store import (JOINT, JOINT_FILE, _Handler, _manifest, _nothing_in, _run, _serve, _sha,
                                 agcn_files, store)
 
@@ -41,17 +40,9 @@ class _Versioned(_Handler):
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Versioned)
-    httpd.files, httpd.requests, httpd.sent, httpd.cut, httpd.ignore_range = {}, [], [], {}, False
-    httpd.versions, httpd.if_ranges, httpd.honour_if_range, httpd.validator = {}, [], True, "ETag"
-    httpd.also = {}
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with local_http_server(_Versioned, files={}, requests=[], sent=[], cut={}, ignore_range=False, versions={},
+                           if_ranges=[], honour_if_range=True, validator="ETag", also={}) as httpd:
+        yield httpd
 
 
 V1, V2 = '"v1"', '"v2"'

@@ -12,14 +12,11 @@ import errno
 import hashlib
 import json
 import os
-import pickle
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -27,6 +24,8 @@ from click.testing import CliRunner
 import migue.extractors.weights as catalogue
 from migue.extractors.weights import KnownWeights
 from migue.pipeline.cli import main
+
+from conftest import local_http_server, write_small_packs
 
 JOINT, BONE = "2s-agcn-joint-ntu60-2d", "2s-agcn-bone-ntu60-2d"
 JOINT_FILE = "2s-agcn_8xb16-joint-u100-80e_ntu60-xsub-keypoint-2d_20221222-4c0ed77e.pth"
@@ -71,15 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files, httpd.requests, httpd.sent, httpd.cut, httpd.ignore_range = {}, [], [], {}, False
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with local_http_server(_Handler, files={}, requests=[], sent=[], cut={}, ignore_range=False) as httpd:
+        yield httpd
 
 
 def _closed_port() -> int:
@@ -144,15 +136,7 @@ def _manifest(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def pose_pack(tmp_path_factory):
     """The smallest pose dataset: ST-GCN baseline packs (N=2 clips of 90 frames per split)."""
-    out = tmp_path_factory.mktemp("pack")
-    rng = np.random.default_rng(0)
-    for video, part in enumerate(("train", "val", "test"), start=1):
-        data = rng.random((2, 3, 90, 22, 1), dtype=np.float32)
-        data[:, 2] = 0.9  # confidence
-        np.save(out / f"{part}_data.npy", data)
-        with open(out / f"{part}_label.pkl", "wb") as f:
-            pickle.dump(([f"{video}_0", f"{video}_1"], [3, 7]), f)
-    return out
+    return write_small_packs(tmp_path_factory.mktemp("pack"))
 
 
 def test_fetch_then_extract_with_checkpoint_keys_from_the_store(server, store, monkeypatch, agcn_files,
