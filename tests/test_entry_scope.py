@@ -15,7 +15,7 @@ from conftest import clone
 
 from migue.cache import EntryReader, EntryWriter, FeatureStore
 from migue.fusion import config_for, train_run
-from migue.pipeline.cli.commands import main
+from migue.pipeline.cli import main
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.extraction.extract import ExtractOptions, extract
 

@@ -82,7 +82,7 @@ def test_stream_and_seek_give_the_same_entry(manifest, tmp_path, videos):
 
 
 def test_modality_lists():
-    from migue.pipeline.cli.commands import resolve_modalities
+    from migue.pipeline.cli.extract import resolve_modalities
 
     assert resolve_modalities("rgb,context,face") == ["rgb", "context", "face"]
     assert resolve_modalities("all") == ["context", "face", "pose", "rgb"]

@@ -15,7 +15,7 @@ from migue.cache import EntryReader, FeatureStore, ShardError, verify_entry
 from migue.cache import checksums
 from migue.fusion import config_for, evaluate_run, predict_run, train_run
 from migue.fusion.synthetic import write_mg
-from migue.pipeline.cli.commands import main
+from migue.pipeline.cli import main
 
 TINY = {"width": 16, "depth": 1, "num_heads": 2, "epochs": 1, "warmup_epochs": 0}
 CONFIG = {"modality": "rgb", "backbone": "mvit", "arch": "tiny",

@@ -1,4 +1,4 @@
-"""The `migue` command line (click): one command group, its commands in `commands.py`."""
-from .commands import main
+"""The `migue` command line (click): one group (`app.py`), each command group in its own module."""
+from .app import main
 
 __all__ = ["main"]

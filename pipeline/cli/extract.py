@@ -1,0 +1,159 @@
+"""`migue extract`: run frozen backbones over a dataset and cache their token embeddings."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from migue.cache import FeatureStore
+from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
+from migue.pipeline.extraction.decode_pool import cpu_count
+from migue.pipeline.extraction.modalities import MODALITIES
+from migue.pipeline.extraction.options import ExtractOptions
+
+from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, refuse_empty_train
+
+log = logging.getLogger("migue")
+DATA_LAYOUTS = data_layouts()
+JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
+
+
+@click.command()
+@click.option("--modality", "modalities", required=True, metavar="NAMES",
+              help=f"One of {', '.join(sorted(MODALITIES))}, several joined by commas, or 'all'. The video "
+                   "modalities (rgb, context, face) are extracted together in one pass: each video decoded once.")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, multiple=True, help=DATA_HELP)
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+@click.option("--checkpoint", multiple=True, metavar="PATH|KEY",
+              help="Released weights: a file, or a `migue weights` catalogue key resolved in the weights "
+                   "store (pose: give two, joint then bone). Without it weights are RANDOM.")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Allow full pickle loading of the checkpoint. Pickle can run arbitrary code, so "
+                   "only for files you trust; by default only tensors are loaded (weights_only).")
+@click.option("--non-strict-checkpoint", is_flag=True,
+              help="Load what fits of a checkpoint that does not fully fit, warn naming the keys left "
+                   "RANDOM, instead of refusing it. Recorded in the cache key.")
+@click.option("--arch", type=click.Choice(["small", "tiny"]), default="small", show_default=True,
+              help="MViTv2 size (rgb, context).")
+@click.option("--frames", type=int, default=None, help="Frames per unit (default: rgb/context 16, pose 64, face 8).")
+@click.option("--size", type=int, default=None, help="Input side in pixels (default: rgb/context 224, face 112).")
+@click.option("--layout", "data_layout", default="auto", show_default=True,
+              help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
+@click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
+              show_default=True, help="Joint layout for pose.")
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
+                   "larger CPU batches), 4 for pose/face; on CUDA as many as fit in 60% of the free "
+                   "memory, measured with one unit.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Units per shard: the unit of publishing, resuming and splitting work between runs.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Decoding processes (default: one per core; 0 decodes in this process). With "
+                   "--scheduler local: Dask worker processes (default 2).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast on CUDA, fp32 on CPU. Part of the cache key.")
+@click.option("--scheduler", default=None, metavar="ADDRESS|local",
+              help="Extract on Dask: chunks of units are tasks on the cluster at ADDRESS, or on a "
+                   "LocalCluster of --workers processes with 'local'.")
+def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, checkpoint: tuple[str, ...],
+            trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
+            size: int | None, data_layout: str,
+            joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
+            precision: str, scheduler: str | None) -> None:
+    """Run frozen backbones over the dataset and cache their token embeddings."""
+    from migue.pipeline.datasets import read_dataset
+
+    if data_layout in JOINT_LAYOUTS:  # `--layout` named the joint layout before `--joints` existed
+        click.secho(f"note: --layout {data_layout} is a joint layout; use --joints {data_layout}", err=True)
+        joint_layout, data_layout = data_layout, "auto"
+    if data_layout not in DATA_LAYOUTS:
+        raise click.BadParameter(f"{data_layout!r} is not one of {', '.join(DATA_LAYOUTS)}",
+                                 param_hint="--layout")
+    checkpoint = _resolve_checkpoints(checkpoint, cache)
+    manifest = read_dataset(data_root, data_layout, window=window,
+                            parsed_dir=FeatureStore(cache).root / "parsed")
+    for problem in manifest.problems:
+        log.warning("data: %s", problem)
+    refuse_empty_train(manifest)
+    try:
+        names = resolve_modalities(modalities)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--modality") from None
+    base = ExtractOptions(modality=names[0], arch=arch, frames=frames, size=size, layout=joint_layout,
+                          batch_size=batch_size, device=device, precision=precision,
+                          checkpoints=checkpoint, trust_checkpoint=trust_checkpoint,
+                          strict_checkpoint=not non_strict_checkpoint,
+                          workers=cpu_count() if workers is None else workers, shard_size=shard_size)
+    if not checkpoint:
+        click.secho(f"WARNING: no --checkpoint given: the {', '.join(names)} backbone(s) have RANDOM weights "
+                    "(seeded). Features are reproducible but not pretrained.", fg="red", bold=True, err=True)
+    elif len({MODALITIES[m].extractor for m in names}) > 1:
+        raise click.BadParameter("--checkpoint names one backbone's weights: give only modalities of that "
+                                 "backbone with it", param_hint="--modality")
+    from migue.extractors.checkpoints import CheckpointError
+
+    try:
+        reports = _run_extract(manifest, data_root, data_layout, window, FeatureStore(cache), base, names,
+                               scheduler, workers)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    for modality, report in reports.items():
+        click.echo(f"{modality}: {report.extracted} extracted, {report.done_before} already cached, "
+                   f"{len(report.failures)} failed -> {report.entry}")
+        if report.changed:
+            click.echo(f"  {len(report.changed)} of them re-extracted because their inputs changed")
+        for unit_id, why in sorted(report.changed.items()):
+            log.info("re-extracted %s: %s", unit_id, why)
+        for unit_id, reason in sorted(report.failures.items()):
+            click.echo(f"  failed {unit_id}: {reason}", err=True)
+    decoded = next((r.decode for r in reports.values() if r.decode is not None), None)
+    if decoded is not None and decoded.videos:
+        click.echo(f"decoded {len(decoded.videos)} videos once each: {decoded.frames_decoded} of "
+                   f"{decoded.frames_in_videos} frames")
+
+
+def _run_extract(manifest, data_root: tuple[Path, ...], data_layout: str, window: int, store: FeatureStore,
+                 base: ExtractOptions, names: list[str], scheduler: str | None, workers: int | None) -> dict:
+    """Video modalities in one pass (or one Dask run each with --scheduler), pose on its own."""
+    from dataclasses import replace
+
+    from migue.pipeline.extraction.extract import extract as run_extract
+    from migue.pipeline.extraction.onepass import VIDEO_MODALITIES, extract_videos
+
+    if scheduler:
+        from migue.pipeline.orchestration.distributed import extract_distributed
+
+        return {m: extract_distributed(manifest, data_root, data_layout, window, store, replace(base, modality=m),
+                                       scheduler=scheduler, workers=workers or 2) for m in names}
+    reports = {}
+    video = [m for m in names if m in VIDEO_MODALITIES]
+    if video:
+        reports.update(extract_videos(manifest, store, [replace(base, modality=m) for m in video]))
+    for m in names:
+        if m not in VIDEO_MODALITIES:
+            reports[m] = run_extract(manifest, store, replace(base, modality=m))
+    return {m: reports[m] for m in names}
+
+
+def resolve_modalities(text: str) -> list[str]:
+    """'rgb,context,face' or 'all' -> the modality names, in the order given."""
+    names = sorted(MODALITIES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODALITIES]
+    if unknown or not names:
+        raise ValueError(f"unknown modality {', '.join(unknown) or text!r}; known: {', '.join(sorted(MODALITIES))}, all")
+    return list(dict.fromkeys(names))
+
+
+def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[str, ...]:
+    """`--checkpoint` values as paths: catalogue keys become their files in the weights store."""
+    from migue.pipeline.weights import WeightsError, WeightsStore, resolve_checkpoint, store_dir
+
+    store = WeightsStore(store_dir(cache=cache))
+    try:
+        return tuple(resolve_checkpoint(v, store) for v in values)
+    except WeightsError as exc:
+        raise click.ClickException(str(exc)) from None

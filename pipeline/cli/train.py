@@ -1,0 +1,204 @@
+"""`migue fuse-train`, `evaluate` and `predict`: stage two over the cache."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from migue.cache import FeatureStore
+from migue.common.splits import SPLITS
+
+from .options import (ALLOW_PARTIAL_HELP, CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, SCOPE_HELP, data_layouts,
+                      json_value, load_plugins_option, pairs, scope_options)
+
+DATA_LAYOUTS = data_layouts()
+
+
+def _check_head(run_dir: Path) -> None:
+    """A run's head.pt must load with the safe loader (tensors and plain values only, as fuse-train
+    writes it): a refused or corrupt one is one sentence, before the run's entries are read."""
+    import pickle
+
+    import torch
+
+    path = run_dir / "head.pt"
+    if not path.is_file():
+        return  # not a finished run: evaluate_run / predict_run say so
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        why = next((line.split("error:", 1)[-1].split(" was not")[0].strip() for line in str(exc).splitlines()
+                    if "WeightsUnpickler error" in line), "an object the safe loader does not allow")
+        raise click.ClickException(f"{path} holds objects beyond tensors ({why}), which the safe loader refuses: "
+                                   "fuse-train writes no such file; train the run again") from None
+    except Exception as exc:  # any failure of this one load: truncated, not a zip, bad magic, struct errors
+        first = (str(exc).splitlines() or [""])[0][:160] or type(exc).__name__
+        raise click.ClickException(f"{path} is not a readable head checkpoint ({first}); train the run again") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise click.ClickException(f"{path} is not a readable head checkpoint (no state_dict in it); "
+                                   "train the run again")
+
+
+class _FusionChoice(click.ParamType):
+    name = "head"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "HEAD"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from migue.fusion.registry import list_heads
+
+        if value not in list_heads():
+            self.fail(f"{value!r} is not a head; choose from: {', '.join(list_heads())}", param, ctx)
+        return value
+
+
+
+class _HeadsCommand(click.Command):
+    """A command whose help ends with the registered heads, plugins included (listed when shown)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from migue.fusion import heads_help
+
+        self.epilog = "\b\nHeads (--fusion):\n" + heads_help()
+        super().format_epilog(ctx, formatter)
+
+
+
+def _scope(task: str, data_root: tuple[Path, ...], data_layout: str, window: int, readers: dict) -> dict | None:
+    """The unit ids of --data's dataset per entry role (None without --data)."""
+    if not data_root:
+        return None
+    from .scope import dataset_scope
+
+    return dataset_scope(task, data_root, data_layout, window, readers)
+
+
+@click.command("fuse-train", cls=_HeadsCommand)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=load_plugins_option,
+              expose_value=False,
+              help="Import MODULE (a module name or a .py file) that registers heads with "
+                   "migue.fusion.register_head; repeatable. Heads of the `migue.heads` entry-point group load "
+                   "by themselves.")
+@click.option("--task", type=click.Choice(["mg", "emotion"]), required=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option("--fusion", type=_FusionChoice(), default=None,
+              help="Head to train (default: cmtf for mg, interfusion for emotion); list below.")
+@click.option("--entry", "entries", multiple=True, metavar="MODALITY=NAME",
+              help="Pick a cache entry when several exist for a modality.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any head/training config value (JSON-parsed), e.g. --set lr=3e-4.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from its last completed epoch (same config and entries; "
+                   "the result equals an uninterrupted run's).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in --out (its results go before the new run starts). Without "
+                   "--resume or --overwrite, a folder that holds anything is refused.")
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+@scope_options
+def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
+               epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool,
+               allow_partial: bool, data_root: tuple[Path, ...], data_layout: str, window: int) -> None:
+    """Train a fusion head (or a baseline) on cached features."""
+    from migue.fusion.runs import check_run_dir, train_run
+
+    from migue.pipeline.orchestration.entries import head_roles, select_entries
+
+    check_run_dir(out, resume, overwrite)
+    config = {k: json_value(v) for k, v in pairs(overrides).items()}
+    config["seed"] = seed
+    if fusion:
+        config["head"] = fusion
+    if epochs is not None:
+        config["epochs"] = epochs
+    readers = select_entries(FeatureStore(cache), task, pairs(entries), head_roles(task, config),
+                             head=fusion or "")
+    if resume:
+        config["resume"] = True
+    if allow_partial:
+        config["allow_partial"] = True
+    scope = _scope(task, data_root, data_layout, window, readers)
+    metrics = train_run(task, readers, out, config, scope=scope)
+    click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
+
+
+def _run_plugin_options(command: click.Command) -> click.Command:
+    """--plugin and --trust-run of evaluate / predict: a plugin run's code loads only when named."""
+    command = click.option("--trust-run", is_flag=True,
+                           help="Import the plugin module or file the run's config.json names (run folders "
+                                "from others can name any file: prefer --plugin).")(command)
+    return click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True,
+                        callback=load_plugins_option, expose_value=False,
+                        help="Import MODULE (a module name or a .py file) that registers the run's head; "
+                             "a plugin run says which it needs. Repeatable.")(command)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@_run_plugin_options
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+@scope_options
+def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, data_root: tuple[Path, ...],
+             data_layout: str, window: int) -> None:
+    """Recompute a run's metrics on a split from the cache."""
+    from migue.fusion.runs import evaluate_run
+
+    from .scope import run_entries, run_task
+
+    _check_head(run_dir)
+    entries = run_entries(run_dir) if data_root else None
+    scope = _scope(run_task(run_dir), data_root, data_layout, window, entries) if data_root else None
+    metrics = evaluate_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
+    click.echo(json.dumps(metrics, indent=1, default=str))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@_run_plugin_options
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
+@click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
+              help="migue: ids, predicted label, release names, label rows and class probabilities. "
+                   "miga: the challenge's file (mg run: Track 1 Id,Target, Target the 0-based class index: "
+                   "raw label 1 -> 0, raw 31 -> 30, raw 99 -> 31, as the 2025 winners' scored file; "
+                   "emotion run: Track 3 video_id,label, 1 win, 0 lose).")
+@click.option("--zip", "zipped", is_flag=True,
+              help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
+@click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              multiple=True, help=SCOPE_HELP + "With --format miga: check completeness against this dataset's "
+                                  "split (default: the run's cache entries and their failed units). " + DATA_HELP)
+@click.option("--layout", "data_layout", type=click.Choice(DATA_LAYOUTS), default="auto", show_default=True)
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
+@click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
+              help="Frames per emotion window, as given to extract (with --data).")
+def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
+            data_layout: str, trust_run: bool, allow_partial: bool, window: int) -> None:
+    """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
+    and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
+    from migue.fusion.runs import predict_run
+
+    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
+
+    _check_head(run_dir)
+    task = json.loads((run_dir / "config.json").read_text())["task"]
+    from .scope import run_entries
+
+    entries = run_entries(run_dir) if data_root else None
+    scope = _scope(task, data_root, data_layout, window, entries) if data_root else None
+    table = predict_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
+    if fmt == "miga":
+        if data_root:
+            from migue.pipeline.datasets import read_dataset
+
+            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
+        else:
+            expected = expected_from_run(task, run_dir, split)
+        table = miga_table(task, table, expected)
+    write_submission(table, out, task, zipped)
+    track = {"mg": "Track 1", "emotion": "Track 3"}[task] if fmt == "miga" else "migue"
+    click.echo(f"wrote {len(table)} {split} predictions ({track}, {', '.join(table.columns[:2])}) to {out}")
