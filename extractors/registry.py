@@ -1,10 +1,12 @@
 """One registry and one factory for every backbone (as timm's `create_model`).
 
-A leaf: the model files import it to register themselves, and `extractors/__init__.py`
-imports the model files, so importing any part of `migue.extractors` registers them all."""
+A leaf: the model files import it to register themselves. The built-in models are imported the
+first time a name is looked up (`_load_builtins`), not when the package is imported, so that
+`migue extract --help` needs no torch; every lookup sees them all."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import Extractor, ExtractorSpec
@@ -12,12 +14,21 @@ from .base import Extractor, ExtractorSpec
 _BUILDERS: dict[str, Callable[..., Extractor]] = {}
 _SPECS: dict[str, Callable[..., ExtractorSpec]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_FORMATS: dict[str, tuple[str, ...]] = {}  # name -> the checkpoint formats it reads
+BUILTINS = ("agcn", "mvit", "swinface")  # model files that register themselves on import
 
 
-def register_extractor(name: str, description: str, spec: Callable[..., ExtractorSpec]
-                       ) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
+def _load_builtins() -> None:
+    """Import the built-in model files once (each registers its extractors)."""
+    for module in BUILTINS:
+        importlib.import_module(f"{__package__}.{module}")
+
+
+def register_extractor(name: str, description: str, spec: Callable[..., ExtractorSpec],
+                       formats: Sequence[str] = ()) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
     """Decorator: register a builder `fn(**config) -> Extractor` under `name`, with `spec(**config)`,
-    the spec the built model will have, known without building it."""
+    the spec the built model will have, known without building it, and the checkpoint `formats`
+    its `load_checkpoint` reads (`weights.FORMATS` names, or the extractor's own)."""
 
     def wrap(fn: Callable[..., Extractor]) -> Callable[..., Extractor]:
         if name in _BUILDERS:
@@ -25,14 +36,24 @@ def register_extractor(name: str, description: str, spec: Callable[..., Extracto
         _BUILDERS[name] = fn
         _SPECS[name] = spec
         _DESCRIPTIONS[name] = description
+        _FORMATS[name] = tuple(formats)
         return fn
 
     return wrap
 
 
+def extractor_formats(name: str) -> tuple[str, ...]:
+    """The checkpoint formats extractor `name` reads (empty: random weights only)."""
+    _load_builtins()
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown extractor {name!r}; known: {sorted(_BUILDERS)}")
+    return _FORMATS[name]
+
+
 def extractor_spec(name: str, **config: Any) -> ExtractorSpec:
     """The spec (streams, shapes, config) `create_extractor(name, **config)` would have, without
     building the model (cheap: no weights, no mmaction import)."""
+    _load_builtins()
     if name not in _SPECS:
         raise KeyError(f"unknown extractor {name!r}; known: {sorted(_SPECS)}")
     return _SPECS[name](**config)
@@ -40,6 +61,7 @@ def extractor_spec(name: str, **config: Any) -> ExtractorSpec:
 
 def list_extractors() -> dict[str, str]:
     """Registered names -> one-line descriptions."""
+    _load_builtins()
     return dict(_DESCRIPTIONS)
 
 
@@ -50,6 +72,7 @@ def create_extractor(name: str, checkpoint: str | list[str] | None = None, trust
     `strict_checkpoint=False` (the user's explicit opt-out) loads what fits and warns, naming
     the keys left random, instead of refusing. What the load did is `model.checkpoint_report`.
     """
+    _load_builtins()
     if name not in _BUILDERS:
         raise KeyError(f"unknown extractor {name!r}; known: {sorted(_BUILDERS)}")
     model = _BUILDERS[name](**config)
