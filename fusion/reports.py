@@ -39,7 +39,9 @@ DONE_FILE = "done.json"  # written last: a run folder without a valid one is not
 # the results of a run, each written once by `runs.write_results` (and taken away by `clear_results`)
 HEAD_FILE, METRICS_FILE, HISTORY_FILE, PER_CLASS_FILE = "head.pt", "metrics.json", "history.csv", "per_class.csv"
 CONFUSION_FILE, CURVES_FILE, TENSORBOARD_DIR = "confusion.png", "curves.png", "tensorboard"
-RESULT_FILES = (METRICS_FILE, HEAD_FILE, HISTORY_FILE, PER_CLASS_FILE, CONFUSION_FILE, CURVES_FILE, TENSORBOARD_DIR)
+CONFUSION_CSV, CURVES_DATA = "confusion.csv", "curves.json"  # the numbers the two figures show, beside them
+RESULT_FILES = (METRICS_FILE, HEAD_FILE, HISTORY_FILE, PER_CLASS_FILE, CONFUSION_FILE, CONFUSION_CSV, CURVES_FILE,
+                CURVES_DATA, TENSORBOARD_DIR)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -69,42 +71,132 @@ def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
+CONFUSION_FONT = 9  # points, at 100 dpi: class names and counts readable without zooming
+CELL_INCHES = 0.38  # one confusion cell: room for a 3-digit count at CONFUSION_FONT - 1
+
+
 def plot_confusion(matrix: np.ndarray, path: Path, title: str, names: list[str] | None = None) -> None:
-    """Row-normalised confusion matrix (true class per row), its axes labelled with the class `names`."""
+    """Row-normalised confusion matrix (true class per row; colour = share of that class's items),
+    each cell showing its count (above 12 classes only the non-zero ones), axes named by the class
+    `names`; its counts, with the names, also go to a CSV beside it (`path` with .csv: the exact
+    numbers, whatever the class count).
+    The figure grows with the class count, so that names and counts stay at a legible size."""
+    matrix = np.asarray(matrix)
     rows = matrix.sum(axis=1, keepdims=True)
     norm = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
     n = len(matrix)
-    fig = Figure(figsize=(4.5 + 0.22 * n, 4 + 0.22 * n), layout="constrained")  # room for the names
+    names = [str(k) for k in range(n)] if names is None else [str(k) for k in names]
+    write_confusion_csv(matrix, path.with_suffix(".csv"), names)
+    true_names = [f"{name} ({int(total)})" for name, total in zip(names, rows[:, 0])]  # with its support
+    margin = 1.0 + 0.075 * max(map(len, true_names), default=1)  # inches for the longest name at CONFUSION_FONT
+    side = max(CELL_INCHES * n, 3.0)
+    fig = Figure(figsize=(max(side + margin + 1.6, 7.0), side + margin + 1.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     image = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n))
-    if names is not None:
-        ax.set_xticklabels(names, rotation=90)
-        ax.set_yticklabels(names)
-    ax.tick_params(labelsize=6 if n > 8 else 9)
-    if n <= 8:
-        for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).set_label("share of the true class's items")
+    ax.set_title(f"{title}\nrows normalised (colour = share of the true class)\nnumbers = counts, "
+                 f"n = {int(matrix.sum())}; (k) after a true class = its items", fontsize=CONFUSION_FONT + 2)
+    ax.set_xlabel("predicted", fontsize=CONFUSION_FONT + 1)
+    ax.set_ylabel("true (items)", fontsize=CONFUSION_FONT + 1)
+    ax.set_xticks(range(n), names, rotation=90)
+    ax.set_yticks(range(n), true_names)
+    ax.tick_params(labelsize=CONFUSION_FONT)
+    dense = n > 12
+    for (i, j), count in np.ndenumerate(matrix):
+        if count or not dense:  # zeros left blank when dense: a 32 x 32 grid of zeros hides the counts that matter
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=CONFUSION_FONT - 1 if dense else 12,
+                    color="white" if norm[i, j] > 0.5 else "black")
     save_figure(fig, path)
 
 
-def plot_curves(history: pd.DataFrame, path: Path, monitor: str) -> None:
-    """Train and val loss per epoch, and the monitored val metric."""
-    fig = Figure(figsize=(9, 3.5), layout="constrained")
+def write_confusion_csv(matrix: np.ndarray, path: Path, names: list[str]) -> None:
+    """Counts per (true class row, predicted class column), both named, with each row's total."""
+    table = pd.DataFrame(np.asarray(matrix, dtype=np.int64), index=pd.Index(names, name="true / predicted"),
+                         columns=names)
+    table["total"] = table.sum(axis=1)
+    atomic_write_text(path, table.to_csv())
+
+
+def best_epoch_of(history: pd.DataFrame, monitor: str) -> int:
+    """The epoch early stopping keeps: highest val `monitor` (NaN counts as worst), ties to the lower
+    val loss, then the earlier epoch; without val the last epoch."""
+    column = f"val_{monitor}"
+    if history.empty:
+        return 0
+    if column not in history:
+        return int(history["epoch"].iloc[-1])
+    score = history[column].astype(float).fillna(-np.inf)
+    loss = history["val_loss"].astype(float) if "val_loss" in history else pd.Series(0.0, index=history.index)
+    order = pd.DataFrame({"score": -score, "loss": loss.fillna(np.inf), "epoch": history["epoch"]})
+    return int(order.sort_values(["score", "loss", "epoch"]).iloc[0]["epoch"])
+
+
+SHARE_LIMITS = (0.0, 1.05)  # the whole [0, 1] range, and room above it for a curve at 1.0
+
+
+def metric_limits(values: pd.Series | np.ndarray) -> tuple[float, float]:
+    """Y-limits of a metric axis: SHARE_LIMITS for shares (every value within [0, 1]), so that a flat
+    1.0 reads as 1.0, not as the middle of 0.96-1.04, and runs compare by eye; else the values'
+    range padded by 5% (at least 0.05) each side."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0 or (finite.min() >= 0 and finite.max() <= 1):
+        return SHARE_LIMITS
+    low, high = float(finite.min()), float(finite.max())
+    pad = max(0.05 * (high - low), 0.05)
+    return low - pad, high + pad
+
+
+def plot_curves(history: pd.DataFrame, path: Path, monitor: str, best_epoch: int | None = None,
+                title: str | None = None) -> None:
+    """Loss (train and val) on its own axis and the val metrics (the monitored one bold) on theirs,
+    per epoch, the best epoch marked on both; what the figure shows (monitor, best epoch and its
+    values, axis limits) also goes to a JSON beside it (`path` with .json).
+    `best_epoch`: the one the run kept (default: `best_epoch_of` the history)."""
+    best = best_epoch_of(history, monitor) if best_epoch is None else int(best_epoch)
+    title = title or path.parent.name
+    metrics = [c for c in history.columns if c.startswith("val_") and c != "val_loss"]
+    column = f"val_{monitor}"
+    at_best = history[history["epoch"] == best]
+    best_row = {k: _scalar(at_best[k].iloc[0]) for k in at_best.columns} if len(at_best) else {}
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     loss_ax, metric_ax = fig.subplots(1, 2)
-    loss_ax.plot(history["epoch"], history["train_loss"], label="train")
+    loss_ax.plot(history["epoch"], history["train_loss"], label="train", marker="." if len(history) < 30 else None)
     if "val_loss" in history:
-        loss_ax.plot(history["epoch"], history["val_loss"], label="val")
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    loss_ax.legend()
-    column = f"val_{monitor}"
-    if column in history:
-        metric_ax.plot(history["epoch"], history[column], color="tab:green")
-    metric_ax.set(xlabel="epoch", ylabel=column, title=column)
+        loss_ax.plot(history["epoch"], history["val_loss"], label="val", marker="." if len(history) < 30 else None)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (lower is better)")
+    loss_ax.set_ylim(bottom=0)
+    ylim = metric_limits(history[metrics].to_numpy().ravel()) if metrics else SHARE_LIMITS
+    for name in metrics:
+        bold = name == column
+        label = name.removeprefix("val_") + (" (monitored)" if bold else "")
+        label += " (undefined: all NaN)" if history[name].isna().all() else ""
+        metric_ax.plot(history["epoch"], history[name], label=label, linewidth=2.2 if bold else 1.0,
+                       alpha=1.0 if bold else 0.7, marker="." if len(history) < 30 else None)
+    metric_ax.set(xlabel="epoch", ylabel="val metric", ylim=ylim,
+                  title="val metrics" if metrics else "no labelled val split: no val metrics")
+    for ax in (loss_ax, metric_ax):
+        if len(at_best):
+            ax.axvline(best, color="tab:red", linestyle="--", linewidth=1, label=f"best epoch {best}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    headline = f"{title}: best epoch {best} of {len(history)}"
+    if column in best_row and best_row[column] is not None:
+        headline += f" (val {monitor} {best_row[column]:.3f})"
+        metric_ax.annotate(f"{best_row[column]:.3f}", (best, best_row[column]), textcoords="offset points",
+                           xytext=(4, 6), color="tab:red", fontsize=9)
+    fig.suptitle(headline, fontsize=12)
     save_figure(fig, path)
+    write_json(path.with_suffix(".json"), {"title": title, "monitor": monitor, "best_epoch": best,
+                                           "epochs_run": len(history), "best": best_row,
+                                           "metric_ylim": list(ylim), "metrics": metrics})
+
+
+def _scalar(value: Any) -> Any:
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = 100) -> None:
