@@ -61,9 +61,13 @@ class AGCNExtractor(Extractor):
         self.spec = agcn_spec(layout, frames, num_person, attention)
 
     def bones(self, joints: torch.Tensor) -> torch.Tensor:
-        """(B, T, V, 3) -> bone vectors, confidence = mean of both ends (mmaction2 JointToBone)."""
+        """(B, T, V, 3) -> bone vectors, confidence = mean of both ends (mmaction2 JointToBone); a
+        layout of 3D coordinates (kinect25: x, y, z) differences all three channels, as mmaction2 does."""
         bone = torch.zeros_like(joints)
         a, b = joints[:, :, self.bone_joint], joints[:, :, self.bone_ref]
+        if not self.layout.scored:
+            bone[:, :, self.bone_joint] = a - b
+            return bone
         bone[:, :, self.bone_joint, :2] = a[..., :2] - b[..., :2]
         bone[:, :, self.bone_joint, 2] = (a[..., 2] + b[..., 2]) / 2
         return bone

@@ -1,11 +1,13 @@
 """Skeleton joint layouts for 2s-AGCN, defined once by joint name.
 
-Joint names use the OpenPose vocabulary (BODY_25 names, hand points as
-`R`/`L` + HAND_21 names such as `RIndexTip`). Each layout gives the graph
+Joint names use the vocabulary of the skeletons a layout reads: OpenPose's (BODY_25 names,
+hand points as `R`/`L` + HAND_21 names such as `RIndexTip`) for the iMiGUE releases, the
+Kinect SDK's (`SpineBase`, `HandTipLeft`, ...) for `kinect25` (SMG). Each layout gives the graph
 (inward edges child -> parent, centre) and the bone pairs of the bone stream
 (bone[v] = joint[v] - joint[parent(v)], the centre's bone is zero).
-`coco` and `openpose18` reproduce mmaction2's built-in graphs and JointToBone
-pairs exactly, so the released 2s-AGCN checkpoints see what they were trained on.
+`coco`, `openpose18` and `kinect25` reproduce mmaction2's built-in graphs (`coco`, `openpose`,
+`nturgb+d`) and JointToBone pairs exactly, so the released 2s-AGCN checkpoints see what they were
+trained on (NTU RGB+D's skeletons are Kinect v2's 25 joints, in the same order as SMG's).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class JointLayout:
     edges: tuple[tuple[str, str], ...]  # (child, parent): inward graph edges
     center: str
     bones: tuple[tuple[str, str], ...]  # (joint, reference): bone = joint - reference
+    scored: bool = True  # the third input channel is a confidence (2D: x, y, c); False: a coordinate (x, y, z)
 
     @property
     def num_node(self) -> int:
@@ -111,7 +114,27 @@ BODY25 = _tree(
     center="Neck",
 )
 
-LAYOUTS: dict[str, JointLayout] = {layout.name: layout for layout in (IMIGUE22, COCO17, OPENPOSE18, BODY25)}
+# Kinect v2's 25 joints in the SDK's JointType order (SMG's `_skeleton.csv`, NTU RGB+D), with
+# mmaction2's `nturgb+d` graph (inward edges, centre SpineShoulder) and JointToBone pairs (which, unlike
+# the graph, take a hand tip's bone from the thumb: both as mmaction2 has them).
+_KINECT = ("SpineBase", "SpineMid", "Neck", "Head", "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
+           "ShoulderRight", "ElbowRight", "WristRight", "HandRight", "HipLeft", "KneeLeft", "AnkleLeft",
+           "FootLeft", "HipRight", "KneeRight", "AnkleRight", "FootRight", "SpineShoulder", "HandTipLeft",
+           "ThumbLeft", "HandTipRight", "ThumbRight")
+KINECT25 = JointLayout(
+    "kinect25", _KINECT,
+    edges=_by_index(_KINECT, [(0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20),
+                              (9, 8), (10, 9), (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0),
+                              (17, 16), (18, 17), (19, 18), (21, 7), (22, 7), (23, 11), (24, 11)]),
+    center="SpineShoulder",
+    bones=_by_index(_KINECT, [(0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20),
+                              (9, 8), (10, 9), (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0),
+                              (17, 16), (18, 17), (19, 18), (21, 22), (20, 20), (22, 7), (23, 24), (24, 11)]),
+    scored=False,  # world x, y, z: a bone differences all three (mmaction2's JointToBone for nturgb+d)
+)
+
+LAYOUTS: dict[str, JointLayout] = {layout.name: layout
+                                   for layout in (IMIGUE22, COCO17, OPENPOSE18, BODY25, KINECT25)}
 
 
 def get_layout(name: str) -> JointLayout:

@@ -25,7 +25,8 @@ skeleton download's phase 1 and phase 2, the RGB download in trees of its own)::
 BODY_25 joints, 5 right and 5 left fingertips, each x, y, c) instead of the sheet.
 ``openpose-json``: as miga2025 with OpenPose's per-frame output
 ``<skeleton folder>/<id>/openpose_json/<id>_<frame:012d>_keypoints.json`` instead.
-``imigue`` (the full release): ``labels.csv`` (video_id, class, start_frame, end_frame,
+``smg``: another dataset, the SMG release's long Kinect skeleton sequences with planted gestures
+(17 classes; see ``synth/smg.py``). ``imigue`` (the full release): ``labels.csv`` (video_id, class, start_frame, end_frame,
 win_or_lose, subject_id), ``videos/<id>.mp4`` and ``skeletons/<id>_openpose.xlsx``; no split
 (the reader makes one by subject). ``stgcn``: the ST-GCN baseline packs
 ``{train,val,test}_data.npy`` (N, 3, 90, 22, 1) + ``{part}_label.pkl`` (names ``<id>_<k>``,
@@ -73,7 +74,9 @@ from migue.pipeline.datasets.skeleton import JOINT_INDEX, JSON_PARTS, LIGHT_HAND
 from migue.pipeline.datasets.stgcn_pack import PACK_JOINTS
 
 SPLITS = ("train", "validate", "test")
-LAYOUTS = ("miga2025", "imigue", "miga2023", "openpose-json", "stgcn")
+LAYOUTS = ("miga2025", "imigue", "miga2023", "openpose-json", "stgcn", "smg")
+DEFAULT_FRAMES = 400  # frames per video of the iMiGUE layouts (smg: `smg.DEFAULT_FRAMES`)
+DEFAULT_CLIPS = 12  # MG clips per video of the iMiGUE layouts (smg: `smg.GESTURES_PER_SEQUENCE`)
 STGCN_PARTS = {"train": "train", "validate": "val", "test": "test"}
 STGCN_FRAMES = 90
 EMOTION_FILES = {"train": "train_label.csv", "validate": "validation_label.csv",
@@ -154,12 +157,15 @@ class _Video:
     clips: tuple[_Clip, ...]
 
 
-def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int = 400,
+def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int | None = None,
                  width: int = 160, height: int = 120, fps: int = 25,
-                 clips_per_video: int = 12, layout: str = "miga2025", rgb: bool = True) -> SynthSummary:
+                 clips_per_video: int | None = None, layout: str = "miga2025", rgb: bool = True) -> SynthSummary:
     """Write a deterministic synthetic sample under ``out`` in ``layout`` (see the module docstring).
     ``rgb=False`` leaves out the videos (the skeletons and labels are a separate download from
-    the RGB videos in the MiGA releases); everything else is unchanged.
+    the RGB videos in the MiGA releases); everything else is unchanged. Every layout's label rows
+    are the videos' gesture segments (MiGA Track 2's long-sequence labels). ``layout='smg'``
+    writes the SMG release instead (``synth/smg.py``: ``videos`` sequences of ``frames`` (default
+    1200) at 30 fps, ``clips_per_video`` gestures each (default 10); no RGB).
 
     The defaults give 12 videos split 6/3/3 (train/validate/test) by subject,
     12 clips each (144 clips), 400 frames of 160x120 at 25 fps: a few seconds.
@@ -167,8 +173,11 @@ def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int = 40
     every split, cannot fit the clips into ``frames``, the frame size is odd, or the
     layout is unknown; nothing is written then.
     """
+    if layout == "smg":
+        return _write_smg(Path(out), videos, seed, frames, clips_per_video)
     if layout not in WRITERS:
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    frames, clips_per_video = frames or DEFAULT_FRAMES, clips_per_video or DEFAULT_CLIPS
     _check_sizes(videos, frames, width, height, clips_per_video)
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -186,6 +195,19 @@ def write_sample(out: Path, videos: int = 12, seed: int = 0, *, frames: int = 40
         n_clips=sum(len(v.clips) for v in plan),
         frames=frames, fps=fps, width=width, height=height, layout=layout,
     )
+
+
+def _write_smg(out: Path, videos: int, seed: int, frames: int | None, gestures: int | None) -> SynthSummary:
+    from . import smg
+
+    gestures = gestures or smg.GESTURES_PER_SEQUENCE
+    sequences = smg.write_smg(out, videos=videos, seed=seed, frames=frames, gestures=gestures)
+    return SynthSummary(
+        out=out, seed=seed, video_ids=tuple(s.seq_id for s in sequences),
+        splits={split: tuple(s.seq_id for s in sequences if s.split == split) for split in SPLITS},
+        subjects={s.seq_id: s.seq_id for s in sequences}, emotions={s.seq_id: -1 for s in sequences},
+        n_clips=sum(len(s.gestures) for s in sequences), frames=frames or smg.DEFAULT_FRAMES, fps=smg.FPS,
+        width=smg.COLOUR_SIZE[0], height=smg.COLOUR_SIZE[1], layout="smg")
 
 
 @dataclass(frozen=True)
@@ -237,20 +259,33 @@ class _Rendered:
 
 # ---------------------------------------------------------------- planning
 
-def _split_sizes(videos: int, clips_per_video: int) -> dict[str, int]:
-    """Videos per split: about 60/20/20, enough clips for every class, >= 2 videos each."""
-    def needed(split: str) -> int:
-        return max(2, math.ceil(MIN_CLIPS_PER_CLASS[split] * N_MG_CLASSES / clips_per_video))
+def _needed(split: str, clips_per_video: int) -> int:
+    """Videos a split needs: enough clips for every class, and a win and a lose video."""
+    return max(2, math.ceil(MIN_CLIPS_PER_CLASS[split] * N_MG_CLASSES / clips_per_video))
 
-    n_eval = max(round(0.2 * videos), needed("validate"))
+
+def _fits(videos: int, clips_per_video: int) -> dict[str, int] | None:
+    """Videos per split (about 60/20/20), or None when `videos` cannot give every split its share."""
+    n_eval = max(round(0.2 * videos), _needed("validate", clips_per_video))
     sizes = {"train": videos - 2 * n_eval, "validate": n_eval, "test": n_eval}
-    if sizes["train"] < needed("train"):
-        minimum = needed("train") + needed("validate") + needed("test")
+    return sizes if sizes["train"] >= _needed("train", clips_per_video) else None
+
+
+def _split_sizes(videos: int, clips_per_video: int) -> dict[str, int]:
+    """Videos per split: about 60/20/20, enough clips for every class, >= 2 videos each. The
+    refusal names what `migue synth` can be given instead (--videos, --clips-per-video, --frames)."""
+    sizes = _fits(videos, clips_per_video)
+    if sizes is None:
+        minimum = sum(_needed(split, clips_per_video) for split in MIN_CLIPS_PER_CLASS)
+        more = next((c for c in range(clips_per_video + 1, 2 * N_MG_CLASSES + 1) if _fits(videos, c)), None)
+        instead = (f", or --clips-per-video {more} (with --frames {more * CLIP_LEN[0] + (more + 1) * MIN_GAP} "
+                   "or more)" if more else
+                   f"; no number of clips per video fits {videos} videos (each split needs 2, a win and a lose one)")
         raise ValueError(
             f"videos={videos} with clips_per_video={clips_per_video} cannot give each of the "
             f"{N_MG_CLASSES} MG classes {MIN_CLIPS_PER_CLASS['train']} train clips and "
             f"{MIN_CLIPS_PER_CLASS['validate']} validate and test clips with a win and a lose "
-            f"video in every split: use at least {minimum} videos or more clips per video")
+            f"video in every split: use at least {minimum} videos (--videos {minimum}){instead}")
     return sizes
 
 

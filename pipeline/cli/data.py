@@ -15,28 +15,33 @@ DATA_LAYOUTS = data_layouts()
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the sample to.")
-@click.option("--videos", default=12, show_default=True, help="Number of long videos.")
+@click.option("--videos", default=12, show_default=True, help="Number of long videos (smg: sequences).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--frames", default=400, show_default=True, help="Frames per video.")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Frames per video (default 400; smg 1200, at 30 fps).")
+@click.option("--clips-per-video", type=click.IntRange(min=1), default=None,
+              help="MG clips (gesture segments) per video (default 12; smg 10).")
 @click.option("--width", default=160, show_default=True)
 @click.option("--height", default=120, show_default=True)
 @click.option("--layout", type=click.Choice(DATA_LAYOUTS[1:]), default="miga2025", show_default=True,
-              help="Release layout to write the (same) sample in.")
+              help="Release layout to write the (same) sample in; smg writes the SMG release instead "
+                   "(long Kinect skeleton sequences with planted gestures of 17 classes, no RGB).")
 @click.option("--rgb/--no-rgb", default=True, show_default=True,
               help="Write the videos too (--no-rgb: skeletons and labels only, as the MiGA skeleton download).")
-def synth(out: Path, videos: int, seed: int, frames: int, width: int, height: int, layout: str,
-          rgb: bool) -> None:
+def synth(out: Path, videos: int, seed: int, frames: int | None, clips_per_video: int | None, width: int,
+          height: int, layout: str, rgb: bool) -> None:
     """Write a deterministic synthetic sample in a release layout (default MiGA 2025)."""
     from migue.synth.sample import write_sample
 
     try:
         summary = write_sample(out, videos=videos, seed=seed, frames=frames, width=width, height=height,
-                               layout=layout, rgb=rgb)
+                               clips_per_video=clips_per_video, layout=layout, rgb=rgb)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {len(summary.video_ids)} videos, {summary.n_clips} MG clips to {out} as {layout} "
+    what = "sequences" if layout == "smg" else "videos"
+    click.echo(f"wrote {len(summary.video_ids)} {what}, {summary.n_clips} MG clips to {out} as {layout} "
                f"(train {len(summary.splits['train'])}, validate {len(summary.splits['validate'])}, "
-               f"test {len(summary.splits['test'])} videos)")
+               f"test {len(summary.splits['test'])} {what})")
 
 
 @click.group()

@@ -17,6 +17,7 @@ from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, refuse
 log = logging.getLogger("migue")
 DATA_LAYOUTS = data_layouts()
 JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
+DEFAULT_JOINTS = "imigue22"  # the joint layout of a dataset that names none (its manifest's joint_layout)
 
 
 @click.command()
@@ -41,8 +42,8 @@ JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 @click.option("--size", type=int, default=None, help="Input side in pixels (default: rgb/context 224, face 112).")
 @click.option("--layout", "data_layout", default="auto", show_default=True,
               help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
-@click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default="imigue22",
-              show_default=True, help="Joint layout for pose.")
+@click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default=None,
+              help="Joint layout for pose (default: the dataset's: kinect25 for SMG, imigue22 otherwise).")
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
@@ -62,7 +63,7 @@ JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, checkpoint: tuple[str, ...],
             trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
             size: int | None, data_layout: str,
-            joint_layout: str, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
+            joint_layout: str | None, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
             precision: str, scheduler: str | None) -> None:
     """Run frozen backbones over the dataset and cache their token embeddings."""
     from migue.pipeline.datasets import read_dataset
@@ -79,6 +80,7 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
     for problem in manifest.problems:
         log.warning("data: %s", problem)
     refuse_empty_train(manifest)
+    joint_layout = joint_layout or manifest.joint_layout or DEFAULT_JOINTS
     try:
         names = resolve_modalities(modalities)
     except ValueError as exc:

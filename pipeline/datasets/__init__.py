@@ -3,7 +3,8 @@
 Layouts (see each module): `imigue` (the full release: labels.csv with subjects, videos,
 skeletons if present), `miga2025` (xlsx sheets), `miga2023` (light-hand CSVs),
 `openpose-json` (raw OpenPose per-frame JSON in the MiGA folders), `stgcn` (the ST-GCN
-baseline's .npy/.pkl packs). Autodetection tries them in that order.
+baseline's .npy/.pkl packs), `smg` (the SMG release: Kinect skeleton sequences with gesture
+segments). Autodetection tries them in that order.
 """
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 
 from collections.abc import Sequence
 
-from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions
+from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions, attach_segments
 from .files import as_roots, describe_roots
-from . import imigue, miga2023, miga2025, openpose_json, stgcn
+from . import imigue, miga2023, miga2025, openpose_json, smg, stgcn
 
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
-           "openpose-json": openpose_json, "stgcn": stgcn}
+           "openpose-json": openpose_json, "stgcn": stgcn, "smg": smg}
 
 __all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "detect_layout",
            "read_dataset"]
@@ -51,7 +52,8 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
         if not matches:
             raise ValueError(f"{where}: no known dataset layout found (known: {', '.join(LAYOUTS)}; the "
                              "readers look for imigue_skeleton_<split> folders at any depth, labels.csv "
-                             "or <part>_data.npy at a root or one folder down)")
+                             "or <part>_data.npy at a root or one folder down, <id>/<id>_skeleton.csv "
+                             "SMG sequence folders)")
         layout = matches[0]
     else:
         matches = []
@@ -60,6 +62,7 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
     opts = ReadOptions(window=window, read_skeletons=read_skeletons,
                        parsed_dir=Path(parsed_dir) if parsed_dir else None)
     manifest = LAYOUTS[layout].read(roots if len(roots) > 1 else roots[0], opts)
+    attach_segments(manifest)
     if len(matches) > 1:
         manifest.notes.append(f"{where} also looks like {', '.join(matches[1:])}: read as {layout} "
                               "(choose with --layout)")

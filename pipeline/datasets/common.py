@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from migue.cache.labels import MG_CLASS_NAMES
 from migue.common.splits import split_named
 
 from .errors import SkeletonError
 from .files import (EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, followed, scan,
                     video_key)
-from .manifest import Manifest, Unit, Video, make_unit_id, window_units
+from .manifest import Manifest, Segment, Unit, Video, make_unit_id, window_units
 from .agreement import disagreement
 from .skeleton import frame_size_of, parse_skeleton, skeleton_format
 from .video import VideoError, probe, read_frames
@@ -39,6 +40,9 @@ class DatasetManifest(Manifest):
     used: set[Path] = field(default_factory=set, repr=False)  # files a reader used
     empty_splits: dict[str, str] = field(default_factory=dict)  # split -> where the reader looked
     split_sources: dict[str, list[Path]] = field(default_factory=dict)  # split -> folders/files it has
+    labelled: set[str] = field(default_factory=set, repr=False)  # videos whose per-video labels were read
+    class_names: tuple[str, ...] = MG_CLASS_NAMES  # the release's MG classes, by class index
+    joint_layout: str = ""  # the skeleton joint layout its skeletons suit ("" = the extractor's default)
 
 
 @dataclass(frozen=True)
@@ -122,14 +126,18 @@ class Reader:
 
     def add_video(self, video_id: str, subject: str, split: str, emotion: int,
                   video_path: Path | None, skeleton_path: Path | None, name: str = "",
-                  where: str = "") -> Video | None:
+                  where: str = "", declared: int = 0, size: tuple[int, int] | None = None) -> Video | None:
         """Probe the video (a first frame must decode) and, where there is no usable video or
         every skeleton is to be checked, parse the skeleton for its frame count and size (checked
         against the video's, when both are there: `agreement.py`).
         `name`: the id as the release spells it (default: `video_id`); `where`: the folder or
-        rows it was read from, for messages. None (and a problem naming both places) when an id
-        of the same video was read before (`video_key`: the same id in two split folders, or
-        `0006` and `6`): the reader adds none of this one's units."""
+        rows it was read from, for messages. `declared`: the frame count the release states
+        (SMG's `_data.csv`): without a video it is the video's count, the skeleton is parsed only
+        to check it, and a skeleton of another length is a problem; `size`: the frame size of a
+        skeleton-only release whose points are not pixels of a known frame (Kinect's colour
+        camera). None (and a problem naming both places) when an id of the same video was read
+        before (`video_key`: the same id in two split folders, or `0006` and `6`): the reader
+        adds none of this one's units."""
         where = where or str(skeleton_path or video_path or video_id)
         if self._read_before(video_id, split, where):
             return None
@@ -150,7 +158,7 @@ class Reader:
                 self.problem(f"{video_path}: cannot decode ({type(exc).__name__}: {exc}) "
                              "(its units are left without video)")
                 video_path = None
-        if skeleton_path is not None and (video_path is None or self.opts.read_skeletons):
+        if skeleton_path is not None and ((video_path is None and not declared) or self.opts.read_skeletons):
             try:
                 keypoints = parse_skeleton(skeleton_path, self.opts.parsed_dir)
             except SkeletonError as exc:
@@ -159,12 +167,18 @@ class Reader:
                 if len(keypoints) == 0:
                     self.note(f"{skeleton_path}: no skeleton frames (empty file, as two of the real "
                               "release); its units will fail pose extraction")
+                elif video_path is None and declared:
+                    if len(keypoints) != declared:
+                        self.problem(f"{skeleton_path}: {len(keypoints)} skeleton frames, but the release "
+                                     f"declares {declared} (frames past the table read as missing joints)")
                 elif video_path is None:
                     frames = len(keypoints)
-                    width, height = frame_size_of(keypoints)
-                elif info is not None and skeleton_format(skeleton_path) != "stgcn":
+                    width, height = size or frame_size_of(keypoints)
+                elif info is not None and skeleton_format(skeleton_path) not in ("stgcn", "kinect"):
                     for text in disagreement(skeleton_path, keypoints, video_path, info):
                         self.problem(text)
+        if video_path is None and declared:
+            frames, (width, height) = declared, size or (0, 0)
         video = Video(video_id, subject=subject, split=split, emotion=emotion, video_path=video_path,
                       skeleton_path=skeleton_path, frames=frames, width=width, height=height,
                       name=name or video_id)
@@ -188,6 +202,11 @@ class Reader:
         self.problem(f"{where}: video {video_id} of the {split} split {what}; this one is left out "
                      f"(the video is read from {first_where} only)")
         return True
+
+    def labelled(self, video: Video) -> None:
+        """Record that `video`'s per-video labels were read: its labelled MG clips become its
+        segments (`attach_segments`), none of them meaning no gesture at all."""
+        self.manifest.labelled.add(video.video_id)
 
     @staticmethod
     def extent(video: Video) -> tuple[int | None, str]:
@@ -221,6 +240,21 @@ class Reader:
                 continue
             self.windows.add(unit.unit_id)
             self.manifest.units.append(unit)
+
+
+def attach_segments(manifest: DatasetManifest) -> None:
+    """Give each video whose per-video labels were read (`Reader.labelled`) its segments: its
+    labelled MG clips, in (start, end, label) order. A video with an unlabelled clip (test rows
+    without a class) or whose labels were not read keeps None."""
+    clips: dict[str, list[Unit]] = {}
+    for unit in manifest.of_kind("mg"):
+        clips.setdefault(unit.video_id, []).append(unit)
+    for vid, video in manifest.videos.items():
+        own = clips.get(vid, [])
+        if vid not in manifest.labelled or any(u.mg_label < 0 for u in own):
+            continue
+        segments = sorted((Segment(u.mg_label, u.start, u.end) for u in own), key=lambda g: (g.start, g.end, g.label))
+        manifest.videos[vid] = replace(video, segments=tuple(segments))
 
 
 def read_emotion_files(reader: Reader) -> dict[str, int]:

@@ -97,6 +97,7 @@ def read(root: Path | Roots, opts: ReadOptions) -> DatasetManifest:
                                  where=f"{path}: rows {video_rows[0].row}..{video_rows[-1].row}")
         if video is None:  # rows of a video read before under another spelling of its id
             continue
+        reader.labelled(video)  # its rows in labels.csv are its segments
         n_frames, source = reader.extent(video)
         for k, row in enumerate(video_rows):
             where = f"{path}: row {row.row}"

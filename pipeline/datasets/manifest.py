@@ -9,9 +9,28 @@ from migue.cache.units import UnitRecord as Unit  # the manifest's rows are the 
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One labelled gesture of a long sequence: class index (0-based, as `Unit.mg_label`) and its
+    first and last frame, 0-based and inclusive (a segment has end - start + 1 frames). Readers
+    convert each release's own convention (SMG: 1-based frames) to this one."""
+
+    label: int
+    start: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass(frozen=True)
 class Video:
-    """One long video (a press conference) and its files; `name` is its id as the release
-    spells it (empty: same as `video_id`)."""
+    """One long video (a press conference) or skeleton sequence and its files; `name` is its id as
+    the release spells it (empty: same as `video_id`). `frames` is its frame count (the video's,
+    else the skeleton's or the release's declared count; 0 unknown). `segments` are its labelled
+    gestures in start order (the MG clip rows of its label file are its segments): None when the
+    release gives this video no per-video labels (a test split without labels, clip packs), ()
+    when it has a label file without a gesture; every frame outside them is background."""
 
     video_id: str
     subject: str
@@ -23,6 +42,7 @@ class Video:
     width: int = 0
     height: int = 0
     name: str = ""
+    segments: tuple[Segment, ...] | None = None
 
 
 def make_unit_id(video_id: str, start: int, end: int) -> str:

@@ -101,6 +101,7 @@ def _read_video(reader: Reader, video_dir: Path, split: str, emotion: dict[str, 
     labels = video_dir / f"{vid}_label.csv"
     if labels.exists():
         reader.use(labels)
+        reader.labelled(video)  # its label rows are its segments (MiGA Track 2's long sequences)
         n_frames, source = reader.extent(video)
         for clip in read_clip_labels(labels, n_frames, reader.problems, source, unlabelled=split == "test"):
             if clip.form:

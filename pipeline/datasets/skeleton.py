@@ -15,6 +15,8 @@ file's own units (pixels); confidence 0 = missing, with x = y = 0):
   the first on ties) is taken; a frame without people, or a frame number without a file,
   is a missing frame (all zero).
 * ST-GCN baseline packs: a reference `<part>_data.npy#<video id>` (see `datasets/stgcn.py`).
+* SMG's Kinect v2 `<id>_skeleton.csv` (see `kinect.py`): (T, 25, 3) world positions in metres,
+  the Kinect SDK's joint order, not OpenPose's: the `kinect25` joint layout reads them.
 
 Every malformed input raises `SkeletonError` naming the file, and the row and column where
 there is one. An empty table is real input (two videos of the release have one): it reads
@@ -38,6 +40,7 @@ from migue.cache.files import FingerprintMemo, NotARegularFileError, memo_for, r
 from .errors import SkeletonError
 from .bounds import MAX_FRAMES, MAX_SHEET_COLUMNS
 from .files import JSON_FRAME
+from .kinect import KINECT_INDEX, SKELETON_SUFFIX, read_kinect_csv
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
 from .stgcn_pack import PACK_REF, pack_fingerprint, video_keypoints
 from .sheet_bounds import SheetBoundsError, check_workbook_bounds
@@ -91,7 +94,7 @@ def read_openpose_xlsx(path: Path) -> np.ndarray:
 
 def _table_to_array(rows: list[list[object]], path: Path) -> np.ndarray:
     """Rows of 411 values (x, y, c of the 137 keypoints) -> (T, 137, 3)."""
-    table = _numeric_table(rows, N_COLUMNS, path, "137 OpenPose keypoints x (x, y, confidence)")
+    table = numeric_table(rows, N_COLUMNS, path, "137 OpenPose keypoints x (x, y, confidence)")
     return _clean(table.reshape(len(table), N_KEYPOINTS, 3))
 
 
@@ -112,14 +115,14 @@ def light_hand_rows_to_array(rows: list[list[str]], path: Path) -> np.ndarray:
     rows = [r for r in rows if any(str(c).strip() for c in r)]
     if rows and not any(_is_number(c) for c in rows[0]):
         rows = rows[1:]
-    table = _numeric_table(rows, LIGHT_HAND_COLUMNS, path,
+    table = numeric_table(rows, LIGHT_HAND_COLUMNS, path,
                            "frame index + 35 keypoints x (x, y, confidence)")
     out = np.zeros((len(table), N_KEYPOINTS, 3), dtype=np.float32)
     out[:, LIGHT_HAND_POINTS] = table[:, 1:].reshape(len(table), len(LIGHT_HAND_POINTS), 3)
     return _clean(out)
 
 
-def _numeric_table(rows: list[list[object]], n_columns: int, path: Path, what: str) -> np.ndarray:
+def numeric_table(rows: list[list[object]], n_columns: int, path: Path, what: str) -> np.ndarray:
     """(T, n_columns) float32 of finite numbers, or SkeletonError naming the row and column.
     Empty cells at the end of a row do not count as columns."""
     if not rows:
@@ -277,27 +280,38 @@ def skeleton_format(path: Path) -> str:
         return "xlsx"
     if name.endswith("_light_hand.csv"):
         return "light-hand"
+    if name.endswith(SKELETON_SUFFIX):
+        return "kinect"
     if path.is_dir():
         return "openpose-json"
     raise SkeletonError(f"{path}: not a known skeleton format (an _openpose.xlsx, a _light_hand.csv, "
-                        "a folder of OpenPose *_keypoints.json, or an ST-GCN pack)")
+                        "a folder of OpenPose *_keypoints.json, an ST-GCN pack or an SMG _skeleton.csv)")
+
+
+def points_of(kind: str) -> dict[str, int]:
+    """Joint name -> index into the arrays a skeleton format reads to: OpenPose's 137 keypoints,
+    or the 25 Kinect joints of SMG's `_skeleton.csv`."""
+    return KINECT_INDEX if kind == "kinect" else KEYPOINT_INDEX
 
 
 def read_skeleton(path: Path) -> np.ndarray:
-    """Any skeleton source -> (T, 137, 3) float32 (empty tables, and empty files, give T = 0)."""
+    """Any skeleton source -> (T, V, 3) float32: V = 137 OpenPose keypoints, or 25 Kinect joints for
+    SMG (`points_of`); empty tables, and empty files, give T = 0."""
     kind = skeleton_format(path)
-    if kind in ("xlsx", "light-hand"):
+    if kind in ("xlsx", "light-hand", "kinect"):
         try:
             require_regular_file(path)
         except OSError as exc:
             raise SkeletonError(str(exc) if isinstance(exc, NotARegularFileError) else
                                 f"{path}: cannot read ({exc})") from None
-    if kind in ("xlsx", "light-hand") and path.stat().st_size == 0:
-        return np.zeros((0, N_KEYPOINTS, 3), dtype=np.float32)
+    if kind in ("xlsx", "light-hand", "kinect") and path.stat().st_size == 0:
+        return np.zeros((0, len(points_of(kind)), 3), dtype=np.float32)
     if kind == "xlsx":
         return read_openpose_xlsx(path)
     if kind == "light-hand":
         return read_light_hand_csv(path)
+    if kind == "kinect":
+        return read_kinect_csv(path)
     if kind == "openpose-json":
         return read_openpose_json_dir(path)
     pack, video_id = str(path).rsplit(PACK_REF, 1)
@@ -334,7 +348,7 @@ def parse_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
         raise SkeletonError(f"{path}: cannot read ({exc})") from None
     kept = parsed_dir / f"{digest.split(':')[-1]}.npy"
     if kept.exists():
-        array = load_parsed(kept)
+        array = load_parsed(kept, len(points_of(skeleton_format(path))))
         if array is not None:
             return array
         log.warning("parsed skeleton %s of %s is torn or not ours: parsing %s again", kept.name, path, path.name)
@@ -346,13 +360,13 @@ def parse_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
     return array
 
 
-def load_parsed(path: Path) -> np.ndarray | None:
-    """A kept parsed skeleton, or None when it is not a whole (T, 137, 3) float32 array."""
+def load_parsed(path: Path, points: int = N_KEYPOINTS) -> np.ndarray | None:
+    """A kept parsed skeleton, or None when it is not a whole (T, points, 3) float32 array."""
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if array.dtype != np.float32 or array.ndim != 3 or array.shape[1:] != (N_KEYPOINTS, 3):
+    if array.dtype != np.float32 or array.ndim != 3 or array.shape[1:] != (points, 3):
         return None
     return array
 
@@ -363,6 +377,28 @@ def load_skeleton(path: Path, parsed_dir: Path | None) -> np.ndarray:
     if len(array) == 0:
         raise SkeletonError(f"{path}: no skeleton frames (the file is empty)")
     return array
+
+
+def joint_values(keypoints: np.ndarray, joints: tuple[str, ...], path: Path, width: int,
+                 height: int) -> np.ndarray:
+    """(t, V, 3) pose input of the named joints from (t, P, 3) frames of the skeleton at `path`:
+    OpenPose points as x, y normalised to [-1, 1] by the frame size (`width` x `height`) and their
+    confidence, undetected ones all zero; Kinect joints as world x, y, z in metres (untracked all
+    zero). A joint the format does not have is a SkeletonError naming the layouts that fit."""
+    kind = skeleton_format(path)
+    index = points_of(kind)
+    missing = [name for name in joints if name not in index]
+    if missing:
+        fits = "kinect25" if kind == "kinect" else "imigue22, body25, openpose18 or coco"
+        raise SkeletonError(f"{path}: a {kind} skeleton has no joint(s) {', '.join(missing[:5])} of the joint "
+                            f"layout asked for (use --joints {fits})")
+    picked = keypoints[:, [index[name] for name in joints]]  # (t, V, 3)
+    if kind == "kinect":
+        return picked.astype(np.float32, copy=True)
+    half = np.array([width / 2, height / 2], dtype=np.float32)
+    xy = (picked[..., :2] - half) / half
+    seen = picked[..., 2:] > 0
+    return np.concatenate([np.where(seen, xy, 0.0), picked[..., 2:]], axis=-1).astype(np.float32)
 
 
 def frame_size_of(keypoints: np.ndarray) -> tuple[int, int]:

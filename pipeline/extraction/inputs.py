@@ -9,7 +9,7 @@ import numpy as np
 
 from migue.pipeline.datasets.manifest import Unit, Video
 from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
-from migue.pipeline.datasets.skeleton import load_skeleton
+from migue.pipeline.datasets.skeleton import joint_values, load_skeleton
 from migue.pipeline.datasets.video import read_frames
 
 from .decode_worker import Take, cut
@@ -76,18 +76,15 @@ def skeleton_of(video: Video, parsed_dir: Path | None, content: str = "") -> np.
 
 
 def pose_clip(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
-    """(T, V, 3) float32: x, y normalised to [-1, 1] by the video's own frame size, confidence;
-    joints with confidence 0 (not detected) and frames beyond the table are all zero."""
+    """(T, V, 3) float32: OpenPose x, y normalised to [-1, 1] by the video's own frame size and
+    confidence, or Kinect world x, y, z (`joint_values`); joints not detected and frames beyond the
+    table are all zero."""
     keypoints = skeleton_of(video, parsed_dir, part_of(unit.fingerprint, "skeleton"))
     indices = sample_indices(unit.start, unit.end, cfg.frames)
-    joints = [KEYPOINT_INDEX[name] for name in cfg.joints]
-    out = np.zeros((cfg.frames, len(joints), 3), dtype=np.float32)
+    out = np.zeros((cfg.frames, len(cfg.joints), 3), dtype=np.float32)
     present = indices < len(keypoints)
-    picked = keypoints[indices[present]][:, joints]  # (t, V, 3)
-    half = np.array([video.width / 2, video.height / 2], dtype=np.float32)
-    xy = (picked[..., :2] - half) / half
-    seen = picked[..., 2:] > 0
-    out[present] = np.concatenate([np.where(seen, xy, 0.0), picked[..., 2:]], axis=-1)
+    out[present] = joint_values(keypoints[indices[present]], cfg.joints, video.skeleton_path,
+                                video.width, video.height)  # (t, V, 3)
     return out
 
 
