@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fuse-train": ("migue.pipeline.cli.train", "fuse_train", "Train a fusion head (or a baseline) on cached features."),
     "evaluate": ("migue.pipeline.cli.train", "evaluate", "Recompute a run's metrics on a split from the cache."),
     "predict": ("migue.pipeline.cli.train", "predict", "Predict a split; write a MiGA submission file."),
+    "score": ("migue.pipeline.cli.score", "score", "Score prediction files against annotations (online: F1 at tIoU)."),
     "demo": ("migue.pipeline.cli.jobs", "demo", "Synth a sample, extract, train, print a summary."),
     "ablate": ("migue.pipeline.cli.jobs", "ablate", "Run a grid of trainings as Dask tasks over one cache."),
 }
