@@ -8,6 +8,7 @@ from typing import Any
 
 from .index import INDEX_FILE, read_index
 from .keys import entry_name
+from .listing import TRASH_PREFIX
 from .paths import resolve_cache_root
 from .reader import EntryReader
 from .writer import EntryWriter
@@ -56,8 +57,8 @@ class FeatureStore:
         return path
 
     def entry_dirs(self) -> list[Path]:
-        """Every entry folder (one holding an index.json), readable or not."""
-        return sorted(p.parent for p in self.root.glob(f"*/{INDEX_FILE}"))
+        """Every entry folder (one holding an index.json), readable or not; not one being removed."""
+        return sorted(p.parent for p in self.root.glob(f"*/{INDEX_FILE}") if not p.parent.name.startswith(TRASH_PREFIX))
 
     def entries(self) -> list[EntryInfo]:
         """Summaries of the readable entries; an unreadable index is logged and left out."""

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from migue.cache import FeatureStore
+
+if TYPE_CHECKING:
+    from migue.cache.listing import EntryListing
 
 from .options import CACHE_HELP, DEFAULT_WINDOW, data_layouts
 
@@ -18,19 +23,112 @@ def cache() -> None:
     """Inspect, check and clean the feature store."""
 
 
+WIDTH = 120  # columns of `cache ls`
+NAME_WIDTH = 31  # `context-mvit-small-<12 hex>`; longer names are shortened (full in --long, --json)
+
+
 @cache.command("ls")
 @click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
-def cache_ls(root: Path | None) -> None:
-    """List entries with their unit counts and sizes."""
+@click.option("--long", "long_", is_flag=True, help="One block per entry: full name, folder, every field.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of the entries (every field).")
+def cache_ls(root: Path | None, long_: bool, as_json: bool) -> None:
+    """List the entries: modality, backbone/arch, frames, input size, units published of those its
+    last extract asked for, complete or not (an entry being written, interrupted before its first
+    shard, or missing units is incomplete, and says why), size on disk, and the dataset it came from."""
+    import json
+
+    from migue.cache.listing import entry_listing
+
     store = FeatureStore(root)
-    entries = store.entries()
-    if not entries:
+    rows = []
+    for entry_dir in store.entry_dirs():
+        try:
+            rows.append(entry_listing(entry_dir))
+        except (OSError, ValueError) as exc:
+            click.echo(f"skipping cache entry {entry_dir.name}: {exc} (run `migue cache verify`)", err=True)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=1))
+        return
+    if not rows:
         click.echo(f"no entries in {store.root}")
         return
-    click.echo(f"{'entry':<48} {'modality':<8} {'units':>7} {'shards':>6} {'failed':>6} {'MB':>9}")
-    for e in entries:
-        click.echo(f"{e.name:<48} {e.modality:<8} {e.units:>7} {e.shards:>6} {e.failures:>6} "
-                   f"{e.bytes / 1e6:>9.2f}")
+    if long_:
+        for r in rows:
+            _echo_long(r)
+    else:
+        _echo_table(rows)
+    total = sum(r.disk_bytes for r in rows)
+    incomplete = sum(not r.complete for r in rows)
+    click.echo(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in {store.root}, {total / 1e6:.2f} MB on disk"
+               + (f"; {incomplete} incomplete" if incomplete else ""))
+
+
+def _fit(text: str, width: int, keep: str = "start") -> str:
+    """`text` cut to `width` columns with an ellipsis (keeping its start, or its end for paths)."""
+    if len(text) <= width:
+        return text
+    return text[:width - 1] + "~" if keep == "start" else "~" + text[-(width - 1):]
+
+
+def _units(r: EntryListing) -> str:
+    return f"{r.units}/{r.wanted}" if r.wanted is not None else str(r.units)
+
+
+def _echo_table(rows: list[EntryListing]) -> None:
+    head = (f"{'entry':<{NAME_WIDTH}} {'modality':<8} {'backbone/arch':<16} {'frames':>6} {'size':>4} "
+            f"{'units':>9} {'status':<10} {'MB':>8} ")
+    click.echo(head + "dataset")
+    room = WIDTH - len(head)
+    for r in rows:
+        backbone = f"{r.backbone}/{r.arch}" if r.arch else r.backbone
+        line = (f"{_fit(r.name, NAME_WIDTH):<{NAME_WIDTH}} {r.modality:<8} {_fit(backbone, 16):<16} "
+                f"{r.frames if r.frames is not None else '-':>6} {r.size if r.size is not None else '-':>4} "
+                f"{_units(r):>9} {'complete' if r.complete else 'incomplete':<10} {r.disk_bytes / 1e6:>8.2f} ")
+        click.echo(line + _fit(",".join(r.dataset) or "-", room, keep="end"))
+        if not r.complete:
+            click.echo(textwrap.fill(r.why, WIDTH, initial_indent="  incomplete: ", subsequent_indent="    "))
+    if any(len(r.name) > NAME_WIDTH for r in rows):
+        click.echo("(names shortened: `--long` shows them whole)")
+
+
+def _echo_long(r: EntryListing) -> None:
+    click.echo(r.name)
+    fields = [("folder", r.path), ("modality", r.modality), ("backbone", r.backbone), ("arch", r.arch or "-"),
+              ("frames", r.frames if r.frames is not None else "-"), ("size", r.size if r.size is not None else "-"),
+              ("units", f"{_units(r)} published" + (" (of those its last extract asked for)" if r.wanted is not None
+                                                     else "")),
+              ("failed", r.failed), ("shards", r.shards),
+              ("status", "complete" if r.complete else f"incomplete: {r.why}"),
+              ("on disk", f"{r.disk_bytes} bytes ({r.disk_bytes / 1e6:.2f} MB)"),
+              ("dataset", ", ".join(r.dataset) or "- (not recorded)"), ("layout", r.layout or "-")]
+    for key, value in fields:
+        click.echo(textwrap.fill(f"{value}", WIDTH, initial_indent=f"  {key + ':':<10}", subsequent_indent=" " * 12,
+                                 break_long_words=False, break_on_hyphens=False))
+
+
+@cache.command("rm", short_help="Remove entries (refused while an extract writes them).")
+@click.argument("names", nargs=-1, required=True, metavar="ENTRY...")
+@click.option("--cache", "root", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def cache_rm(names: tuple[str, ...], root: Path | None, dry_run: bool) -> None:
+    """Remove the named entries (names as `migue cache ls --long` shows them, or their folders). Each is
+    renamed to a trash name, then deleted: an interruption leaves the entry whole or gone, never a
+    part that looks whole. Nothing is removed if any name is unknown or any entry is being written."""
+    from migue.cache.listing import remove_entry, remove_trash
+
+    store = FeatureStore(root)
+    dirs = list(dict.fromkeys(store.resolve(n) for n in names))  # every name known before anything goes
+    for entry_dir in dirs:
+        remove_entry(entry_dir, dry_run=True)  # refuses an entry being written, before any is removed
+    for path in ([] if dry_run else remove_trash(store.root)):
+        click.echo(f"removed {path.name} (left by an interrupted `cache rm`)")
+    verb = "would remove" if dry_run else "removed"
+    total = 0
+    for entry_dir in dirs:
+        gone = remove_entry(entry_dir, dry_run=dry_run)
+        total += gone.bytes
+        click.echo(f"{verb} {gone.name}: {gone.files} files, {gone.bytes} bytes ({gone.bytes / 1e6:.2f} MB)")
+    click.echo(f"{verb} {len(dirs)} entr{'y' if len(dirs) == 1 else 'ies'}, {total} bytes ({total / 1e6:.2f} MB)")
 
 
 def _entry_dirs(store: FeatureStore, names: tuple[str, ...]) -> list[Path]:
