@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from migue.cache import EntryReader
 from migue.cache.keys import project_version
@@ -41,6 +40,7 @@ from .data import FusionData, build_data, iter_batches
 from .heads import HeadContractError, check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
                       training_setup, wire_dtype)
+from .progress import EpochProgress
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head, list_heads, load_plugins
 from .reports import (CONFUSION_FILE, CURVES_FILE, DONE_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, PER_CLASS_FILE,
@@ -115,12 +115,12 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
     }
     write_json(out_dir / METRICS_FILE, metrics)
     atomic_write_text(out_dir / HISTORY_FILE, history.to_csv(index=False))
-    plot_curves(history, out_dir / CURVES_FILE, cfg["monitor"])
+    plot_curves(history, out_dir / CURVES_FILE, cfg["monitor"], best_epoch, f"{out_dir.name}: {cfg['head']} {task}")
     write_tensorboard(history, out_dir / TENSORBOARD_DIR)
     shown = "test" if metrics["test"]["n"] else "val"
     labels, logits = results[shown][1]
     plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / CONFUSION_FILE,
-                   f"{cfg['head']} {task}: {shown} confusion (epoch {best_epoch})",
+                   f"{out_dir.name}: {cfg['head']} {task}, {shown} split (best epoch {best_epoch})",
                    class_names(task, cfg["num_classes"]))
     atomic_write_text(out_dir / PER_CLASS_FILE, per_class_table(task, labels, logits, cfg["num_classes"])
                       .assign(split=shown).to_csv(index=False))
@@ -214,10 +214,9 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
         _set_rng_states(state["rng"], rng)
         first = cfg["epochs"] + 1 if state["stopped"] else state["epoch"] + 1
         log.info("resuming %s from epoch %d", cfg["head"], state["epoch"])
-    epochs = tqdm(range(first, cfg["epochs"] + 1), desc=cfg["head"], unit="epoch", leave=False,
-                  disable=not sys.stderr.isatty())
+    progress = EpochProgress(cfg["head"], first, cfg["epochs"], cfg["monitor"] if has_val else None)
     checked = False
-    for epoch in epochs:
+    for epoch in range(first, cfg["epochs"] + 1):
         order = epoch_order(rng, items, train.labels, cfg["class_balance"])
         for batch in iter_batches(train, order, cfg["batch_size"], dtype=wire_dtype(device)):
             batch = to_device(batch, device)
@@ -227,11 +226,13 @@ def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], devi
             fitter.step(batch)
         val = evaluate_head(task, head, data.splits["val"], cfg, device)[0] if has_val else None
         stop = fitter.end_epoch(epoch, val)
+        progress.update(fitter.rows, fitter.best_epoch, stop)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {**(identity or {}), "epoch": epoch, **fitter.state(),
                                           "rng": _rng_states(rng)})
         if stop:
             break
+    progress.close()
     return fitter.history(), fitter.best_state, fitter.best_epoch
 
 
