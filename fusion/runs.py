@@ -329,11 +329,14 @@ def _run_plugin(run_dir: Path, record: dict[str, Any], trust_run: bool) -> None:
     """Make the run's head available: a built-in or entry-point head is; a plugin file or module
     recorded in the run is imported only with `trust_run`, else it must be loaded already."""
     plugin, name = record["head"].get("plugin"), record["config"]["head"]
-    if not plugin or plugin.startswith("entry-point:"):
-        return
+    if not plugin or plugin.startswith("entry-point:") or name in list_heads():
+        return  # built-in, published by a package, or loaded already (--plugin, perhaps from a new place)
+    if (plugin.endswith(".py") or "/" in plugin) and not Path(plugin).is_file():
+        raise ValueError(f"{run_dir} was trained with head {name!r} from the plugin file {plugin}, which is not "
+                         "there any more: pass --plugin NEW_PATH, the file's new place")
     if trust_run:
         load_plugins([plugin])
-    elif name not in list_heads():
+    else:
         raise ValueError(f"{run_dir} needs the plugin {plugin} (head {name!r}); a run folder does not import "
                          f"code by itself: pass --plugin {plugin} if you trust it, or --trust-run")
 

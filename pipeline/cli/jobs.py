@@ -46,6 +46,9 @@ def ablate(grid_file: Path, cache: Path | None, out: Path, scheduler: str | None
       base: {epochs: 60}        # shared settings (any `fuse-train --set` key)
       axes: {head: [cmtf, concat], lr: [5.0e-4, 1.0e-3], seed: [0, 1, 2]}
       one_pass: true            # optional: train the probe-* runs together, one read of the cache
+      entries: {pose: NAME}     # optional: which cache entry a modality reads, where several exist
+                                #   (names as `migue cache ls` shows them)
+      plugins: [my_heads.py]    # optional: modules or .py files (beside the grid) that register heads
     """
     from migue.pipeline.orchestration.ablate import MAX_RUNS, Grid, run_ablation
 

@@ -47,6 +47,7 @@ REPORTS = ("results.csv", "results.md", "results.png", "grid.json")  # what a gr
 MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
 MAX_GRID_DEPTH = 32  # nesting levels of a grid file (a few are used; thousands overflow the stack)
 GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
+ENTRY_HINT = "the grid file's key `entries: {{{modality}: NAME}}`"  # how a grid picks one of several entries
 
 
 class _GridLoader(yaml.SafeLoader):
@@ -305,7 +306,8 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
-                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
+                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles],
+                                                           name_with=ENTRY_HINT).items()}
     out.mkdir(parents=True, exist_ok=True)
     remove_reports(out, replaced)  # only now that the grid can start: a wrong --cache keeps the old results
     atomic_write_text(out / "grid.json", json.dumps(record, indent=1))

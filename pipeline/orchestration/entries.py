@@ -23,10 +23,12 @@ def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
 
 
 def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | None = None,
-                   roles: Iterable[str] | None = None, head: str = "") -> dict[str, EntryReader]:
+                   roles: Iterable[str] | None = None, head: str = "",
+                   name_with: str = "--entry {modality}=NAME") -> dict[str, EntryReader]:
     """One entry per role the head reads (`roles`, default every modality of the task): the one
     named, else the only one in the cache. A missing one is named with the command that makes
-    it; an entry without train units is refused (training on nothing)."""
+    it; an entry without train units is refused (training on nothing). Several for one role are
+    refused, naming them and how the caller's user names one (`name_with`, given the modality)."""
     if task not in TASK_MODALITIES:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")
     explicit = explicit or {}
@@ -44,7 +46,7 @@ def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | No
         if len(found) > 1:
             names = ", ".join(e.name for e in found)
             raise LookupError(f"several '{modality}' entries in {store.root} ({names}): name one with "
-                              f"--entry {modality}=NAME")
+                              + name_with.format(modality=modality))
         readers[modality] = store.reader(found[0].name)
     for modality, reader in readers.items():
         _refuse_empty_train(modality, reader)
