@@ -211,3 +211,21 @@ def test_map_over_thresholds():
     assert result["by_iou"] == {0.3: 1.0, 0.4: 1.0, 0.5: 1.0, 0.6: 0.0, 0.7: 0.0}
     assert result["mAP"] == pytest.approx(0.6)
     assert mean_average_precision([S("v1", 1, 0, 6, 0.5)], [])["mAP"] == 0.0
+
+
+# --- what an online run reports ---------------------------------------------------------------------------
+
+def test_online_metrics_carry_both_rules_and_map():
+    from migue.fusion.online.score import metrics_table, online_metrics
+
+    # the nested case above: strict P 1, R 1/2, F1 2/3; kit P 2, R 1, F1 4/3; mAP: one class, the
+    # prediction hits (tIoU 1) at every threshold, recall 1/2 at precision 1: AP 0.5
+    truths = [S("v1", 1, 0, 100), S("v1", 1, 10, 90)]
+    result = online_metrics([S("v1", 1, 0, 100, 0.9)], truths)
+    assert result["f1@0.3"] == pytest.approx(2 / 3)
+    assert (result["precision@0.3"], result["recall@0.3"]) == (1.0, 0.5)
+    assert result["kit"]["f1"] == pytest.approx(4 / 3)
+    assert result["mAP"] == pytest.approx(0.5)
+    table = metrics_table(result["strict"], class_names=["sit", "scratch"]).splitlines()
+    assert table[1].split() == ["1", "scratch", "1.0000", "0.5000", "0.6667", "1", "1", "2"]
+    assert table[-1].split()[0] == "all"

@@ -167,3 +167,29 @@ def mean_average_precision(predictions: Sequence[Segment], truths: Sequence[Segm
                                  [t for t in truths if t.label == label], threshold) for label in labels]
         by_iou[round(float(threshold), 4)] = sum(aps) / len(aps) if aps else 0.0
     return {"mAP": sum(by_iou.values()) / len(by_iou) if by_iou else 0.0, "by_iou": by_iou}
+
+
+def online_metrics(predictions: Sequence[Segment], truths: Sequence[Segment], iou: float = 0.3) -> dict[str, Any]:
+    """What an online run reports: both rules (each with per_class) and mAP at tIoU 0.3:0.1:0.7, plus
+    the flat scalars a task lists (`f1@0.3`, `precision@0.3`, `recall@0.3` under strict, `mAP`)."""
+    strict, kit = score_segments(predictions, truths, iou, "strict"), score_segments(predictions, truths, iou, "kit")
+    detection = mean_average_precision(predictions, truths)
+    return {f"f1@{iou:g}": strict["f1"], f"precision@{iou:g}": strict["precision"],
+            f"recall@{iou:g}": strict["recall"], "mAP": detection["mAP"], "mAP_by_iou": detection["by_iou"],
+            "strict": strict, "kit": kit}
+
+
+def metrics_table(result: dict[str, Any], class_names: Sequence[str] | None = None) -> str:
+    """A `score_segments` result as aligned text: one row per class (named where `class_names` has
+    the integer label), then `all`."""
+    def name(label: Hashable) -> str:
+        if class_names is not None and isinstance(label, int) and 0 <= label < len(class_names):
+            return f"{label} {class_names[label]}"
+        return str(label)
+
+    rows = [*((name(label), r) for label, r in result["per_class"].items()), ("all", result)]
+    width = max(24, *(len(n) for n, _ in rows))
+    lines = [f"{'class':<{width}} {'precision':>9} {'recall':>7} {'f1':>6} {'matched':>7} {'pred':>6} {'truth':>6}"]
+    lines += [f"{n:<{width}} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>6.4f} {r['matched']:>7} "
+              f"{r['predictions']:>6} {r['truths']:>6}" for n, r in rows]
+    return "\n".join(lines)

@@ -28,15 +28,11 @@ def score_online(pred: Path, truth: Path, iou: float, matching: str) -> None:
     """F1 of online (MiGA Track 2) gesture predictions: per class, then overall; mAP at tIoU 0.3:0.1:0.7
     as a second view. The last line is JSON: precision, recall, f1, matched, predictions, truths."""
     from migue.fusion.online.files import read_segments
-    from migue.fusion.online.score import mean_average_precision, score_segments
+    from migue.fusion.online.score import mean_average_precision, metrics_table, score_segments
 
     predictions, truths = read_segments(pred), read_segments(truth)
     result = score_segments(predictions, truths, iou, matching)
-    click.echo(f"{'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'matched':>7} {'pred':>6} {'truth':>6}")
-    rows = [*((str(label), r) for label, r in result["per_class"].items()), ("all", result)]
-    for name, r in rows:
-        click.echo(f"{name:<24} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>6.4f} {r['matched']:>7} "
-                   f"{r['predictions']:>6} {r['truths']:>6}")
+    click.echo(metrics_table(result))
     mean_ap = mean_average_precision(predictions, truths)
     click.echo("mAP " + " ".join(f"@{t:g} {v:.4f}" for t, v in mean_ap["by_iou"].items())
                + f"  mean {mean_ap['mAP']:.4f}" + ("" if any(p.score is not None for p in predictions)
