@@ -323,12 +323,14 @@ def _plan(videos: int, clips_per_video: int, frames: int,
     return sorted(plan, key=lambda v: int(v.video_id))
 
 
-def _clip_spans(frames: int, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """n non-overlapping (start, end) spans, separated by at least MIN_GAP rest frames."""
-    longest = min(CLIP_LEN[1], (frames - (n + 1) * MIN_GAP) // n)
-    lengths = rng.integers(CLIP_LEN[0], longest + 1, size=n)
-    spare = frames - int(lengths.sum()) - (n + 1) * MIN_GAP
-    gaps = MIN_GAP + rng.multinomial(spare, np.full(n + 1, 1 / (n + 1)))
+def _clip_spans(frames: int, n: int, rng: np.random.Generator, length: tuple[int, int] = CLIP_LEN,
+                gap: int = MIN_GAP) -> list[tuple[int, int]]:
+    """n non-overlapping (start, end) spans of `length` (inclusive range) frames, separated by at
+    least `gap` rest frames."""
+    longest = min(length[1], (frames - (n + 1) * gap) // n)
+    lengths = rng.integers(length[0], longest + 1, size=n)
+    spare = frames - int(lengths.sum()) - (n + 1) * gap
+    gaps = gap + rng.multinomial(spare, np.full(n + 1, 1 / (n + 1)))
     starts = np.cumsum(gaps[:-1]) + np.concatenate([[0], np.cumsum(lengths[:-1])])
     return [(int(s), int(s + n_frames - 1)) for s, n_frames in zip(starts, lengths)]
 

@@ -29,6 +29,8 @@ import numpy as np
 from migue.pipeline.datasets.kinect import COLOUR_SIZE, KINECT_INDEX, N_KINECT, VALUES_PER_JOINT
 from migue.pipeline.datasets.smg import DATA_SUFFIX, LABELS_SUFFIX, N_CLASSES, kit_split
 
+from .sample import _clip_spans, _envelope
+
 FPS = 30
 DEFAULT_FRAMES = 1200  # 40 s at 30 fps
 GESTURES_PER_SEQUENCE = 10
@@ -95,19 +97,9 @@ def plan(videos: int, frames: int, gestures: int, rng: np.random.Generator) -> l
         classes.update({s: order[i * gestures:(i + 1) * gestures] for i, s in enumerate(members)})
     out = []
     for sid in ids:
-        spans = _spans(frames, gestures, rng)
+        spans = _clip_spans(frames, gestures, rng, GESTURE_LEN, MIN_GAP)
         out.append(Sequence(sid, splits[sid], tuple(Gesture(int(c), s, e) for c, (s, e) in zip(classes[sid], spans))))
     return out
-
-
-def _spans(frames: int, n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """n non-overlapping (start, end) spans separated by at least MIN_GAP background frames."""
-    longest = min(GESTURE_LEN[1], (frames - (n + 1) * MIN_GAP) // n)
-    lengths = rng.integers(GESTURE_LEN[0], longest + 1, size=n)
-    spare = frames - int(lengths.sum()) - (n + 1) * MIN_GAP
-    gaps = MIN_GAP + rng.multinomial(spare, np.full(n + 1, 1 / (n + 1)))
-    starts = np.cumsum(gaps[:-1]) + np.concatenate([[0], np.cumsum(lengths[:-1])])
-    return [(int(s), int(s + length - 1)) for s, length in zip(starts, lengths)]
 
 
 # ---------------------------------------------------------------- motion
@@ -120,14 +112,6 @@ def _target(cls: int, hand: str, body: dict[str, np.ndarray]) -> np.ndarray:
                4: ("SpineMid", (0.03 * side, -0.08, -0.2)), 5: ("SpineMid", (-0.2 * side, 0.12, -0.15))}
     joint, offset = offsets[cls // 3]
     return body[joint] + np.array(offset)
-
-
-def _envelope(n: int) -> np.ndarray:
-    """0 -> 1 -> 0 over n frames: smooth reach, hold, smooth return."""
-    ramp = max(3, n // 5)
-    i = np.arange(n, dtype=float)
-    x = np.clip(np.minimum(i / ramp, (n - 1 - i) / ramp), 0, 1)
-    return x * x * (3 - 2 * x)
 
 
 def _drift(frames: int, rng: np.random.Generator) -> np.ndarray:

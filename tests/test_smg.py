@@ -207,9 +207,10 @@ def test_synth_cli_and_data_check_report_segments(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert any(line.startswith("gesture segments per split") for line in lines)
     header = next(line for line in lines if "with segments" in line)
-    assert header.split() == ["split", "sequences", "with", "segments", "segments", "frames", "background"]
+    assert header.split() == ["split", "sequences", "with", "segments", "segments", "mean", "length", "frames",
+                              "background"]
     train = lines[lines.index(header) + 1].split()
-    assert train[:5] == ["train", "3", "3", "12", "900"] and train[5].endswith("%")
+    assert train[:4] == ["train", "3", "3", "12"] and train[5] == "900" and train[6].endswith("%")
     assert any(line.split()[:3] == ["SMG", "class", "17"] for line in lines), "SMG's own classes are counted"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import functools
 import itertools
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -236,3 +237,63 @@ def test_impossible_sizes_raise(tmp_path: Path, sizes: dict, message: str) -> No
     with pytest.raises(ValueError, match=message):
         write_sample(tmp_path, **sizes)
     assert not any(tmp_path.iterdir()), "nothing is written when the sizes are refused"
+
+
+def test_label_rows_are_the_videos_segments(sample: SynthSummary, tmp_path: Path) -> None:
+    """MiGA's per-video label rows are each long video's gesture segments (Track 2), test split too;
+    a test label file without classes leaves its video's segments unknown (None)."""
+    from migue.pipeline.datasets import read_dataset
+    from migue.pipeline.datasets.manifest import Segment
+
+    manifest = read_dataset(sample.out)
+    for video_id in sample.video_ids:
+        rows = read_labels(sample, video_id)
+        expected = sorted((Segment(raw_label_to_index(int(c)), int(s), int(e)) for c, s, e in rows),
+                          key=lambda g: g.start)
+        assert manifest.videos[video_id].segments == tuple(expected), video_id
+    copy = tmp_path / "copy"
+    shutil.copytree(sample.out, copy, ignore=shutil.ignore_patterns("*.mp4"))
+    test_id = sample.splits["test"][0]
+    labels = copy / SKELETON_DIRS["test"] / test_id / f"{test_id}_label.csv"
+    labels.write_text("".join(f"{s},{e}\n" for _, s, e in read_labels(sample, test_id)))
+    unlabelled = read_dataset(copy)
+    assert unlabelled.videos[test_id].segments is None
+    assert unlabelled.videos[sample.splits["test"][1]].segments is not None
+
+
+def test_data_check_reports_segments_and_background(sample: SynthSummary) -> None:
+    from click.testing import CliRunner
+
+    from migue.pipeline.cli import main
+
+    result = CliRunner().invoke(main, ["data", "check", str(sample.out), "--no-skeletons", "--cache",
+                                       str(sample.out / "cache")])
+    lines = result.output.splitlines()
+    header = next(line for line in lines if "with segments" in line)
+    train = lines[lines.index(header) + 1].split()
+    ids = sample.splits["train"]
+    covered = sum(int(e - s + 1) for v in ids for _, s, e in read_labels(sample, v))  # clips do not overlap
+    frames, n_clips = len(ids) * sample.frames, len(ids) * SMALL["clips_per_video"]
+    assert train == ["train", str(len(ids)), str(len(ids)), str(n_clips), f"{covered / n_clips:.1f}", str(frames),
+                     f"{1 - covered / frames:.1%}"]
+
+
+@pytest.mark.parametrize("sizes, advice", [
+    (dict(videos=4), "use at least 12 videos (--videos 12); no number of clips per video fits 4 videos"),
+    (dict(videos=12, clips_per_video=10), "use at least 15 videos (--videos 15), or --clips-per-video 11 "
+                                          "(with --frames 224 or more)"),
+])
+def test_size_refusal_advises_real_options(tmp_path: Path, sizes: dict, advice: str) -> None:
+    """`synth --videos 4` advised 'more clips per video', an option that did not exist (issue 24)."""
+    from click.testing import CliRunner
+
+    from migue.pipeline.cli import main
+
+    with pytest.raises(ValueError) as refused:
+        write_sample(tmp_path / "api", **sizes)
+    assert advice in str(refused.value) and "more clips per video" not in str(refused.value)
+    args = ["synth", "--out", str(tmp_path / "cli"), "--videos", str(sizes["videos"])]
+    if "clips_per_video" in sizes:
+        args += ["--clips-per-video", str(sizes["clips_per_video"])]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and advice in " ".join(result.output.split())

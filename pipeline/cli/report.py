@@ -52,12 +52,14 @@ def split_table(manifest: Manifest) -> pd.DataFrame:
 
 
 def segment_table(manifest: Manifest) -> pd.DataFrame:
-    """One row per split: sequences, those with segment labels, segments, frames of the labelled
-    ones (frame count known) and their background share (frames in no segment; '-' without frames)."""
+    """One row per split: sequences, those with segment labels, segments and their mean length in
+    frames, frames of the labelled ones (frame count known) and their background share (frames in
+    no segment; '-' without frames)."""
     rows = []
     for split in SPLITS:
         videos = [v for v in manifest.videos.values() if v.split == split]
         labelled = [v for v in videos if v.segments is not None]
+        lengths = [g.frames for v in labelled for g in v.segments]
         counted = [v for v in labelled if v.frames > 0]
         frames = sum(v.frames for v in counted)
         covered = 0
@@ -67,7 +69,8 @@ def segment_table(manifest: Manifest) -> pd.DataFrame:
                 inside[segment.start:segment.end + 1] = True
             covered += int(inside.sum())
         rows.append({"split": split, "sequences": len(videos), "with segments": len(labelled),
-                     "segments": sum(len(v.segments) for v in labelled), "frames": frames,
+                     "segments": sum(len(v.segments) for v in labelled),
+                     "mean length": f"{np.mean(lengths):.1f}" if lengths else "-", "frames": frames,
                      "background": f"{1 - covered / frames:.1%}" if frames else "-"})
     return pd.DataFrame(rows)
 

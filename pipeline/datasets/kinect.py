@@ -2,20 +2,11 @@
 frame, 25 joints x 11 values (world position x, y, z in metres; orientation quaternion, 4 values;
 depth-image pixel x, y; colour-image pixel x, y), joints in the Kinect SDK's JointType order.
 
-Read to (T, 25, 3) float32 world positions (x right, y up, z away from the camera, metres): the
+`skeleton.read_kinect_csv` reads it to (T, 25, 3) float32 world positions (x right, y up, z away from the camera, metres): the
 pose input of the `kinect25` joint layout. A joint Kinect did not track is all zero (z = 0 is never
 a tracked joint: it would sit on the camera), as a missing OpenPose point is.
 """
 from __future__ import annotations
-
-import csv
-from pathlib import Path
-
-import numpy as np
-
-from migue.cache.files import require_regular_file
-
-from .errors import SkeletonError
 
 # The Kinect SDK's JointType order (SMG's own reader calls index 2, the SDK's Neck, ShoulderCenter).
 KINECT_JOINTS: tuple[str, ...] = (
@@ -30,19 +21,3 @@ KINECT_COLUMNS = N_KINECT * VALUES_PER_JOINT  # 275
 WORLD = slice(0, 3)  # the values of a joint the pose input uses
 COLOUR_SIZE = (1920, 1080)  # Kinect v2 colour camera: the frame the colour pixels are of
 SKELETON_SUFFIX = "_skeleton.csv"
-
-
-def read_kinect_csv(path: Path) -> np.ndarray:
-    """`<id>_skeleton.csv` -> (T, 25, 3) float32 world positions; SkeletonError naming the row and
-    column of a short row or a cell that is not a finite number. An empty file gives T = 0."""
-    from .skeleton import numeric_table  # the table checks every tabular skeleton shares
-
-    try:
-        require_regular_file(path)
-        with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SkeletonError(f"{path}: cannot read the CSV ({exc})") from None
-    table = numeric_table(rows, KINECT_COLUMNS, path, "25 Kinect joints x 11 values")
-    world = table.reshape(len(table), N_KINECT, VALUES_PER_JOINT)[..., WORLD]
-    return np.ascontiguousarray(world, dtype=np.float32)

@@ -40,7 +40,7 @@ from migue.cache.files import FingerprintMemo, NotARegularFileError, memo_for, r
 from .errors import SkeletonError
 from .bounds import MAX_FRAMES, MAX_SHEET_COLUMNS
 from .files import JSON_FRAME
-from .kinect import KINECT_INDEX, SKELETON_SUFFIX, read_kinect_csv
+from .kinect import KINECT_COLUMNS, KINECT_INDEX, N_KINECT, SKELETON_SUFFIX, VALUES_PER_JOINT, WORLD
 from .openpose import BODY_SLICE, FINGERTIPS, KEYPOINT_INDEX, N_COLUMNS, N_KEYPOINTS
 from .stgcn_pack import PACK_REF, pack_fingerprint, video_keypoints
 from .sheet_bounds import SheetBoundsError, check_workbook_bounds
@@ -179,6 +179,21 @@ def _clean(keypoints: np.ndarray) -> np.ndarray:
     """Confidence 0 (or below) = not detected: x = y = c = 0, never a point at the origin."""
     keypoints[keypoints[..., 2] <= 0] = 0.0
     return keypoints
+
+
+def read_kinect_csv(path: Path) -> np.ndarray:
+    """SMG's `<id>_skeleton.csv` (no header, T x 275: `kinect.py`) -> (T, 25, 3) float32 world
+    positions; SkeletonError naming the row and column of a short row or a cell that is not a
+    finite number."""
+    try:
+        require_regular_file(path)
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SkeletonError(f"{path}: cannot read the CSV ({exc})") from None
+    table = numeric_table(rows, KINECT_COLUMNS, path, "25 Kinect joints x 11 values")
+    world = table.reshape(len(table), N_KINECT, VALUES_PER_JOINT)[..., WORLD]
+    return np.ascontiguousarray(world, dtype=np.float32)
 
 
 # ---------------------------------------------------------------- OpenPose JSON
