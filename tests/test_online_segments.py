@@ -17,6 +17,16 @@ def test_grid_centres():
     assert StepGrid(stride=8, window=32, first_frame=1).centres(1).tolist() == [16.5]
 
 
+def test_grid_from_a_sequence_s_windows():
+    # 32-frame windows every 8 from frame 1; the last one cut to 20 frames by the sequence's end
+    grid = StepGrid.from_windows([1, 9, 17, 25], [32, 40, 48, 44], last_frame=44, video_id="s01")
+    assert grid == StepGrid(stride=8, window=32, first_frame=1, last_frame=44)
+    with pytest.raises(ValueError, match="sequence 's01': windows are not evenly spaced"):
+        StepGrid.from_windows([1, 9, 18], [32, 40, 49], video_id="s01")
+    with pytest.raises(ValueError, match="windows of different lengths \\[16, 32\\]"):
+        StepGrid.from_windows([1, 9, 17], [32, 24, 48])
+
+
 def test_nms_suppresses_an_overlapping_weaker_segment_of_the_same_class_only():
     strong = Segment("v", 0, 0, 100, 0.9)
     weaker = Segment("v", 0, 10, 100, 0.8)        # tIoU 90/100 with `strong`: suppressed at 0.5

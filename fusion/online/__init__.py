@@ -10,5 +10,5 @@ from .score import MATCHING, Segment, mean_average_precision, metrics_table, onl
 from .segments import DECODE_KEYS, DecodeSettings, StepGrid, decode_steps, encode_targets, merge_steps, nms
 
 __all__ = ["DECODE_KEYS", "MATCHING", "DecodeSettings", "Segment", "SegmentFileError", "StepGrid", "decode_steps",
-           "encode_targets", "mean_average_precision", "merge_steps", "metrics_table", "nms", "online_metrics", "read_segments", "score_files",
-           "score_segments", "tiou", "write_csv", "write_miga"]
+           "encode_targets", "mean_average_precision", "merge_steps", "metrics_table", "nms", "online_metrics",
+           "read_segments", "score_files", "score_segments", "tiou", "write_csv", "write_miga"]

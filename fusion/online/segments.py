@@ -35,6 +35,26 @@ class StepGrid:
     first_frame: int = 0
     last_frame: int | None = None
 
+    @classmethod
+    def from_windows(cls, starts: Sequence[int], ends: Sequence[int], last_frame: int | None = None,
+                     video_id: str = "") -> "StepGrid":
+        """The grid of one sequence's dense windows, given their first and last frames (inclusive) in
+        step order: a ValueError naming the video where the windows are not evenly spaced, or where one
+        but the last (which may be cut by the sequence's end) differs in length from the first."""
+        starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        where = f"sequence {video_id!r}: " if video_id else ""
+        if len(starts) == 0 or len(starts) != len(ends):
+            raise ValueError(f"{where}{len(starts)} window starts and {len(ends)} ends; expected as many, at least one")
+        window = int(ends[0] - starts[0] + 1)
+        strides = np.diff(starts)
+        if len(strides) and (strides[0] <= 0 or (strides != strides[0]).any()):
+            raise ValueError(f"{where}windows are not evenly spaced (starts {starts[:6].tolist()}...)")
+        lengths = ends - starts + 1
+        if (lengths[:-1] != window).any() or lengths[-1] > window or lengths[-1] < 1:
+            raise ValueError(f"{where}windows of different lengths {sorted(set(lengths.tolist()))}")
+        stride = int(strides[0]) if len(strides) else window
+        return cls(stride, window, int(starts[0]), last_frame)
+
     def centres(self, num_steps: int) -> np.ndarray:
         """The centre frame of each step, (T,) float."""
         return self.first_frame + np.arange(num_steps) * self.stride + (self.window - 1) / 2
