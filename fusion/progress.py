@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -38,37 +39,41 @@ class EpochProgress:
         self.every = log_every(max(last - first + 1, 1))
         self.started = time.perf_counter()
         is_tty = getattr(stream, "isatty", lambda: False)()
+        sized = shutil.get_terminal_size((0, 0)).columns > 0  # else tqdm may draw a bar of width 0
         self.bar = tqdm(total=max(last - first + 1, 0), desc=name, unit="epoch", leave=False, file=stream,
-                        dynamic_ncols=True) if is_tty else None
+                        dynamic_ncols=sized, ncols=None if sized else 120) if is_tty else None
 
     def update(self, rows: Sequence[Mapping[str, Any]], best_epoch: int, stopped: bool = False) -> None:
         """Show the epoch just recorded (the last of `rows`); `best_epoch` is the best so far."""
         row = rows[-1]
-        text = self.describe(row, rows, best_epoch)
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix_str(text, refresh=True)
+            self.bar.set_postfix_str(self.describe(row, rows, best_epoch, compact=True), refresh=True)
         elif stopped or self._due(int(row["epoch"])):
             done = int(row["epoch"]) - self.first + 1
             pace = (time.perf_counter() - self.started) / max(done, 1)
             left = 0 if stopped else self.last - int(row["epoch"])
-            log.info("%s epoch %d/%d  %s  %.1f s/epoch%s", self.name, row["epoch"], self.last, text, pace,
+            log.info("%s epoch %d/%d  %s  %.1f s/epoch%s", self.name, row["epoch"], self.last,
+                     self.describe(row, rows, best_epoch), pace,
                      f", ETA {_duration(pace * left)}" if left else "")
         if stopped or int(row["epoch"]) >= self.last:
             self.close()
 
-    def describe(self, row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], best_epoch: int) -> str:
-        """'train loss 1.234  val top1 0.450 (best 0.500 at epoch 3)' for an epoch's row."""
-        text = f"train loss {row['train_loss']:.3f}"
+    def describe(self, row: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], best_epoch: int,
+                 compact: bool = False) -> str:
+        """'train loss 1.234  val top1 0.450 (best 0.500 at epoch 3)' for an epoch's row; `compact`
+        (beside a bar): 'loss 1.234  val top1 0.450 (best 0.500 @3)'."""
+        text = f"{'loss' if compact else 'train loss'} {row['train_loss']:.3f}"
+        at = " @" if compact else " at epoch "
         column = f"val_{self.monitor}"
         if self.monitor is None or column not in row:
             return text
         best = next((r for r in rows if r["epoch"] == best_epoch), None)
         text += f"  val {self.monitor} {_value(row[column])}"
         if best is not None:
-            text += f" (best {_value(best[column])} at epoch {best_epoch})"
+            text += f" (best {_value(best[column])}{at}{best_epoch})"
         else:
-            text += f" (best at epoch {best_epoch})"
+            text += f" (best{at}{best_epoch})"
         return text
 
     def close(self) -> None:

@@ -123,7 +123,7 @@ def _files(run_dir: Path) -> list[str]:
     for label, names in groups:
         present = [n for n in names if (run_dir / n).exists()]
         if present:
-            lines.append(f"{label + ':':<10}{', '.join(present)}")
+            lines.append(f"{label + ':':<11}{', '.join(present)}")
     return [f"files in {run_dir}:", *("  " + line for line in lines)] if lines else []
 
 
