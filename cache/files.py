@@ -49,6 +49,15 @@ def fingerprint_bytes(*parts: bytes | str) -> str:
     return "b3:" + h.hexdigest(16)
 
 
+def part_of(fingerprint: str, part: str) -> str:
+    """One part of a unit fingerprint `<part>=<hash>;...` ('' when absent)."""
+    for item in str(fingerprint).split(";"):
+        name, _, value = item.partition("=")
+        if name == part:
+            return value
+    return ""
+
+
 def _hash_file(path: str | os.PathLike) -> str:
     h = blake3.blake3()
     with open(path, "rb") as f:

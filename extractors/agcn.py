@@ -152,7 +152,8 @@ def _first_person_bn(bn: nn.BatchNorm1d, num_person: int) -> nn.BatchNorm1d:
     return out.eval().requires_grad_(False)
 
 
-@register_extractor("agcn", "2s-AGCN (mmaction2 AAGCN): joint + bone streams, 256-d per (t, joint)", spec=agcn_spec)
+@register_extractor("agcn", "2s-AGCN (mmaction2 AAGCN): joint + bone streams, 256-d per (t, joint)", spec=agcn_spec,
+                    formats=("mmaction2-recognizer",))
 def build_agcn(layout: str = "imigue22", frames: int = 64, num_person: int = 2,
                attention: bool = False) -> AGCNExtractor:
     return AGCNExtractor(layout=layout, frames=frames, num_person=num_person, attention=attention)

@@ -92,6 +92,7 @@ class MViTExtractor(Extractor):
         raise CheckpointError(unsupported(str(path), "mvit", fmt, ckpt))
 
 
-@register_extractor("mvit", "MViTv2 (mmaction2) on RGB clips: patch tokens + class token, 768-d", spec=mvit_spec)
+@register_extractor("mvit", "MViTv2 (mmaction2) on RGB clips: patch tokens + class token, 768-d", spec=mvit_spec,
+                    formats=("mmaction2-recognizer", "torchvision-mvit"))
 def build_mvit(arch: str = "small", frames: int = 16, size: int = 224) -> MViTExtractor:
     return MViTExtractor(arch=arch, frames=frames, size=size)

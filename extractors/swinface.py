@@ -141,6 +141,6 @@ class SwinFaceExtractor(Extractor):
 
 
 @register_extractor("swinface", "SwinFace: Swin-T (mmpose, 112px, patch 2, window 7) + 512-d head",
-                    spec=swinface_spec)
+                    spec=swinface_spec, formats=("swinface-official", "migue-swinface"))
 def build_swinface(frames: int = 8, with_map: bool = False) -> SwinFaceExtractor:
     return SwinFaceExtractor(frames=frames, with_map=with_map)

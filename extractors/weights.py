@@ -22,11 +22,7 @@ FORMATS = {
                          "'state_dict_fam', 'state_dict_tss', 'state_dict_om'}; backbone + feature head used",
     "migue-swinface": "state_dict of migue's SwinFace extractor (backbone.* in mmpose naming + feature.*)",
 }
-ACCEPTS = {
-    "mvit": ("mmaction2-recognizer", "torchvision-mvit"),
-    "agcn": ("mmaction2-recognizer",),
-    "swinface": ("swinface-official", "migue-swinface"),
-}
+# which extractor reads which formats: `register_extractor(..., formats=...)` in each model's file
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,10 @@ def detect_format(ckpt: Mapping[str, Any]) -> str:
 
 
 def describe_formats(extractor: str) -> str:
-    return "; ".join(f"{name} ({FORMATS[name]})" for name in ACCEPTS[extractor])
+    """The formats `extractor` reads, each with what it is (as its registration declares them)."""
+    from .registry import extractor_formats
+
+    return "; ".join(f"{name} ({FORMATS.get(name, 'its own format')})" for name in extractor_formats(extractor))
 
 
 def unsupported(path: str, extractor: str, fmt: str, ckpt: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ import click
 from migue.cache import FeatureStore
 from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
 from migue.pipeline.extraction.decode_pool import cpu_count
-from migue.pipeline.extraction.modalities import MODALITIES
+from migue.pipeline.extraction.modalities import MODALITIES, Modality, get_modality
 from migue.pipeline.extraction.options import ExtractOptions
 
 from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, refuse_empty_train
@@ -20,10 +20,70 @@ JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 DEFAULT_JOINTS = "imigue22"  # the joint layout of a dataset that names none (its manifest's joint_layout)
 
 
-@click.command()
+def _load_backbones(ctx: click.Context, param: click.Parameter, modules: tuple[str, ...]) -> tuple[str, ...]:
+    """--plugin: import modules (or .py files) that register modalities (`register_modality`), and
+    the `migue.modalities` entry points, before --modality, --arch or --help are looked at."""
+    from migue.cache.streams import load_modality_plugins
+
+    if modules:
+        from migue.fusion import load_plugins  # the one loader of --plugin modules, heads' and backbones'
+
+        try:
+            load_plugins(modules)
+        except ImportError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    load_modality_plugins()
+    return modules
+
+
+class _ArchChoice(click.ParamType):
+    """An --arch value some registered modality takes (checked after --plugin loaded its rows)."""
+
+    name = "arch"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        known = arch_choices()
+        if value not in known:
+            self.fail(f"{value!r} is not an arch of any modality; choose from: {', '.join(known)}", param, ctx)
+        return str(value)
+
+
+class _ModalitiesCommand(click.Command):
+    """`migue extract`, whose help ends with the registered modalities (plugins included)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = "\b\nModalities (--modality):\n" + modalities_help()
+        super().format_epilog(ctx, formatter)
+
+
+def arch_choices() -> list[str]:
+    """Every `--arch` value of a registered modality, in registration order."""
+    return list(dict.fromkeys(a for m in MODALITIES.values() for a in m.archs))
+
+
+def modalities_help() -> str:
+    """One line per registered modality: name, unit kind, defaults, --arch values, streams, origin."""
+    width = max(len(n) for n in MODALITIES)
+    lines = []
+    for m in MODALITIES.values():
+        defaults = f"frames {m.frames}" + (f", size {m.size}" if m.size else "")
+        archs = f", --arch {'|'.join(m.archs)}" if m.archs else ""
+        streams = ", ".join(s.name for s in m.streams)
+        origin = "" if m.source == "built-in" else f"  (plugin: {m.source})"
+        lines.append(f"{m.name:<{width}}  [{m.unit_kind}] {m.extractor}: {defaults}{archs}; streams {streams}"
+                     + (" (one pass)" if m.takes is not None else "") + origin)
+    return "\n".join(lines)
+
+
+@click.command(cls=_ModalitiesCommand)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=_load_backbones,
+              expose_value=False,
+              help="Import MODULE (a module name or a .py file) that registers modalities with "
+                   "migue.pipeline.extraction.register_modality; repeatable. Those of the `migue.modalities` "
+                   "entry-point group load by themselves.")
 @click.option("--modality", "modalities", required=True, metavar="NAMES",
-              help=f"One of {', '.join(sorted(MODALITIES))}, several joined by commas, or 'all'. The video "
-                   "modalities (rgb, context, face) are extracted together in one pass: each video decoded once.")
+              help="One modality (listed below), several joined by commas, or 'all'. The video modalities "
+                   "(one pass) are extracted together: each video decoded once.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
               required=True, multiple=True, help=DATA_HELP)
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
@@ -36,10 +96,10 @@ DEFAULT_JOINTS = "imigue22"  # the joint layout of a dataset that names none (it
 @click.option("--non-strict-checkpoint", is_flag=True,
               help="Load what fits of a checkpoint that does not fully fit, warn naming the keys left "
                    "RANDOM, instead of refusing it. Recorded in the cache key.")
-@click.option("--arch", type=click.Choice(["small", "tiny"]), default="small", show_default=True,
-              help="MViTv2 size (rgb, context).")
-@click.option("--frames", type=int, default=None, help="Frames per unit (default: rgb/context 16, pose 64, face 8).")
-@click.option("--size", type=int, default=None, help="Input side in pixels (default: rgb/context 224, face 112).")
+@click.option("--arch", type=_ArchChoice(), default="small", show_default=True,
+              help="Backbone size, for the modalities that take one (their --arch values are listed below).")
+@click.option("--frames", type=int, default=None, help="Frames per unit (default: each modality's, listed below).")
+@click.option("--size", type=int, default=None, help="Input side in pixels (default: each modality's, listed below).")
 @click.option("--layout", "data_layout", default="auto", show_default=True,
               help=f"Dataset layout ({', '.join(DATA_LAYOUTS)}); auto detects it.")
 @click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default=None,
@@ -93,7 +153,7 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
     if not checkpoint:
         click.secho(f"WARNING: no --checkpoint given: the {', '.join(names)} backbone(s) have RANDOM weights "
                     "(seeded). Features are reproducible but not pretrained.", fg="red", bold=True, err=True)
-    elif len({MODALITIES[m].extractor for m in names}) > 1:
+    elif len({get_modality(m).extractor for m in names}) > 1:
         raise click.BadParameter("--checkpoint names one backbone's weights: give only modalities of that "
                                  "backbone with it", param_hint="--modality")
     from migue.extractors.checkpoints import CheckpointError
@@ -142,12 +202,19 @@ def _run_extract(manifest, data_root: tuple[Path, ...], data_layout: str, window
 
 
 def resolve_modalities(text: str) -> list[str]:
-    """'rgb,context,face' or 'all' -> the modality names, in the order given."""
+    """'rgb,context,face' or 'all' -> the modality names, in the order given (`rows` gives the rows)."""
+    return [m.name for m in rows(text)]
+
+
+def rows(text: str) -> list[Modality]:
+    """'rgb,rgb-small' or 'all' -> the registered rows, in the order given; an unknown name is an error
+    listing the known ones (a plugin's row needs --plugin)."""
     names = sorted(MODALITIES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in MODALITIES]
     if unknown or not names:
-        raise ValueError(f"unknown modality {', '.join(unknown) or text!r}; known: {', '.join(sorted(MODALITIES))}, all")
-    return list(dict.fromkeys(names))
+        raise ValueError(f"unknown modality {', '.join(unknown) or text!r}; known: {', '.join(sorted(MODALITIES))}, "
+                         "all (a plugin's modality needs --plugin MODULE)")
+    return [MODALITIES[n] for n in dict.fromkeys(names)]
 
 
 def _resolve_checkpoints(values: tuple[str, ...], cache: Path | None) -> tuple[str, ...]:

@@ -12,14 +12,17 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from migue.cache.files import FingerprintMemo, fingerprint_bytes, memo_for
+from migue.cache.files import FingerprintMemo, fingerprint_bytes, memo_for, part_of  # noqa: F401 (part_of: re-exported)
 
 from migue.pipeline.datasets.common import DEFAULT_WINDOW
 from migue.pipeline.datasets.manifest import Unit, Video
 from migue.pipeline.datasets.skeleton import skeleton_fingerprint
 
-READS = {"rgb": ("video",), "context": ("video",), "pose": ("skeleton",), "face": ("video", "skeleton")}
+if TYPE_CHECKING:
+    from .modalities import Modality
+
 MISSING = "missing"
 
 
@@ -30,17 +33,21 @@ def label_fingerprint(unit: Unit, video: Video) -> str:
     return fingerprint_bytes(json.dumps(fields, sort_keys=True, default=str))
 
 
-def unit_fingerprints(units: Iterable[Unit], videos: Mapping[str, Video], modality: str,
+def unit_fingerprints(units: Iterable[Unit], videos: Mapping[str, Video], modality: Modality | str,
                       memo: FingerprintMemo) -> tuple[dict[str, str], dict[str, str]]:
-    """(unit id -> fingerprint, unit id -> why it could not be fingerprinted). Each video's
-    files are hashed once (through the memo: unchanged files cost a stat)."""
+    """(unit id -> fingerprint, unit id -> why it could not be fingerprinted), over the inputs the
+    modality's row `reads`. Each video's files are hashed once (through the memo: unchanged files
+    cost a stat). A name is looked up (callers not yet handed the row)."""
+    from .modalities import get_modality  # late: modalities -> inputs -> this module
+
+    reads = (get_modality(modality) if isinstance(modality, str) else modality).reads
     per_video: dict[tuple[str, str], str] = {}
     out, failed = {}, {}
     for unit in units:
         video = videos[unit.video_id]
         parts = []
         try:
-            for part in READS[modality]:
+            for part in reads:
                 key = (unit.video_id, part)
                 if key not in per_video:
                     per_video[key] = _source(video, part, memo)
@@ -59,15 +66,6 @@ def _source(video: Video, part: str, memo: FingerprintMemo) -> str:
     if path is None:
         return MISSING
     return memo.file(path) if part == "video" else skeleton_fingerprint(path, memo)
-
-
-def part_of(fingerprint: str, part: str) -> str:
-    """One part of a unit fingerprint ('' when absent)."""
-    for item in str(fingerprint).split(";"):
-        name, _, value = item.partition("=")
-        if name == part:
-            return value
-    return ""
 
 
 def why_changed(old: str, new: str) -> str:
@@ -99,14 +97,17 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
 
     from migue.pipeline.datasets import read_dataset
 
+    from .modalities import MODALITIES
+
     with EntryReader(entry_dir) as reader:
         config = reader.config
         fps = reader.units["fingerprint"] if "fingerprint" in reader.units else [""] * len(reader.units)
         published = {str(u): str(fp) for u, fp in zip(reader.units["unit_id"], fps)}
     cache_root = cache_root or Path(entry_dir).parent
     manifest = read_dataset(data_root, layout, window=window, parsed_dir=cache_root / "parsed")
-    kind, modality = config.get("unit_kind", "mg"), config.get("modality", "")
-    if modality not in READS:
-        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {modality!r} has no known inputs")
-    current, _ = unit_fingerprints(manifest.of_kind(kind), manifest.videos, modality, memo_for(cache_root))
+    kind, name = config.get("unit_kind", "mg"), config.get("modality", "")
+    if name not in MODALITIES:
+        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is not registered, so its inputs "
+                         f"are unknown (known: {', '.join(MODALITIES)}; a plugin's needs --plugin)")
+    current, _ = unit_fingerprints(manifest.of_kind(kind), manifest.videos, MODALITIES[name], memo_for(cache_root))
     return stale_units(published, current)

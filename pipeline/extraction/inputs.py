@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from migue.cache.files import part_of
 from migue.pipeline.datasets.manifest import Unit, Video
 from migue.pipeline.datasets.openpose import FACE_SLICE, KEYPOINT_INDEX
 from migue.pipeline.datasets.skeleton import joint_values, load_skeleton
 from migue.pipeline.datasets.video import read_frames
 
 from .decode_worker import Take, cut
-from .fingerprints import part_of
 
 HEAD_JOINTS = ("Nose", "REye", "LEye", "REar", "LEar")
 
