@@ -185,8 +185,10 @@ def plot_curves(history: pd.DataFrame, path: Path, monitor: str, best_epoch: int
     headline = f"{title}: best epoch {best} of {len(history)}"
     if column in best_row and best_row[column] is not None:
         headline += f" (val {monitor} {best_row[column]:.3f})"
+        right = best > (history["epoch"].min() + history["epoch"].max()) / 2  # the label toward the middle
         metric_ax.annotate(f"{best_row[column]:.3f}", (best, best_row[column]), textcoords="offset points",
-                           xytext=(4, 6), color="tab:red", fontsize=9)
+                           xytext=(-4 if right else 4, 6), ha="right" if right else "left", color="tab:red",
+                           fontsize=9)
     fig.suptitle(headline, fontsize=12)
     save_figure(fig, path)
     write_json(path.with_suffix(".json"), {"title": title, "monitor": monitor, "best_epoch": best,
