@@ -222,3 +222,18 @@ def test_pose_extract_on_synth_smg_uses_kinect25(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "pose: 8 extracted" in result.output and "0 failed" in result.output
     assert "kinect25" in result.output, "the dataset's joint layout, without --joints"
+
+
+def test_frame_labels_by_hand(tiny: Path) -> None:
+    """Per-frame classes for dense windows: background -1, nested gestures hold their frames."""
+    from dataclasses import replace
+
+    second = read_dataset(tiny).videos["Sample0002"]  # rows 1,5,8 / 2,20,20 / 1,6,9 of 30 frames
+    expected = np.full(FRAMES, -1)
+    expected[4:9] = 0  # frames 4..7 and 5..8, both class index 0
+    expected[19] = 1
+    np.testing.assert_array_equal(second.frame_labels(), expected)
+    nested = replace(second, segments=(Segment(3, 2, 12), Segment(5, 2, 4), Segment(6, 8, 9)))
+    np.testing.assert_array_equal(nested.frame_labels()[:14], [-1, -1, 5, 5, 5, 3, 3, 3, 6, 6, 3, 3, 3, -1])
+    with pytest.raises(ValueError, match="video Sample0002: no frame labels \\(segments unknown\\)"):
+        replace(second, segments=None).frame_labels()

@@ -62,16 +62,11 @@ def segment_table(manifest: Manifest) -> pd.DataFrame:
         lengths = [g.frames for v in labelled for g in v.segments]
         counted = [v for v in labelled if v.frames > 0]
         frames = sum(v.frames for v in counted)
-        covered = 0
-        for video in counted:
-            inside = np.zeros(video.frames, dtype=bool)
-            for segment in video.segments:
-                inside[segment.start:segment.end + 1] = True
-            covered += int(inside.sum())
+        background = sum(int((v.frame_labels() < 0).sum()) for v in counted)
         rows.append({"split": split, "sequences": len(videos), "with segments": len(labelled),
                      "segments": sum(len(v.segments) for v in labelled),
                      "mean length": f"{np.mean(lengths):.1f}" if lengths else "-", "frames": frames,
-                     "background": f"{1 - covered / frames:.1%}" if frames else "-"})
+                     "background": f"{background / frames:.1%}" if frames else "-"})
     return pd.DataFrame(rows)
 
 

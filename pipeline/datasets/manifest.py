@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from migue.cache.units import NO_LABEL, WINDOW_KIND
 from migue.cache.units import UnitRecord as Unit  # the manifest's rows are the cache's unit records
 
@@ -43,6 +45,19 @@ class Video:
     height: int = 0
     name: str = ""
     segments: tuple[Segment, ...] | None = None
+
+    def frame_labels(self) -> np.ndarray:
+        """(frames,) int64: each frame's class index, NO_LABEL (-1) for background. Where segments
+        overlap, the one starting later (on a tie, the shorter: a gesture nested in another) holds the
+        shared frames.
+        ValueError naming the video when its segments or its frame count are unknown."""
+        if self.segments is None or self.frames <= 0:
+            what = "segments" if self.segments is None else "frame count"
+            raise ValueError(f"video {self.video_id}: no frame labels ({what} unknown)")
+        labels = np.full(self.frames, NO_LABEL, dtype=np.int64)
+        for segment in sorted(self.segments, key=lambda g: (g.start, -g.end)):  # inner ones last
+            labels[segment.start:segment.end + 1] = segment.label
+        return labels
 
 
 def make_unit_id(video_id: str, start: int, end: int) -> str:
