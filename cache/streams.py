@@ -47,6 +47,7 @@ class Stream:
 _STREAMS: dict[str, Stream] = {}
 _LISTENERS: list[Callable[[Stream], None]] = []
 _LOADED: set[str] = set()
+_SCANNED: list[bool] = []  # the entry-point group was read (a list: no `global` statement)
 
 
 def register_stream(stream: Stream, modality: str, source: str = "built-in") -> Stream:
@@ -99,6 +100,9 @@ def modality_streams(modality: str) -> tuple[Stream, ...]:
 def load_modality_plugins() -> list[str]:
     """Import the modules of the `migue.modalities` entry-point group once (the built-in rows among
     them); a broken third-party one is logged, not fatal; returns what was loaded now."""
+    if _SCANNED:
+        return []
+    _SCANNED.append(True)  # once per process: `streams()` is asked on every view of a stream
     loaded = []
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = f"entry-point:{point.value}"
