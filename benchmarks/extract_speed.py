@@ -123,14 +123,17 @@ def decode_only(manifest, options: list[ExtractOptions], built: dict, workers: i
                 parsed_dir: Path) -> dict:
     """migue's decode side alone: the one pass's jobs through the pool, no model (frames/s)."""
     from migue.pipeline.extraction.onepass import _jobs, _ModalityRun, _Pass
+    from migue.pipeline.extraction.plan import plan_extraction, request
+    from migue.pipeline.extraction.summary import Progress
 
     device = torch.device("cpu")
-    runs = {o.modality: _ModalityRun(manifest, FeatureStore(root), o, None, built[o.modality], device)
-            for o in options}
-    step = _Pass(runs, bar=_NoBar())
+    store = FeatureStore(root)
+    plan = plan_extraction(manifest, store, [request(o) for o in options])
+    runs = {e.name: _ModalityRun(e, store, built[e.request.options.modality], device) for e in plan.entries}
+    step = _Pass(runs, bar=_NoBar(), progress=Progress(plan.pending))
     with DecodePool(workers) as pool:
         t = time.perf_counter()
-        count = sum(1 for item in pool.decode(_jobs(manifest, runs, parsed_dir, None, step))
+        count = sum(1 for item in pool.decode(_jobs(manifest, runs, parsed_dir, None, step, [0]))
                     if item.array is not None)
         seconds = time.perf_counter() - t
     step.close(ok=False)  # releases the claims; nothing was forwarded

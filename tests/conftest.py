@@ -251,7 +251,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # one cluster serves them all; a module that starts using `dask_cluster` must be named here (collection
 # stops with a message saying so).
 DASK_MODULES = ("test_ablate_out.py", "test_crash_consistency.py", "test_distributed.py", "test_end_to_end.py",
-                "test_grid_input.py", "test_refused_checkpoints.py")
+                "test_extract_summary.py", "test_grid_input.py", "test_refused_checkpoints.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -157,8 +157,9 @@ def test_extract_on_dask_gives_the_single_process_cache(sample_dir, tmp_path, cl
 
     from migue.cache.verify import digest_entry
     from migue.pipeline.datasets import read_dataset
-    from migue.pipeline.orchestration.distributed import backbone_builds, extract_distributed
+    from migue.pipeline.extraction.dask_run import backbone_builds, extract_dask
     from migue.pipeline.extraction.extract import ExtractOptions, extract
+    from migue.pipeline.extraction.plan import plan_extraction, request
 
     manifest = read_dataset(sample_dir)
     opts = ExtractOptions(modality="pose", frames=16, workers=0, shard_size=32)
@@ -168,15 +169,15 @@ def test_extract_on_dask_gives_the_single_process_cache(sample_dir, tmp_path, cl
         local = extract(manifest, FeatureStore(tmp_path / "local"), opts)
     finally:
         torch.set_num_threads(threads)
-    remote = extract_distributed(manifest, sample_dir, "auto", 64, FeatureStore(tmp_path / "dask"), opts,
-                                 scheduler=cluster.scheduler_address, workers=2)
-    assert remote.extracted == local.extracted == len(manifest.of_kind("mg")) and not remote.failures
-    assert digest_entry(remote.entry).entry == digest_entry(local.entry).entry
+    store = FeatureStore(tmp_path / "dask")
+    remote = extract_dask(plan_extraction(manifest, store, [request(opts)]), store, cluster.scheduler_address, 2)
+    assert remote.reports["pose"].extracted == local.extracted == len(manifest.of_kind("mg"))
+    assert not remote.reports["pose"].failures
+    assert digest_entry(remote.reports["pose"].entry).entry == digest_entry(local.entry).entry
     with Client(cluster.scheduler_address) as client:
         builds = client.run(backbone_builds)
     assert sum(builds.values()) >= 1 and max(builds.values()) == 1  # once per worker, not per task
-    again = extract_distributed(manifest, sample_dir, "auto", 64, FeatureStore(tmp_path / "dask"), opts,
-                                scheduler=cluster.scheduler_address, workers=2)
-    assert again.extracted == 0  # idempotent: published chunks are skipped
+    again = extract_dask(plan_extraction(manifest, store, [request(opts)]), store, cluster.scheduler_address, 2)
+    assert again.reports["pose"].extracted == 0  # idempotent: published chunks are skipped
     with Client(cluster.scheduler_address) as client:
         client.restart()  # fresh worker processes (no backbone, no video modules) for the session's next user

@@ -11,6 +11,7 @@ from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
 from migue.pipeline.extraction.decode_pool import cpu_count
 from migue.pipeline.extraction.modalities import MODALITIES, Modality, get_modality
 from migue.pipeline.extraction.options import ExtractOptions
+from migue.pipeline.extraction.summary import ExtractSummary
 
 from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, refuse_empty_train
 
@@ -159,8 +160,7 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
     from migue.extractors.checkpoints import CheckpointError
 
     try:
-        reports = _run_extract(manifest, data_root, data_layout, window, FeatureStore(cache), base, names,
-                               scheduler, workers)
+        reports, summary = _run_extract(manifest, FeatureStore(cache), base, names, scheduler, workers)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     for modality, report in reports.items():
@@ -172,33 +172,26 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
             log.info("re-extracted %s: %s", unit_id, why)
         for unit_id, reason in sorted(report.failures.items()):
             click.echo(f"  failed {unit_id}: {reason}", err=True)
-    decoded = next((r.decode for r in reports.values() if r.decode is not None), None)
-    if decoded is not None and decoded.videos:
-        click.echo(f"decoded {len(decoded.videos)} videos once each: {decoded.frames_decoded} of "
-                   f"{decoded.frames_in_videos} frames")
+    click.echo(summary.line())
 
 
-def _run_extract(manifest, data_root: tuple[Path, ...], data_layout: str, window: int, store: FeatureStore,
-                 base: ExtractOptions, names: list[str], scheduler: str | None, workers: int | None) -> dict:
-    """Video modalities in one pass (or one Dask run each with --scheduler), pose on its own."""
+def _run_extract(manifest, store: FeatureStore, base: ExtractOptions, names: list[str], scheduler: str | None,
+                 workers: int | None) -> tuple[dict, "ExtractSummary"]:
+    """One plan for every modality asked; executed here (each video decoded once) or on Dask."""
     from dataclasses import replace
 
-    from migue.pipeline.extraction.extract import extract as run_extract
-    from migue.pipeline.extraction.onepass import VIDEO_MODALITIES, extract_videos
+    from migue.pipeline.extraction.onepass import execute_plan
+    from migue.pipeline.extraction.plan import plan_extraction, request
 
+    plan = plan_extraction(manifest, store, [request(replace(base, modality=m)) for m in names])
+    log.info("%s", plan)
     if scheduler:
-        from migue.pipeline.orchestration.distributed import extract_distributed
+        from migue.pipeline.extraction.dask_run import extract_dask
 
-        return {m: extract_distributed(manifest, data_root, data_layout, window, store, replace(base, modality=m),
-                                       scheduler=scheduler, workers=workers or 2) for m in names}
-    reports = {}
-    video = [m for m in names if m in VIDEO_MODALITIES]
-    if video:
-        reports.update(extract_videos(manifest, store, [replace(base, modality=m) for m in video]))
-    for m in names:
-        if m not in VIDEO_MODALITIES:
-            reports[m] = run_extract(manifest, store, replace(base, modality=m))
-    return {m: reports[m] for m in names}
+        run = extract_dask(plan, store, scheduler, workers or 2)
+    else:
+        run = execute_plan(plan, store)
+    return {e.request.modality.name: run.reports[e.name] for e in plan.entries}, run.summary
 
 
 def resolve_modalities(text: str) -> list[str]:

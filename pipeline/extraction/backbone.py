@@ -53,7 +53,7 @@ def entry_config(opts: ExtractOptions, precision: str, manifest: Manifest) -> di
         "inputs": {**asdict(cfg), "joints": list(cfg.joints)},
         "weights": weights_identity(opts),
         "precision": precision,
-        "unit_kind": mod.unit_kind,
+        "unit_kind": mod.kind(opts),
         "dataset_layout": manifest.layout,
     }
 

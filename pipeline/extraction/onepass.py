@@ -1,25 +1,29 @@
-"""Stage one for the video modalities (rgb, context, face): each long video decoded once.
+"""Stage one's executor: a `Plan` run with each video decoded once for every requested modality.
 
-One pass claims the pending chunks of every requested modality video by video, asks the
-decoding workers (`decode_pool`) for every unit's input of that video at once, and forwards
-each modality's units in the same batches a separate run makes: a chunk's pending units in
-chunk order, cut every batch size (so each entry is bit-identical to a one-modality run at the
-same batch size). A video with nothing pending in any requested modality is never opened.
+One pass claims the pending chunks of every entry of the plan video by video, asks the decoding
+workers (`decode_pool`) for every decoded unit's input of that video at once (the row's `takes`),
+computes the inputs of rows that need no decoding (pose, from the skeleton parsed once for pose
+and face) in this process, and forwards each entry's units in the same batches a separate run
+makes: a chunk's pending units in chunk order, cut every batch size (so each entry is
+bit-identical to a one-modality run at the same batch size). A video with nothing pending in any
+entry is never opened. No code here knows a modality by name: the rows say how.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from migue.cache import FeatureStore, WorkClaims, chunk_name
+from migue.cache import EntryWriter
 from migue.cache.claims import Claim
 from migue.cache.publish import publish_claimed, raise_failed
 from migue.cache.units import unit_columns
@@ -27,19 +31,18 @@ from migue.cache.writer import disk_full
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.manifest import Manifest, Unit
 
-from .backbone import build_model, entry_config, forward, resolve_precision
+from .backbone import build_model, forward, resolve_precision
 from .batching import resolve_batch_size
 from .decode_pool import DecodePool, DecodeTotals, UnitInput
 from .decode_worker import UnitRequest, VideoJob
 from .options import ExtractOptions, ExtractReport
-from .work import ShardBuffer, chunks_of, finite_only, pending_units, unproduced
-from .inputs import InputConfig, clip_takes, face_takes
-from .modalities import MODALITIES, get_modality
-from .unit_inputs import parse_skeletons
+from .plan import EntryPlan, Plan, plan_extraction, request
+from .summary import ExtractSummary, Progress
+from .work import ShardBuffer, finite_only, unproduced
+from .unit_inputs import parse_videos
+from migue.cache.files import part_of
 
 log = logging.getLogger("migue.extract")
-
-VIDEO_MODALITIES = tuple(m.name for m in MODALITIES.values() if m.one_pass)  # rgb, context, face
 
 
 @dataclass
@@ -59,23 +62,22 @@ class _Chunk:
 class _ModalityRun:
     """One modality's entry, model, chunks and claims during a pass."""
 
-    def __init__(self, manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None,
-                 model: torch.nn.Module | None, device: torch.device) -> None:
-        self.opts, self.device = opts, device
-        self.precision = resolve_precision(opts.precision, device)
-        self.model = model or build_model(opts)
-        self.cfg = get_modality(opts.modality).input_config(opts)
-        self.writer = store.writer(entry_config(opts, self.precision, manifest))
-        units, self.report = pending_units(manifest, store, self.writer, opts, only)
-        self.pending = {u.unit_id: u for u in units}
+    def __init__(self, plan: EntryPlan, store: FeatureStore, model: torch.nn.Module | None,
+                 device: torch.device) -> None:
+        self.name, self.mod, self.opts, self.device = plan.name, plan.request.modality, plan.request.options, device
+        self.precision = resolve_precision(self.opts.precision, device)
+        self.model = model or build_model(self.opts)
+        self.cfg = self.mod.input_config(self.opts)
+        self.writer: EntryWriter = store.writer(dict(plan.config))
+        self.report = plan.report()
+        self.pending = {u.unit_id: u for u in plan.pending}
         self.asked = set(self.pending)  # each ends published or failed (`account`)
-        kind = get_modality(opts.modality).unit_kind
-        self.chunks = [[u.unit_id for u in c] for c in chunks_of(manifest.of_kind(kind), opts.shard_size)]
+        self.chunks = [list(c) for c in plan.chunks]
         self.chunk_of = {uid: k for k, chunk in enumerate(self.chunks) for uid in chunk}
         self.claims = WorkClaims(self.writer.dir)
         self.open: dict[int, _Chunk] = {}
         self.busy: set[int] = set()
-        self.batch_size = opts.batch_size
+        self.batch_size = self.opts.batch_size
 
     def claim_for(self, units: list[Unit]) -> list[Unit]:
         """Claim the chunks of these pending units (once each); the units this run now computes."""
@@ -118,8 +120,8 @@ class _ModalityRun:
 class _Pass:
     """Forwarding and publishing for every modality of one pass (the model process side)."""
 
-    def __init__(self, runs: dict[str, _ModalityRun], bar: tqdm) -> None:
-        self.runs, self.bar = runs, bar
+    def __init__(self, runs: dict[str, _ModalityRun], bar: tqdm, progress: Progress) -> None:
+        self.runs, self.bar, self.progress = runs, bar, progress
         self.publisher = ThreadPoolExecutor(max_workers=1)  # shard writes off the critical path
         self.pending: list[Future] = []
 
@@ -148,6 +150,7 @@ class _Pass:
         del run.open[k]
         self.pending.append(self.publisher.submit(publish_claimed, run.writer, chunk.claim,
                                                   unit_columns(chunk.buffer.units), chunk.buffer.streams))
+        self.progress.published(run.name, len(chunk.rows))
         raise_failed(self.pending)
 
     def _forward(self, run: _ModalityRun, chunk: _Chunk, units: list[Unit]) -> None:
@@ -164,7 +167,10 @@ class _Pass:
             if ids:
                 chunk.buffer.add([u for u in units if u.unit_id in set(ids)], outputs)
                 run.report.extracted += len(ids)
+            if log.isEnabledFor(logging.DEBUG):  # kill_test.py reads it; no hashing otherwise
+                log.debug("forwarded %d units of %s", len(units), chunk_name(run.chunks[run.chunk_of[units[0].unit_id]]))
         self.bar.update(len(units))
+        self.progress.forwarded(len(units))
 
     def finish(self) -> None:
         """After the last input: a unit of a claimed chunk whose input never came is failed with a
@@ -197,35 +203,35 @@ class _Pass:
                 run.open = {}
 
 
-def extract_videos(manifest: Manifest, store: FeatureStore, options: list[ExtractOptions],
-                   only: set[str] | None = None, built: dict[str, torch.nn.Module] | None = None,
-                   mode: str | None = None) -> dict[str, ExtractReport]:
-    """Extract every pending unit of these video modalities, decoding each video once; resumable.
+def execute_plan(plan: Plan, store: FeatureStore, built: dict[str, torch.nn.Module] | None = None,
+                 mode: str | None = None, workers: int | None = None) -> "ExtractRun":
+    """Compute every pending unit of the plan, decoding each video once for all its entries and
+    parsing each skeleton once for all the entries reading it; resumable.
 
-    `only` restricts the work to these unit ids; `built` holds backbones already built per
-    modality; `mode` forces 'seek' or 'stream' for every video (tests, benchmarks)."""
-    for opts in options:
-        if opts.modality not in VIDEO_MODALITIES:
-            raise ValueError(f"{opts.modality!r} is not a video modality ({', '.join(VIDEO_MODALITIES)})")
-    device = pick_device(options[0].device)
-    workers = options[0].workers
-    runs = {o.modality: _ModalityRun(manifest, store, o, only, (built or {}).get(o.modality), device)
-            for o in options}
+    `built` holds backbones already built per entry name (a Dask worker keeps them); `mode`
+    forces 'seek' or 'stream' for every video (tests, benchmarks); `workers` decoding processes
+    (default: the first request's option; 0 decodes in this process)."""
+    t0 = time.perf_counter()
+    if not plan.entries:
+        return ExtractRun({}, ExtractSummary())
+    if plan.manifest is None:
+        raise ValueError("a plan without its manifest cannot be executed")
+    manifest = plan.manifest
+    first = plan.entries[0].request.options
+    device = pick_device(first.device)
+    workers = first.workers if workers is None else workers
+    runs = {e.name: _ModalityRun(e, store, (built or {}).get(e.name), device) for e in plan.entries}
     parsed_dir = store.root / "parsed"
-    if "face" in runs and runs["face"].pending:
-        face = runs["face"]
-        try:
-            kept = parse_skeletons(list(face.pending.values()), manifest.videos, parsed_dir, face.report.failures)
-        except OSError as exc:  # only ENOSPC gets here
-            raise disk_full(face.writer.dir, exc, what=f"keeping parsed skeletons under {parsed_dir}") from exc
-        face.pending = {u.unit_id: u for u in kept}
-    totals = DecodeTotals()
+    _parse_shared_skeletons(manifest, runs, parsed_dir)
+    totals, needed = DecodeTotals(), [0]
+    progress = Progress(sum(len(r.pending) for r in runs.values()))
+    decodes = any(run.mod.takes and run.pending for run in runs.values())
     # The decoding workers start (fork server, fresh interpreters) before the parent touches CUDA.
-    with DecodePool(workers) as pool:
+    with DecodePool(workers if decodes else 0) as pool:
         for run in runs.values():
             run.model = run.model.to(device)
         while any(run.pending for run in runs.values()):
-            _one_pass(manifest, runs, pool, parsed_dir, mode)
+            _one_pass(manifest, runs, pool, parsed_dir, mode, needed, progress)
             totals.videos.extend(pool.totals.videos)
             pool.totals = DecodeTotals()
             busy = [(run, k) for run in runs.values() for k in sorted(run.busy)]
@@ -245,18 +251,54 @@ def extract_videos(manifest: Manifest, store: FeatureStore, options: list[Extrac
         run.account()
         run.writer.record_failures(run.report.failures)
         run.report.decode, run.report.batch_size = totals, run.batch_size
-    return {m: run.report for m, run in runs.items()}
+    reports = {name: run.report for name, run in runs.items()}
+    summary = ExtractSummary(totals.frames_decoded, needed[0], len(totals.videos),
+                             {n: r.extracted for n, r in reports.items()},
+                             {n: len(r.failures) for n, r in reports.items()}, time.perf_counter() - t0)
+    return ExtractRun(reports, summary)
+
+
+@dataclass
+class ExtractRun:
+    """What executing a plan did: a report per entry, and the summary line's figures."""
+
+    reports: dict[str, ExtractReport]
+    summary: ExtractSummary
+
+
+def _parse_shared_skeletons(manifest: Manifest, runs: dict[str, _ModalityRun], parsed_dir: Path) -> None:
+    """Parse each pending video's skeleton once for every entry that reads skeletons; the units
+    of one that cannot be read fail (in every such entry) with the reason."""
+    readers = [run for run in runs.values() if run.mod.reads_skeleton and run.pending]
+    content = {u.video_id: part_of(u.fingerprint, "skeleton") for run in readers for u in run.pending.values()}
+    if not content:
+        return
+    try:
+        bad = parse_videos(content, manifest.videos, parsed_dir)
+    except OSError as exc:  # only ENOSPC gets here
+        raise disk_full(readers[0].writer.dir, exc, what=f"keeping parsed skeletons under {parsed_dir}") from exc
+    for run in readers:
+        run.report.failures.update({uid: bad[u.video_id] for uid, u in run.pending.items() if u.video_id in bad})
+        run.pending = {uid: u for uid, u in run.pending.items() if u.video_id not in bad}
+
+
+def extract_videos(manifest: Manifest, store: FeatureStore, options: Sequence[ExtractOptions],
+                   only: set[str] | None = None, built: dict[str, torch.nn.Module] | None = None,
+                   mode: str | None = None) -> dict[str, ExtractReport]:
+    """Plan and execute these options' modalities in one pass (a report per modality)."""
+    plan = plan_extraction(manifest, store, [request(o) for o in options], only)
+    return execute_plan(plan, store, built, mode).reports
 
 
 def _one_pass(manifest: Manifest, runs: dict[str, _ModalityRun], pool: DecodePool, parsed_dir: Path,
-              mode: str | None) -> None:
+              mode: str | None, needed: list[int], progress: Progress) -> None:
     total = sum(len(run.pending) for run in runs.values())
     names = ",".join(runs)
     with tqdm(total=total, desc=f"extract {names}", unit="unit", disable=None) as bar:
-        step = _Pass(runs, bar)
+        step = _Pass(runs, bar, progress)
         ok = False
         try:
-            for item in pool.decode(_jobs(manifest, runs, parsed_dir, mode, step)):
+            for item in pool.decode(_jobs(manifest, runs, parsed_dir, mode, step, needed)):
                 step.take(item)
             step.finish()
             ok = True
@@ -267,39 +309,42 @@ def _one_pass(manifest: Manifest, runs: dict[str, _ModalityRun], pool: DecodePoo
 
 
 def _jobs(manifest: Manifest, runs: dict[str, _ModalityRun], parsed_dir: Path, mode: str | None,
-          step: _Pass) -> Iterator[VideoJob]:
-    """One job per video with anything pending: claims its chunks, names every unit's takes."""
+          step: _Pass, needed: list[int]) -> Iterator[VideoJob]:
+    """One job per video with anything to decode: claims its chunks, names every decoded unit's
+    takes (the row's `takes`) and hands over the inputs computed without decoding (the row's
+    `unit_input`). Adds the frames the video's decoded units cover to `needed[0]`."""
     by_video: dict[str, dict[str, list[Unit]]] = {}
-    for modality, run in runs.items():
+    for name, run in runs.items():
         for u in sorted(run.pending.values(), key=lambda u: (u.video_id, u.start, u.unit_id)):
-            by_video.setdefault(u.video_id, {}).setdefault(modality, []).append(u)
+            by_video.setdefault(u.video_id, {}).setdefault(name, []).append(u)
     for vid in sorted(by_video):
         video = manifest.videos[vid]
         requests: list[UnitRequest] = []
-        for modality, units in by_video[vid].items():
-            run = runs[modality]
+        spans: list[tuple[int, int]] = []
+        for name, units in by_video[vid].items():
+            run = runs[name]
             for u in run.claim_for(units):
                 try:
-                    requests.append(UnitRequest((modality, u.unit_id), _takes(modality, u, video, run.cfg,
-                                                                               parsed_dir)))
+                    if run.mod.takes is None:  # no frames: the input comes straight from the row
+                        step.take(UnitInput((name, u.unit_id), run.mod.unit_input(u, video, run.cfg, parsed_dir)))
+                        continue
+                    requests.append(UnitRequest((name, u.unit_id), run.mod.takes(u, video, run.cfg, parsed_dir)))
+                    spans.append((u.start, u.end))
                 except Exception as exc:  # no video file, an unreadable skeleton: this unit only
-                    step.take(UnitInput((modality, u.unit_id), None, f"{type(exc).__name__}: {exc}"))
+                    step.take(UnitInput((name, u.unit_id), None, f"{type(exc).__name__}: {exc}"))
             for k in [k for k, c in run.open.items() if not c.rows]:  # claimed, nothing left to do
                 run.open.pop(k).claim.release()
         if requests:
+            needed[0] += frames_needed(spans)
             yield VideoJob(vid, str(video.video_path), video.width, video.height, tuple(requests), mode)
 
 
-def _takes(modality: str, unit: Unit, video: Any, cfg: InputConfig, parsed_dir: Path) -> tuple:
-    if video.video_path is None:
-        raise FileNotFoundError(f"video {video.video_id}: no video file")
-    if modality == "face":
-        return face_takes(unit, video, cfg, parsed_dir)
-    return clip_takes(unit, video, cfg)
-
-
-def single(manifest: Manifest, store: FeatureStore, opts: ExtractOptions, only: set[str] | None,
-           model: torch.nn.Module | None) -> ExtractReport:
-    """One video modality through the one-pass engine (what `extract()` runs for it)."""
-    return extract_videos(manifest, store, [opts], only, {opts.modality: model} if model else None)[opts.modality]
-
+def frames_needed(ranges: Iterable[tuple[int, int]]) -> int:
+    """Frames a video's decoded units need: the union of their [start, end] frame ranges (each
+    unit's clip or window; a frame two units share, or two modalities' units, counts once)."""
+    total, reach = 0, -1
+    for first, last in sorted(ranges):
+        if last > reach:
+            total += last - max(first, reach + 1) + 1
+            reach = last
+    return total

@@ -24,6 +24,7 @@ class ExtractOptions:
     workers: int = 2
     shard_size: int = 64
     seed: int = 0  # seeds the random weights when no checkpoint is given
+    unit_kind: str | None = None  # the units to cover; None: the modality row's own kind
 
 
 @dataclass

@@ -70,7 +70,14 @@ def worker_init(_: int) -> None:
 def parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Path,
                     failures: dict[str, str]) -> list[Unit]:
     """Parse each needed skeleton sheet once (kept by hash); units of unreadable ones fail."""
-    content = {u.video_id: part_of(u.fingerprint, "skeleton") for u in units}
+    bad = parse_videos({u.video_id: part_of(u.fingerprint, "skeleton") for u in units}, videos, parsed_dir)
+    failures.update({u.unit_id: bad[u.video_id] for u in units if u.video_id in bad})
+    return [u for u in units if u.video_id not in bad]
+
+
+def parse_videos(content: dict[str, str], videos: dict[str, Video], parsed_dir: Path) -> dict[str, str]:
+    """Parse the skeleton of each video in `content` (video id -> skeleton fingerprint) once,
+    for every modality reading it; video id -> why, for those that cannot be read."""
     bad: dict[str, str] = {}
     for vid in tqdm(sorted(content), desc="read skeletons", unit="video", disable=None):
         try:
@@ -79,5 +86,4 @@ def parse_skeletons(units: list[Unit], videos: dict[str, Video], parsed_dir: Pat
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk, not this file
                 raise
             bad[vid] = f"{type(exc).__name__}: {exc}"
-    failures.update({u.unit_id: bad[u.video_id] for u in units if u.video_id in bad})
-    return [u for u in units if u.video_id not in bad]
+    return bad

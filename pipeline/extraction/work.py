@@ -15,22 +15,22 @@ from migue.cache.units import unit_columns
 from migue.pipeline.datasets.manifest import Manifest, Unit
 
 from .fingerprints import unit_fingerprints, why_changed
-from .modalities import get_modality
+from .modalities import Modality
 from .options import ExtractOptions, ExtractReport
 
 log = logging.getLogger("migue.extract")
 
 
-def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, opts: ExtractOptions,
-                  only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
+def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, mod: Modality,
+                  opts: ExtractOptions, only: set[str] | None) -> tuple[list[Unit], ExtractReport]:
     """The modality's units to compute, fingerprinted (units whose inputs changed are retired and
     recomputed), in (video, start) order, and the report they start."""
-    mod = get_modality(opts.modality)
+    kind = mod.kind(opts)
     memo = memo_for(store.root)
     hashed_before = memo.hashed_bytes
-    asked = [u for u in manifest.of_kind(mod.unit_kind) if only is None or u.unit_id in only]
+    asked = [u for u in manifest.of_kind(kind) if only is None or u.unit_id in only]
     wanted, twice = _one_row_each(asked)
-    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, opts.modality, memo)
+    fingerprints, unreadable = unit_fingerprints(wanted, manifest.videos, mod, memo)
     published = writer.published_fingerprints()
     changed = {uid: why_changed(old, fingerprints[uid]) for uid, old in published.items()
                if uid in fingerprints and old != fingerprints[uid]}
@@ -38,7 +38,7 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
         writer.retire(set(changed))
         log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
                  "they are extracted again", opts.modality, len(changed), _reasons(changed))
-    in_dataset = {u.unit_id for u in manifest.of_kind(mod.unit_kind)}
+    in_dataset = {u.unit_id for u in manifest.of_kind(kind)}
     writer.record_dataset(dataset_record(in_dataset, [manifest.root], manifest.layout))  # readers refuse a mix
     asked_ids = {u.unit_id for u in asked}
     done = {uid for uid in published if uid not in changed and uid in asked_ids}  # this dataset's units only
@@ -102,9 +102,14 @@ def _reasons(changed: dict[str, str]) -> str:
 
 
 def chunks_of(units: list[Unit], size: int) -> list[list[Unit]]:
-    """The kind's units in (video, start) order, cut every `size` units: the same in every run."""
-    ordered = sorted(units, key=lambda u: (u.video_id, u.start, u.unit_id))
-    return [ordered[i:i + size] for i in range(0, len(ordered), max(1, size))]
+    """The kind's units in (video, start) order, each video's cut every `size` units: the same in
+    every run. A chunk never spans two videos, so a shard of videos (a Dask task) holds whole
+    chunks and forwards the same batches as a run over every video (bit-identical entries)."""
+    by_video: dict[str, list[Unit]] = {}
+    for u in sorted(units, key=lambda u: (u.video_id, u.start, u.unit_id)):
+        by_video.setdefault(u.video_id, []).append(u)
+    step = max(1, size)
+    return [units[i:i + step] for units in by_video.values() for i in range(0, len(units), step)]
 
 
 class ShardBuffer:

@@ -33,6 +33,7 @@ import yaml
 from migue.cache import FeatureStore
 from migue.cache.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from migue.cache.files import NotARegularFileError, require_regular_file
+from migue.common.dask_client import connect, gpu_resources
 from migue.fusion.config import MONITORS
 from migue.fusion.data import TASKS
 from migue.fusion.reports import DONE_FILE, finished_metrics
@@ -47,7 +48,6 @@ REPORTS = ("results.csv", "results.md", "results.png", "grid.json")  # what a gr
 MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
 MAX_GRID_DEPTH = 32  # nesting levels of a grid file (a few are used; thousands overflow the stack)
 GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
-ENTRY_HINT = "the grid file's key `entries: {{{modality}: NAME}}`"  # how a grid picks one of several entries
 
 
 class _GridLoader(yaml.SafeLoader):
@@ -262,23 +262,6 @@ def _sweep_groups(task: str, todo: dict[str, dict[str, Any]]) -> list[list[str]]
     return list(groups.values())
 
 
-def connect(scheduler: str | None, workers: int) -> Any:
-    """A Dask client: an existing scheduler at ADDRESS, or a LocalCluster of worker processes."""
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler and scheduler != "local":
-        return Client(scheduler)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.WARNING)  # any free port
-    return Client(cluster)
-
-
-def gpu_resources(client: Any) -> dict[str, int]:
-    """`{'GPU': 1}` when the cluster's workers declare GPUs, else no resource restriction."""
-    workers = client.scheduler_info().get("workers", {}).values()
-    return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else {}
-
-
 def _roles_or_none(task: str, config: dict[str, Any]) -> list[str]:
     """The entries a run's head reads; none for a run whose head or settings are unknown (that run
     then fails on its own, with its error in the results, and the others still run)."""
@@ -306,8 +289,7 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
-                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles],
-                                                           name_with=ENTRY_HINT).items()}
+                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
     out.mkdir(parents=True, exist_ok=True)
     remove_reports(out, replaced)  # only now that the grid can start: a wrong --cache keeps the old results
     atomic_write_text(out / "grid.json", json.dumps(record, indent=1))

@@ -15,13 +15,16 @@ from migue.cache import FeatureStore
 
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.extraction.decode_pool import cpu_count as cpu_threads
-from migue.pipeline.extraction.extract import ExtractOptions, extract
+from migue.pipeline.extraction.onepass import execute_plan
+from migue.pipeline.extraction.options import ExtractOptions
+from migue.pipeline.extraction.plan import plan_extraction, request
 from migue.synth.sample import write_sample
 from .entries import head_roles, select_entries
 
 log = logging.getLogger("migue.demo")
 
 # Small enough for 2 CPU cores: the synthetic frames are 160x120, so 112px inputs lose nothing.
+# Each modality's options of the demo's one extraction plan.
 DEMO_EXTRACT = {
     "rgb": {"size": 112, "frames": 16},
     "context": {"size": 112, "frames": 16},
@@ -58,13 +61,16 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         raise RuntimeError("the generated sample has problems:\n" + "\n".join(manifest.problems))
     store = FeatureStore(workdir / "cache")
     workers = min(2, cpu_threads())
-    for modality, overrides in (QUICK_EXTRACT if quick else DEMO_EXTRACT).items():
-        t = time.perf_counter()
-        report = extract(manifest, store, ExtractOptions(modality=modality, arch=arch, workers=workers,
-                                                         **overrides))
+    t = time.perf_counter()
+    plan = plan_extraction(manifest, store, [request(ExtractOptions(modality=modality, arch=arch, workers=workers,
+                                                                    **overrides))
+                                             for modality, overrides in (QUICK_EXTRACT if quick else DEMO_EXTRACT).items()])
+    run = execute_plan(plan, store)  # one pass: each video decoded once for rgb, context and face
+    for name, report in run.reports.items():
         if report.failures:
-            raise RuntimeError(f"{modality}: {len(report.failures)} units failed: {report.failures}")
-        timings[f"extract {modality}"] = time.perf_counter() - t
+            raise RuntimeError(f"{name}: {len(report.failures)} units failed: {report.failures}")
+    print(f"extract: {run.summary.line()}")
+    timings["extract"] = time.perf_counter() - t
     from migue.fusion.runs import train_run
 
     rows = []
@@ -86,22 +92,24 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
 
 
 def _tables(summary: pd.DataFrame) -> str:
-    """One Markdown table per task, each with its own metric columns."""
+    """One Markdown table per task (in the order of the runs), each with its own metric columns."""
+    from migue.fusion.tasks import get_task
+
     parts = []
-    for task, title in (("mg", "Micro-gesture classification (32 classes), test split"),
-                        ("emotion", "Emotion (win/lose per video), test split")):
+    for task in dict.fromkeys(summary["task"]):
         table = summary[summary["task"] == task].dropna(axis=1, how="all").drop(columns="task")
-        parts.append(f"### {title}\n\n" + table.to_markdown(index=False, floatfmt=".3f"))
+        parts.append(f"### {get_task(task).heading}\n\n" + table.to_markdown(index=False, floatfmt=".3f"))
     return "\n\n".join(parts)
 
 
 def _headline(task: str, metrics: dict[str, Any]) -> dict[str, float]:
-    test = metrics["test"]
-    if task == "mg":
-        return {"test top-1": test["top1"], "test top-5": test["top5"], "test macro-F1": test["macro_f1"],
-                "chance top-1": _chance(metrics["chance"])}
-    return {"test accuracy": test["accuracy"], "test F1": test["f1"], "test ROC-AUC": test["roc_auc"],
-            "chance accuracy": _chance(metrics["chance"])}
+    """The task's metrics on test (mg: top-1, top-5, macro-F1), then chance on its first one."""
+    from migue.fusion.metrics import LABELS
+    from migue.fusion.tasks import get_task
+
+    test, names = metrics["test"], get_task(task).metrics
+    row = {f"test {LABELS.get(m, m)}": test[m] for m in names}
+    return {**row, f"chance {LABELS.get(names[0], names[0])}": _chance(metrics["chance"])}
 
 
 def _chance(chance: dict[str, Any]) -> float:
