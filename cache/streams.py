@@ -17,12 +17,12 @@ future: the probe baselines register one head per stream that way.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
 
-log = logging.getLogger("migue.cache")
+from migue.common.entry_points import load_group
+
 ENTRY_POINT_GROUP = "migue.modalities"
 BUILTIN_POINT = "builtin"  # the migue package's own entry in the group: the built-in rows
 
@@ -103,20 +103,7 @@ def load_modality_plugins() -> list[str]:
     if _SCANNED:
         return []
     _SCANNED.append(True)  # once per process: `streams()` is asked on every view of a stream
-    loaded = []
-    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        key = f"entry-point:{point.value}"
-        if key in _LOADED:
-            continue
-        _LOADED.add(key)
-        try:
-            point.load()
-        except Exception as exc:
-            if point.name == BUILTIN_POINT:
-                raise
-            log.warning("modality plugin %s (%s) failed to load: %s", point.name, point.value, exc)
-            continue
-        loaded.append(key)
+    loaded = load_group(ENTRY_POINT_GROUP, _LOADED, fatal=(BUILTIN_POINT,))
     if not _STREAMS and not any(p.name == BUILTIN_POINT for p in metadata.entry_points(group=ENTRY_POINT_GROUP)):
         raise LookupError(f"no modality streams registered: the built-in modalities register through the "
                           f"{ENTRY_POINT_GROUP!r} entry point of the migue package, which this install lacks; "
