@@ -111,3 +111,40 @@ def test_a_moved_plugin_run_evaluates_from_the_new_place(moved_run):
     result = _migue("predict", str(run), "--plugin", str(new), "--out", str(new.parent / "p.csv"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert len((new.parent / "p.csv").read_text().splitlines()) == n + 1  # every test clip, and a header
+
+
+@pytest.fixture(scope="module")
+def skeleton_sample(tmp_path_factory) -> Path:
+    """A MiGA 2025 sample without videos: 12 videos, 6 of them in train (synth's split)."""
+    from migue.synth.sample import write_sample
+
+    root = tmp_path_factory.mktemp("sample")
+    write_sample(root, videos=12, frames=260, seed=1, rgb=False)
+    return root
+
+
+def _check(root: Path):
+    return CliRunner().invoke(main, ["data", "check", str(root), "--no-skeletons", "--cache", str(root / "cache")])
+
+
+def test_data_check_names_a_deleted_emotion_label_file(skeleton_sample, tmp_path):
+    assert _check(skeleton_sample).exit_code == 0  # the whole sample: no problem
+    root = tmp_path / "sample"
+    shutil.copytree(skeleton_sample, root)
+    (labels,) = root.glob("**/train_label.csv")
+    labels.unlink()
+    result = _check(root)
+    assert result.exit_code == 1, result.output
+    assert (f"no train_label.csv under {root}: it holds the emotion labels (video_id,label; 1 win, 0 lose) of the "
+            "train videos, so 6 of the 6 have none and the emotion task cannot train on them") in result.output
+
+
+def test_data_check_names_videos_an_emotion_label_file_lacks(skeleton_sample, tmp_path):
+    root = tmp_path / "sample"
+    shutil.copytree(skeleton_sample, root)
+    (labels,) = root.glob("**/validation_label.csv")
+    lines = labels.read_text().splitlines()
+    labels.write_text("\n".join(lines[:-1]) + "\n")  # the last video's row gone
+    result = _check(root)
+    assert result.exit_code == 1, result.output
+    assert f"1 of the 3 val videos have no emotion label in {labels}" in result.output

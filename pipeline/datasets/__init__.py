@@ -67,6 +67,7 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
         manifest.notes.append(f"{where} also looks like {', '.join(matches[1:])}: read as {layout} "
                               "(choose with --layout)")
     _empty_splits(manifest, layout, where)
+    _missing_emotion_files(manifest, layout, where)
     return manifest
 
 
@@ -83,6 +84,35 @@ def _empty_splits(manifest: DatasetManifest, layout: str, where: str) -> None:
         elif not manifest.split_sources.get(split):
             manifest.notes.append(f"no {split} split: the {layout} reader looked for {looked} under {where} "
                                   f"and found none (not in this download); {MISSING[split]}")
+
+
+EMOTION_FILE = {"train": "train_label.csv", "val": "validation_label.csv"}  # the MiGA emotion track's files
+EMOTION_FROM_FILES = ("imigue", "miga2025", "miga2023", "openpose-json")  # releases that ship them (ST-GCN: optional)
+
+
+def _missing_emotion_files(manifest: DatasetManifest, layout: str, where: str) -> None:
+    """Train or val videos without an emotion label because their split's label file is absent (a
+    problem for the iMiGUE and MiGA layouts, a note for ST-GCN packs), or because it lacks them."""
+    from .files import EMOTION_FILES
+
+    if layout not in (*EMOTION_FROM_FILES, "stgcn") or manifest.found is None:
+        return
+    for split, name in EMOTION_FILE.items():
+        videos = [v for v in manifest.videos.values() if v.split == split]
+        unknown = sorted(v.video_id for v in videos if v.emotion < 0)
+        if not unknown:
+            continue
+        files = [p for p in manifest.found.emotion_files if EMOTION_FILES.get(p.name) == split]
+        if files:
+            manifest.problems.append(
+                f"{len(unknown)} of the {len(videos)} {split} videos have no emotion label in "
+                f"{', '.join(str(p) for p in files)} (e.g. video {unknown[0]}): the emotion task leaves them out")
+            continue
+        text = (f"no {name} under {where}: it holds the emotion labels (video_id,label; 1 win, 0 lose) of the "
+                f"{split} videos, so {len(unknown)} of the {len(videos)} have none and the emotion task cannot "
+                f"{'train' if split == 'train' else 'validate'} on them; the release has it beside the "
+                "imigue_skeleton_* folders")
+        (manifest.problems if layout in EMOTION_FROM_FILES else manifest.notes).append(text)
 
 
 MISSING = {"val": "the other splits are read, and training keeps its last epoch (no early stopping)",
