@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import threading
+import time
 
 import click
 
@@ -63,9 +66,23 @@ class _Migue(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
+        from . import interrupt
+
+        protected = getattr(ctx, "_protected_args", None)  # click 8.2+: the public name is deprecated
+        args = [*(ctx.protected_args if protected is None else protected), *ctx.args]
+        started = time.time()
+        previous = _catch_term(interrupt.raise_terminated)
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+            # Ctrl-C, or TERM (interrupt.Terminated): the context managers have closed on the way here
+            # (decoding workers stopped, nothing half-published); say what was kept and how to go on.
+            term = isinstance(exc, interrupt.Terminated)
+            command = args[0] if args else ""
+            what = interrupt.interrupted_message(command, args[1:], started)
+            click.echo(f"\ninterrupted ({'SIGTERM' if term else 'Ctrl-C'}): {what}", err=True)
+            ctx.exit(143 if term else 130)
+        except (click.exceptions.ClickException, click.exceptions.Exit):
             raise
         except Exception as exc:
             if not isinstance(exc, _user_errors()):
@@ -77,6 +94,17 @@ class _Migue(click.Group):
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             click.echo(f"error: {' '.join(str(message).splitlines())}", err=True)
             ctx.exit(2)
+        finally:
+            interrupt.clear()
+            _catch_term(previous)
+
+
+def _catch_term(handler: object) -> object:
+    """Install `handler` for SIGTERM (the main thread only: elsewhere signals cannot be caught);
+    returns the one it replaces, to restore (a test calling `main` leaves pytest's in place)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 @click.group(cls=_Migue, context_settings={"help_option_names": ["-h", "--help"]})

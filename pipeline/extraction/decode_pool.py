@@ -11,6 +11,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
@@ -52,12 +53,38 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _worker_main(tasks: mp.Queue, results: mp.Queue) -> None:
-    """A decoding process: take jobs until None, report blocks and per-video stats."""
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _worker_main(tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
+    """A decoding process: take jobs until None, report blocks and per-video stats. It leaves Ctrl-C
+    to its parent (which stops it), and exits by itself once the parent is gone: a forkserver child
+    would otherwise wait on the task queue forever after a killed run, and keep the forkserver up."""
     import cv2
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # the face resizes: one thread per worker, the workers are the parallelism
-    while (item := tasks.get()) is not None:
+    while True:
+        try:
+            item = tasks.get(timeout=POLL_S)
+        except queue.Empty:
+            if not _alive(parent):
+                return
+            continue
+        if item is None:
+            return
         job_id, job = item
         results.put(("start", job_id, (os.getpid(), os.getppid())))
         try:
@@ -92,24 +119,35 @@ class DecodePool:
         return self
 
     def _start(self) -> mp.Process:
-        proc = self._ctx.Process(target=_worker_main, args=(self._tasks, self._results), daemon=True,
+        proc = self._ctx.Process(target=_worker_main, args=(self._tasks, self._results, os.getpid()), daemon=True,
                                  name="migue-decode")
         proc.start()
         return proc
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """Finished: let the workers take their None and leave. Interrupted or failed (Ctrl-C, a
+        TERM the CLI turned into an exception, an error): stop them now, and the forkserver too."""
         if not self._procs:
             return
-        for _ in self._procs:
-            self._tasks.put(None)
+        if exc_type is None:
+            for _ in self._procs:
+                self._tasks.put(None)
         for proc in self._procs:
-            proc.join(timeout=5)
+            if exc_type is None:
+                proc.join(timeout=5)
             if proc.is_alive():
                 proc.terminate()
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
         self._drain()
         for q in (self._tasks, self._results):
+            q.cancel_join_thread()  # jobs nobody will take must not hold up the exit
             q.close()
         self._procs = []
+        if exc_type is not None and self.start_method == "forkserver":
+            _stop_forkserver()
 
     def _drain(self) -> None:
         """Unlink the blocks nobody will read (an early exit): nothing is left in /dev/shm."""
@@ -194,6 +232,18 @@ class DecodePool:
                     delivered.add(key)
                     yield UnitInput(key, block.arrays[key])
             yield from self._finish(job, delivered, stats)
+
+
+def _stop_forkserver() -> None:
+    """Stop this process's multiprocessing forkserver (the next pool starts a new one)."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)  # CPython's, 3.8+
+    if stop is not None:
+        try:
+            stop()
+        except OSError as exc:
+            log.debug("stopping the forkserver: %s", exc)
 
 
 def _read_block(block: Block) -> list[UnitInput]:
