@@ -1,7 +1,10 @@
 """What the label columns of the unit metadata mean: `mg_label` indexes the 32 iMiGUE
 micro-gesture classes (raw ids 1..31 and 99; 99 is index 31), `emotion` is 0 lose, 1 win.
-Kept here, beside the unit schema, so every package names the classes the same way."""
+Kept here, beside the unit schema, so every package names the classes the same way (the tasks
+of `fusion/tasks/` read them from here)."""
 from __future__ import annotations
+
+from .units import COLUMN
 
 MG_CLASS_NAMES: tuple[str, ...] = (
     "turtle neck", "deep breath", "touch hat", "touch face", "touch forehead",
@@ -12,10 +15,4 @@ MG_CLASS_NAMES: tuple[str, ...] = (
     "head up", "bite lip", "arm akimbo", "shake shoulder", "illustrative",
 )
 EMOTION_CLASS_NAMES: tuple[str, ...] = ("lose", "win")  # emotion label 0, 1
-
-
-def class_names(task: str, num_classes: int) -> list[str]:
-    """Names of a task's classes (mg beyond the 32 named: their index)."""
-    if task != "mg":
-        return list(EMOTION_CLASS_NAMES)
-    return [MG_CLASS_NAMES[i] if i < len(MG_CLASS_NAMES) else str(i) for i in range(num_classes)]
+LABEL_COLUMNS = (COLUMN.mg_label, COLUMN.emotion)  # the unit columns holding labels (entries must agree on them)

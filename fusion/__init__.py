@@ -9,11 +9,13 @@ from . import baselines  # noqa: F401
 from .config import DEFAULTS, config_for, resolve_config
 from .data import Input, UnitMismatchError, build_data
 from .heads import HeadContractError, build_head, check_head, head_inputs
-from .registry import get_head, heads_help, list_heads, load_plugins, register_head
+from .registry import get_head, heads_help, list_heads, load_plugins, register_head, tasks_help
+from .tasks import SubmissionFormat, Task, UnknownTaskError, get_task, list_tasks, register_task
 
 __all__ = ["DEFAULTS", "HeadContractError", "config_for", "Input", "UnitMismatchError", "build_data", "build_head", "check_head",
            "evaluate_run", "get_head", "head_inputs", "heads_help", "list_heads", "load_plugins", "predict_run",
-           "register_head", "resolve_config", "sweep_probes", "train_run"]
+           "register_head", "resolve_config", "sweep_probes", "train_run",
+           "SubmissionFormat", "Task", "UnknownTaskError", "get_task", "list_tasks", "register_task", "tasks_help"]
 
 # Training, evaluation and sweeps pull in scikit-learn and matplotlib: imported on first use, so that
 # listing the heads (`migue fuse-train --help`) stays fast.

@@ -2,9 +2,10 @@
 
 Every baseline reads pooled features (config `baseline_pool`): by default each stream is
 averaged over time and its per-place tokens (rgb h x w cells, pose joints) concatenated, so a
-probe still sees *where* a hand is; `mean` averages everything into one token. For emotion
-the per-window features are then averaged over a video's real windows. Outputs follow the task: (B, num_classes) logits
-for micro-gestures, (B,) logits for emotion (num_outputs == 1).
+probe still sees *where* a hand is; `mean` averages everything into one token. For a task of
+videos (emotion) the per-window features are then averaged over a video's real windows. Outputs
+follow the task: (B, num_classes) logits, (B,) for a binary one (num_outputs == 1). Baselines fit
+every classifying task (clips or videos, built-in or plugin) that has the streams they read.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import TASKS, Input
+from .data import Input
 from .layers import init_weights
 from .registry import register_head, view
+from .tasks import Task, get_task
 
 PROBES = ("linear", "mlp")
 
@@ -104,7 +106,16 @@ POOL_CHOICES = {"baseline_pool": ("space", "time", "mean")}
 MLP = {"width": 256, "dropout": 0.1}  # hidden size and dropout of mlp probes and concat
 MLP_RANGES = {"width": (1, None), "dropout": (0, 1)}
 PROBE_TARGETS = {"rgb": "rgb", "pose-joint": "joint", "pose-bone": "bone", "face": "face", "context": "context"}
-LATE_MEMBERS = {"mg": ["rgb", "joint", "bone"], "emotion": ["face", "context"]}
+
+
+def _classifies(task: Task, streams: tuple[str, ...] = ()) -> bool:
+    """A baseline fits a task that classifies items (not sequences) and has the `streams` it reads."""
+    return task.items != "sequence" and all(s in task.streams for s in streams)
+
+
+def _task_streams(task: str) -> list[str]:
+    """Every stream of the task (late and concat fuse them all)."""
+    return list(get_task(task).streams)
 
 
 def _pooled_inputs(members: Callable[[str], list[str]]) -> Callable[[str, dict[str, Any]], dict[str, Input]]:
@@ -118,25 +129,26 @@ def _flat(shape: tuple[int, int]) -> int:
 
 def _register_probe(target: str, kind: str) -> None:
     name = PROBE_TARGETS[target]
-    task = "mg" if name in LATE_MEMBERS["mg"] else "emotion"
-    what = "windows averaged per video" if task == "emotion" else "clip"
 
     def probe(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, width: int = 256,
               dropout: float = 0.1) -> Probe:
         return Probe(name, _flat(shapes[name]), num_classes, kind, width, dropout)
 
     settings = {**BASELINE_POOL, **(MLP if kind == "mlp" else {})}
-    register_head(f"probe-{kind}-{target}", tasks=(task,), inputs=_pooled_inputs(lambda task: [name]),
-                  settings=settings, choices=POOL_CHOICES, ranges=MLP_RANGES if kind == "mlp" else None,
-                  description=f"{kind} probe on pooled {target} features ({what})")(probe)
+    register_head(f"probe-{kind}-{target}", tasks=lambda task: _classifies(task, (name,)),
+                  inputs=_pooled_inputs(lambda task: [name]), settings=settings, choices=POOL_CHOICES,
+                  ranges=MLP_RANGES if kind == "mlp" else None,
+                  description=f"{kind} probe on pooled {target} features (per item; a video's windows "
+                              "averaged)")(probe)
 
 
-def _register_late(head: str, members: dict[str, list[str]], description: str) -> None:
+def _register_late(head: str, members: Callable[[str], list[str]], fits: Callable[[Task], bool],
+                   description: str) -> None:
     def late(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, late_probe: str,
              width: int, dropout: float) -> Late:
         return Late([Probe(m, _flat(shapes[m]), num_classes, late_probe, width, dropout) for m in shapes])
 
-    register_head(head, tasks=tuple(members), inputs=_pooled_inputs(lambda task: members[task]),
+    register_head(head, tasks=fits, inputs=_pooled_inputs(members),
                   settings={**BASELINE_POOL, "late_probe": "linear", **MLP},  # member probes: linear | mlp
                   choices={**POOL_CHOICES, "late_probe": PROBES}, ranges=MLP_RANGES, description=description,
                   trains_members=True)(late)
@@ -147,11 +159,11 @@ def concat(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: 
     return Concat({n: _flat(s) for n, s in shapes.items()}, num_classes, width, dropout)
 
 
-_register_late("late", LATE_MEMBERS, "late fusion: average of per-modality probe scores "
-                                     "(mg: rgb, joint, bone; emotion: face, context)")
-_register_late("late-pose", {"mg": ["joint", "bone"]},
+_register_late("late", _task_streams, _classifies, "late fusion: average of per-stream probe scores over "
+                                                    "the task's streams (mg: rgb, joint, bone; emotion: face, context)")
+_register_late("late-pose", lambda task: ["joint", "bone"], lambda task: _classifies(task, ("joint", "bone")),
                "classic 2s-AGCN ensemble: average of joint and bone probe scores")
-register_head("concat", tasks=TASKS, inputs=_pooled_inputs(lambda task: LATE_MEMBERS[task]),
+register_head("concat", tasks=_classifies, inputs=_pooled_inputs(_task_streams),
               settings={**BASELINE_POOL, **MLP}, choices=POOL_CHOICES, ranges=MLP_RANGES,
               description="concatenated pooled features of all modalities -> MLP")(concat)
 for _target in PROBE_TARGETS:

@@ -29,7 +29,7 @@ MODES = ("joint", "cross")
 class CMTF(nn.Module):
     """batch {'rgb': (B, Lr, Dr), <pose stream>: (B, Lp, Dp) ...} -> logits (B, num_classes)."""
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], num_classes: int = 32,
+    def __init__(self, shapes: dict[str, tuple[int, int]], num_classes: int,
                  pose_streams: tuple[str, ...] = ("joint", "bone"), width: int = 256, depth: int = 2,
                  num_heads: int = 4, dropout: float = 0.1, mode: str = "joint",
                  modality_dropout: float = 0.0) -> None:
@@ -87,7 +87,10 @@ class CMTF(nn.Module):
         return self.head(self.ln(z))                                                          # (B, num_classes)
 
 
-@register_head("cmtf", tasks=("mg",), inputs=lambda task, cfg: {n: view(n, cfg) for n in ["rgb", *cfg["pose_streams"]]},
+# fits a multi-class task of clips with rgb and pose streams (mg, and plugin tasks over MG clips)
+@register_head("cmtf", tasks=lambda task: task.items == "clip" and not task.binary
+               and {"rgb", "joint", "bone"} <= set(task.streams),
+               inputs=lambda task, cfg: {n: view(n, cfg) for n in ["rgb", *cfg["pose_streams"]]},
                settings={"width": 256, "depth": 2, "num_heads": 4, "dropout": 0.1,
                          "cmtf_mode": "joint",  # joint: self-attention over all tokens | cross: rgb<->pose
                          # chance per training sample of blanking rgb or pose (0.3: see benchmarks/RESULTS.md,

@@ -4,14 +4,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .data import TASKS
 from .registry import get_head
 from .settings import Setting
+from .tasks import get_task
 
 DEFAULTS: dict[str, Any] = {
     # what to train (a head's own settings, e.g. cmtf's width, are declared where it registers)
-    "head": "auto",                     # registry name; auto: cmtf (mg) / interfusion (emotion)
-    "num_classes": 32,                  # MG classes
+    "head": "auto",                     # registry name; auto: the task's default head (mg: cmtf, emotion: interfusion)
+    "num_classes": "auto",              # auto: the task's classes (mg: 32); more: named by their index
     # inputs, pooled at load time
     "rgb_pool": "time",                 # none | time (mean over H'xW' per time step) | space (mean over time per h,w) | mean | cls
     "pose_pool": "space",               # none | time (mean over joints per time step) | space (mean over time per joint) | mean
@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "align": "strict",                  # strict: entries must hold the same units | inner: common units only
     # optimisation
     "epochs": 60,
-    "batch_size": 32,                   # clips (mg) or videos (emotion)
+    "batch_size": 32,                   # items: clips (mg) or videos (emotion)
     "lr": 5e-4,                         # AdamW peak learning rate
     "weight_decay": 0.05,               # on weight matrices only
     "warmup_epochs": 1.0,               # linear warm-up, then cosine decay to 0
@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": 1.0,                   # max gradient norm; 0 = off
     "class_balance": "none",            # none | weighted-loss | sampler
     "patience": 15,                     # early stopping: epochs without a better val score; 0 = off
-    "monitor": "auto",                  # val metric for checkpointing; auto: top1 (mg) / accuracy (emotion)
+    "monitor": "auto",                  # val metric for checkpointing; auto: the task's (mg: top1, emotion: accuracy)
     "seed": 0,
     # runtime
     "device": "auto",                   # auto (cuda if available) | cpu | cuda | cuda:N
@@ -47,7 +47,6 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "class_balance": ("none", "weighted-loss", "sampler"),
     "in_memory": ("auto", True, False),
 }
-MONITORS = {"mg": ("top1", "top5", "macro_f1"), "emotion": ("accuracy", "f1", "roc_auc")}
 _COUNT, _RATE = Setting("int", 1), Setting("number", 0)
 RULES: dict[str, Setting] = {  # the type and range of every training key without CHOICES
     "head": Setting("str"), "num_classes": Setting("int", 2), "max_windows": Setting("int", 1, optional=True),
@@ -67,18 +66,23 @@ def config_for(task: str, head: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The training DEFAULTS and the head's declared settings, merged with `overrides`, 'auto'
-    values resolved for `task`. A key neither a training key nor a setting of the head is an error."""
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: expected one of {TASKS}")
+    values resolved for `task` (its default head, class count and monitored metric). A key neither a
+    training key nor a setting of the head is an error."""
+    spec_task = get_task(task)
     overrides = dict(overrides or {})
     head = overrides.get("head", DEFAULTS["head"])
-    head = {"mg": "cmtf", "emotion": "interfusion"}[task] if head == "auto" else head
+    head = spec_task.default_head if head == "auto" else head
     spec = get_head(head, task)
     unknown = sorted(set(overrides) - set(DEFAULTS) - set(spec.settings))
     if unknown:
         raise KeyError(f"unknown config keys {unknown} for head {head!r}: it reads "
                        f"{', '.join(spec.settings) or 'no settings of its own'}; training keys: {', '.join(DEFAULTS)}")
     cfg = {**DEFAULTS, **copy.deepcopy(spec.settings), **overrides, "head": head}
+    if cfg["num_classes"] == "auto":
+        cfg["num_classes"] = spec_task.num_classes
+    if spec_task.binary and cfg["num_classes"] != 2:
+        raise ValueError(f"setting num_classes={cfg['num_classes']!r}: task {task!r} is binary "
+                         f"({' / '.join(spec_task.class_names)}), it has 2")
     try:  # types and ranges first: nothing downstream sees batch_size=0 or lr='abc'
         for key, rule in RULES.items():
             rule.check(key, cfg[key])
@@ -86,10 +90,10 @@ def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[s
     except ValueError as exc:
         raise ValueError(f"{exc} (head {head!r})") from None
     if cfg["monitor"] == "auto":
-        cfg["monitor"] = MONITORS[task][0]
+        cfg["monitor"] = spec_task.monitored
     for key, allowed in {**CHOICES, **spec.choices}.items():
         if cfg[key] not in allowed:
             raise ValueError(f"config {key}={cfg[key]!r}: expected one of {allowed}")
-    if cfg["monitor"] not in MONITORS[task]:
-        raise ValueError(f"monitor {cfg['monitor']!r} is not a {task} metric: expected one of {MONITORS[task]}")
+    if cfg["monitor"] not in spec_task.metrics:
+        raise ValueError(f"monitor {cfg['monitor']!r} is not a {task} metric: expected one of {spec_task.metrics}")
     return cfg

@@ -1,8 +1,9 @@
 """Datasets over cache entries: align entries by unit id, group emotion windows into videos, batch.
 
-Items are MG clips (task 'mg') or whole videos (task 'emotion', their windows sorted by
-start frame and padded per batch with a mask). Labels come from the entries' unit
-tables; -1 means unknown (kept for prediction, left out of training and metrics).
+Items are what the task says (`Task.items`): clips, one unit each (mg), or whole videos (emotion:
+their windows sorted by start frame and padded per batch with a mask). Labels come from the
+entries' unit tables as the task reads them (`Task.labels`); -1 means unknown (kept for
+prediction, left out of training and metrics).
 Tokens are pooled at load time and kept as float16: all in memory when they fit the
 budget, otherwise read per batch from the HDF5 shards (bounded memory).
 """
@@ -18,15 +19,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from migue.cache import COLUMN, MG_KIND, WINDOW_KIND, EntryReader, refuse_if_written, writing_now
+from migue.cache import COLUMN, EntryReader, refuse_if_written, writing_now
+from migue.cache.labels import LABEL_COLUMNS
 from migue.cache.scope import refuse_mixed, scope_rows
 from migue.common.splits import SPLITS
 
+from .tasks import Task, get_task
+
 log = logging.getLogger(__name__)
 
-TASKS = ("mg", "emotion")
-UNIT_KIND = {"mg": MG_KIND, "emotion": WINDOW_KIND}
-LABEL_COLUMN = {"mg": COLUMN.mg_label, "emotion": COLUMN.emotion}
 POOLS = ("none", "time", "space", "mean")
 READ_ROWS = 256  # at most this many units per cache read (bounds memory while pooling)
 
@@ -148,7 +149,7 @@ def align_units(entries: Mapping[str, EntryReader], kind: str, align: str = "str
     joined = base.loc[common]
     for role, table in others:
         part = table.loc[common]
-        for column in (COLUMN.video_id, COLUMN.split, LABEL_COLUMN["mg"], LABEL_COLUMN["emotion"]):
+        for column in (COLUMN.video_id, COLUMN.split, *LABEL_COLUMNS):
             if column in part and column in joined:
                 differ = np.flatnonzero(part[column].to_numpy() != joined[column].to_numpy())
                 if len(differ):
@@ -170,9 +171,9 @@ def _mismatch(a: EntryReader, role_a: str, ids_a: pd.Index, b: EntryReader, role
 
 
 class SplitData:
-    """One split: items (MG clips or emotion videos), their labels (-1 unknown) and batches."""
+    """One split: items (clips, or videos of windows), their labels (-1 unknown) and batches."""
 
-    def __init__(self, task: str, items: pd.DataFrame, offsets: np.ndarray, rows: dict[str, np.ndarray],
+    def __init__(self, task: Task, items: pd.DataFrame, offsets: np.ndarray, rows: dict[str, np.ndarray],
                  inputs: dict[str, Input], readers: Mapping[str, EntryReader], in_memory: bool) -> None:
         self.task, self.inputs, self.readers = task, inputs, readers
         self.ids = items["id"].tolist()
@@ -208,12 +209,12 @@ class SplitData:
 
     def batch(self, idx: Sequence[int] | np.ndarray, names: Sequence[str] | None = None,
               dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-        """Items `idx` as `dtype` tensors of the inputs `names` (None: all): MG (B, L, D) per
-        input; emotion (B, W, L, D) + mask (B, W). float16 is the cache's own precision (half
+        """Items `idx` as `dtype` tensors of the inputs `names` (None: all): clips (B, L, D) per
+        input; videos (B, W, L, D) + mask (B, W). float16 is the cache's own precision (half
         the bytes to move to a GPU; the trainer widens it there)."""
         idx = np.asarray(idx, dtype=np.int64)
         out = {"label": torch.from_numpy(self.labels[idx])}
-        if self.task == "mg":
+        if self.task.items == "clip":
             for name, x in self._take(idx, names).items():
                 out[name] = torch.from_numpy(x).to(dtype)                            # (B, L, D)
             return out
@@ -264,8 +265,10 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
     still writing is refused (EntryBeingWrittenError) unless `partial`: then its published part is
     used, with a warning. `scope[role]`: the unit ids of the dataset to use (from --data); without
     it an entry holding units of another dataset is refused (UnitScopeError)."""
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: expected one of {TASKS}")
+    spec = get_task(task)
+    if spec.items == "sequence":
+        raise NotImplementedError(f"task {task!r} reads whole sequences of windows: its data and training "
+                                  "are the detection head's (fusion/online), not this loader's")
     roles = list(dict.fromkeys(inp.entry for inp in inputs.values()))
     missing = [r for r in roles if r not in entries]
     if missing:
@@ -276,14 +279,14 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
         modality = entries[role].config.get("modality")
         if modality is not None and modality != role:
             raise ValueError(f"entry {entries[role].name} is a '{modality}' entry, given as '{role}'")
-    keep = scope_masks({r: entries[r] for r in roles}, UNIT_KIND[task], scope)
-    table = align_units({r: entries[r] for r in roles}, UNIT_KIND[task], align, keep)
-    if task == "emotion":
+    keep = scope_masks({r: entries[r] for r in roles}, spec.unit_kind, scope)
+    table = align_units({r: entries[r] for r in roles}, spec.unit_kind, align, keep)
+    if spec.items == "video":
         spread = table.groupby(COLUMN.video_id)[COLUMN.split].nunique()
         if (spread > 1).any():
             raise ValueError(f"video {spread[spread > 1].index[0]} has windows in more than one split")
     shapes = {name: pooled_shape(entries[inp.entry], inp) for name, inp in inputs.items()}
-    parts = {s: _items(task, table[table[COLUMN.split] == s], max_windows) for s in splits}
+    parts = {s: _items(spec, table[table[COLUMN.split] == s], max_windows) for s in splits}
     rows = {s: {name: table.loc[positions, f"row:{inp.entry}"].to_numpy() for name, inp in inputs.items()}
             for s, (_, _, positions) in parts.items()}
     need = sum(len(r[name]) * int(np.prod(shapes[name])) * 2 for r in rows.values() for name in inputs)
@@ -291,7 +294,7 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
     log.info("%s data: %s; %.2f GB of pooled float16 tokens, %s", task,
              ", ".join(f"{s} {len(items)}" for s, (items, _, _) in parts.items()), need / 2**30,
              "held in memory" if resident else "read per batch")
-    return FusionData({s: SplitData(task, items, offsets, rows[s], inputs, entries, resident)
+    return FusionData({s: SplitData(spec, items, offsets, rows[s], inputs, entries, resident)
                        for s, (items, offsets, _) in parts.items()}, shapes, resident)
 
 
@@ -340,10 +343,11 @@ def _label_rows(units: pd.DataFrame) -> pd.Series:
     return units[COLUMN.label_row].astype(np.int64)
 
 
-def _items(task: str, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _items(task: Task, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Items table (id, video_id, label), offsets into the flat unit list, and that list (rows of `units`)."""
-    label = LABEL_COLUMN[task]
-    if task == "mg":
+    label = "_label"
+    units = units.assign(**{label: task.unit_labels(units)})
+    if task.items == "clip":
         items = pd.DataFrame({"id": units[COLUMN.unit_id], "video_id": units[COLUMN.video_id], "label": units[label],
                               "video_name": _names(units), "label_row": _label_rows(units)})
         return items.reset_index(drop=True), np.arange(len(units) + 1), units.index.to_numpy()
@@ -351,7 +355,7 @@ def _items(task: str, units: pd.DataFrame, max_windows: int | None) -> tuple[pd.
     units = units.assign(video_name=_names(units))
     for video, group in units.sort_values([COLUMN.video_id, COLUMN.start], kind="stable").groupby(COLUMN.video_id, sort=True):
         if group[label].nunique() != 1:
-            raise ValueError(f"video {video}: its windows disagree on the emotion label")
+            raise ValueError(f"video {video}: its windows disagree on the {task.name} label")
         if max_windows and len(group) > max_windows:
             group = group.iloc[np.linspace(0, len(group) - 1, max_windows).round().astype(int)]
         records.append({"id": video, "video_id": video, "label": int(group[label].iloc[0]),

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MONITORS
 from .data import FusionData, SplitData, iter_batches
 from .metrics import task_metrics
-from .registry import get_head
+from .registry import get_head, num_outputs
+from .tasks import get_task
 
 log = logging.getLogger("migue.fusion.train")
 
@@ -80,7 +80,7 @@ class Fitter:
                "lr": self.optimizer.param_groups[0]["lr"]}
         score = (float(epoch), 0.0)  # without val: the latest epoch is the best
         if self.has_val and val is not None:
-            row.update({f"val_{k}": val[k] for k in ("loss", *MONITORS[self.task])})
+            row.update({f"val_{k}": val[k] for k in ("loss", *get_task(self.task).metrics)})
             monitored = row[f"val_{self.cfg['monitor']}"]
             score = (-math.inf if math.isnan(monitored) else monitored, -row["val_loss"])
         row["seconds"] = time.perf_counter() - self._started
@@ -144,17 +144,32 @@ def epoch_order(rng: np.random.Generator, items: np.ndarray, labels: np.ndarray,
 
 def _criterion(task: str, cfg: dict[str, Any], labels: np.ndarray,
                device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy (mg) or BCE on smoothed targets (emotion); class-weighted if configured."""
+    """The task's loss: cross-entropy over classes, or BCE on smoothed targets for a binary task;
+    class-weighted if configured."""
+    loss = get_task(task).loss
+    if loss not in LOSSES:
+        raise NotImplementedError(f"task {task!r}: its loss {loss!r} is trained by its own head's loop, not here")
+    return LOSSES[loss](cfg, labels, device)
+
+
+def _cross_entropy(cfg: dict[str, Any], labels: np.ndarray,
+                   device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     weighted, smooth = cfg["class_balance"] == "weighted-loss", cfg["label_smoothing"]
-    if task == "mg":
-        counts = np.bincount(labels, minlength=cfg["num_classes"]).clip(min=1)
-        weight = torch.tensor(len(labels) / (len(counts) * counts), dtype=torch.float32, device=device)
-        return lambda logits, y: F.cross_entropy(logits, y, weight=weight if weighted else None,
-                                                 label_smoothing=smooth)
+    counts = np.bincount(labels, minlength=cfg["num_classes"]).clip(min=1)
+    weight = torch.tensor(len(labels) / (len(counts) * counts), dtype=torch.float32, device=device)
+    return lambda logits, y: F.cross_entropy(logits, y, weight=weight if weighted else None, label_smoothing=smooth)
+
+
+def _binary_cross_entropy(cfg: dict[str, Any], labels: np.ndarray,
+                          device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    weighted, smooth = cfg["class_balance"] == "weighted-loss", cfg["label_smoothing"]
     positives = labels.sum()
     pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1), dtype=torch.float32, device=device)
     return lambda logits, y: F.binary_cross_entropy_with_logits(
         logits, y.float() * (1 - smooth) + 0.5 * smooth, pos_weight=pos_weight if weighted else None)
+
+
+LOSSES = {"cross-entropy": _cross_entropy, "binary-cross-entropy": _binary_cross_entropy}  # Task.loss -> criterion
 
 
 def evaluate_head(task: str, head: nn.Module, split: SplitData, cfg: dict[str, Any],
@@ -180,7 +195,8 @@ def head_logits(task: str, heads: Mapping[Any, nn.Module], split: SplitData, ite
             names: Sequence[str] | None = None) -> dict[Any, np.ndarray]:
     """Each head's logits for `items`, one pass over their batches."""
     lead = next(iter(cfgs.values()))
-    outs = {k: [torch.empty((0, cfgs[k]["num_classes"]) if task == "mg" else (0,))] for k in heads}
+    binary = get_task(task).binary
+    outs = {k: [torch.empty((0,) if binary else (0, num_outputs(task, cfgs[k])))] for k in heads}
     for head in heads.values():
         head.eval()
     for batch in iter_batches(split, items, lead["batch_size"], names, wire_dtype(device)):
@@ -209,10 +225,9 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 def check_labels(task: str, data: FusionData, cfg: dict[str, Any]) -> None:
     if not (data.splits["train"].labels >= 0).any():
         raise ValueError(f"{task}: the train split has no labelled items")
-    if task == "mg":
-        top = max(int(s.labels.max(initial=-1)) for s in data.splits.values())
-        if top >= cfg["num_classes"]:
-            raise ValueError(f"MG label {top} out of range for num_classes={cfg['num_classes']}")
+    top = max(int(s.labels.max(initial=-1)) for s in data.splits.values())
+    if top >= cfg["num_classes"]:
+        raise ValueError(f"{task} label {top} out of range for num_classes={cfg['num_classes']}")
 
 
 def _plain(obj: Any) -> Any:

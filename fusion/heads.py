@@ -9,6 +9,7 @@ from torch import nn
 from .config import resolve_config
 from .data import Input
 from .registry import Shapes, get_head, num_outputs
+from .tasks import get_task
 
 
 class HeadContractError(ValueError):
@@ -27,10 +28,10 @@ def build_head(name: str, task: str, shapes: Shapes, config: dict[str, Any] | No
 
 
 def check_head(name: str, task: str, head: nn.Module, batch: dict[str, torch.Tensor], cfg: dict[str, Any]) -> None:
-    """One forward on a real batch, before any training: logits of (B, num_classes) for mg,
-    (B,) for emotion, finite; else HeadContractError naming the head and what it returned."""
-    n = len(batch["label"])
-    expected = (n, num_outputs(task, cfg)) if task == "mg" else (n,)
+    """One forward on a real batch, before any training: logits of (B, num_classes), or (B,) for a
+    binary task (emotion), finite; else HeadContractError naming the head and what it returned."""
+    n, binary = len(batch["label"]), get_task(task).binary
+    expected = (n,) if binary else (n, num_outputs(task, cfg))
     spec, was_training = get_head(name, task), head.training
     try:
         with torch.no_grad():
@@ -50,6 +51,6 @@ def check_head(name: str, task: str, head: nn.Module, batch: dict[str, torch.Ten
                                     f"expected a tensor {expected}")
         if tuple(out.shape) != expected:
             raise HeadContractError(f"head {name!r} returned {what} of shape {tuple(out.shape)} for a {task} batch "
-                                    f"of {n}; expected {expected}" + (" (one logit per video)" if task == "emotion" else ""))
+                                    f"of {n}; expected {expected}" + (" (one logit per item)" if binary else ""))
         if not torch.isfinite(out).all():
             raise HeadContractError(f"head {name!r} returned non-finite {what} (NaN or inf) on a {task} batch of {n}")

@@ -81,7 +81,9 @@ class InterFusion(nn.Module):
         return self.head(self.ln(video)).squeeze(-1)                         # (B,)
 
 
-@register_head("interfusion", tasks=("emotion",), inputs=("face", "context"),
+# fits a binary task of videos with face and context streams (emotion, and plugin tasks like it)
+@register_head("interfusion", tasks=lambda task: task.items == "video" and task.binary
+               and {"face", "context"} <= set(task.streams), inputs=("face", "context"),
                settings={"width": 256, "depth": 2, "num_heads": 4, "dropout": 0.1},
                ranges={"width": (1, None), "depth": (1, None), "num_heads": (1, None), "dropout": (0, 1)},
                check=ATTENTION_HEADS,

@@ -1,6 +1,6 @@
 """The head registry (like timm's): `register_head`, and listing, describing, finding heads.
 
-A head is registered with the tasks it fits, the inputs it reads and the settings it declares
+A head is registered with the tasks it fits (names, or a test of a `Task`), the inputs it reads and the settings it declares
 (their defaults); it is built as `head(shapes, num_classes, **settings)`:
 
     from migue.fusion import register_head
@@ -11,40 +11,37 @@ A head is registered with the tasks it fits, the inputs it reads and the setting
         def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...  # logits
 
 `shapes` maps each stream the head reads to (tokens, dim); `batch` holds those streams, (B, L, D)
-for mg and (B, W, L, D) with `mask` (B, W) for emotion (a video's windows), plus `label`.
-Logits: (B, num_classes) for mg, (B,) for emotion (num_classes is 1). The settings are those
-the head declares (`settings=`, else the keyword defaults of its `__init__`); `--set` and grids
-may name only those and the training keys, and each value must have its default's type and lie in
-its declared range (`ranges=`; `fusion/settings.py`). A head registered with `trains_members=True`
+for a task of clips (mg) and (B, W, L, D) with `mask` (B, W) for a task of videos (emotion: a video's
+windows), plus `label`. Logits: (B, num_classes), or (B,) for a binary task (emotion: the head
+is built with num_classes 1). The settings are those the head declares (`settings=`, else the
+keyword defaults of its `__init__`); `--set` and grids may name only those and the training keys,
+and each value must have its default's type and lie in its declared range (`ranges=`; `fusion/settings.py`). A head registered with `trains_members=True`
 defines `train_logits(batch)`: a list of logits, each with its own loss (late fusion's members).
 
 Built-in heads register from their own files (`fusion/__init__.py` imports them); user heads
-from `--plugin MODULE` (`load_plugins`) or the `migue.heads` entry-point group. This module
-imports no head.
+from `--plugin MODULE` (`load_plugins`) or the `migue.heads` entry-point group; tasks
+(`fusion/tasks/`) load the same way, and from the `migue.tasks` group. This module imports no head.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import logging
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from .data import TASKS, Input
+from .data import Input
+from .plugins import load_plugins, plugin_source
 from .settings import Setting, setting_for
+from .tasks import Task, get_task, list_tasks, registered_tasks
 
 log = logging.getLogger("migue.fusion")
 
 Shapes = dict[str, tuple[int, int]]
 InputsFn = Callable[[str, dict[str, Any]], dict[str, Input]]  # (task, config) -> the inputs read
-ENTRY_POINT_GROUP = "migue.heads"
+TaskTest = Callable[[Task], bool]  # a head fitting every task that passes it (built-ins fit plugin tasks)
 
 # stream name -> (entry role, stream in the entry, config key of its pooling)
 STREAMS = {
@@ -57,7 +54,6 @@ STREAMS = {
 # what a head may name in `inputs=`: an entry role (all its streams) or one stream
 INPUT_NAMES = {"rgb": ("rgb",), "pose": ("joint", "bone"), "joint": ("joint",), "bone": ("bone",),
                "face": ("face",), "context": ("context",)}
-TASK_STREAMS = {"mg": ("rgb", "joint", "bone"), "emotion": ("face", "context")}
 
 
 def view(name: str, config: dict[str, Any], pool: str | None = None) -> Input:
@@ -72,7 +68,7 @@ class HeadSpec:
     """A registered head: where it applies, what it reads, its settings, how it is built."""
 
     name: str
-    tasks: tuple[str, ...]
+    tasks: tuple[str, ...] | TaskTest  # the task names it fits, or a test of a Task
     description: str
     inputs: InputsFn
     factory: Callable[..., nn.Module]  # (shapes, num_classes, **settings) -> head
@@ -92,6 +88,17 @@ class HeadSpec:
         if self.check is not None:
             self.check(cfg)
 
+    def fits(self, task: str) -> bool:
+        """Whether the head applies to the registered task `task`."""
+        if callable(self.tasks):
+            known = registered_tasks()
+            return task in known and bool(self.tasks(known[task]))
+        return task in self.tasks
+
+    def task_names(self) -> list[str]:
+        """The registered tasks it fits, for help and messages."""
+        return [t for t in registered_tasks() if self.fits(t)]
+
     def build(self, task: str, shapes: Shapes, cfg: dict[str, Any]) -> nn.Module:
         """The head for `task` on inputs of `shapes`, with its settings taken from `cfg`."""
         return self.factory(dict(shapes), num_outputs(task, cfg), **{k: cfg[k] for k in self.settings})
@@ -102,16 +109,14 @@ class HeadSpec:
 
 
 _HEADS: dict[str, HeadSpec] = {}
-_LOADED: set[str] = set()  # plugin modules and entry points already imported
-_FILE_MODULES: dict[str, str] = {}  # module name given to a plugin file -> the file's absolute path
 
 
 def num_outputs(task: str, cfg: dict[str, Any]) -> int:
-    """Logits per item: the MG classes, or one (win) for emotion."""
-    return int(cfg["num_classes"]) if task == "mg" else 1
+    """Logits per item: one per class, or one (the positive class) for a binary task."""
+    return 1 if get_task(task).binary else int(cfg["num_classes"])
 
 
-def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | InputsFn, *,
+def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[str] | InputsFn, *,
                   settings: dict[str, Any] | None = None, description: str | None = None,
                   choices: dict[str, tuple[Any, ...]] | None = None,
                   trains_members: bool = False,
@@ -120,16 +125,19 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a head class (or factory) `fn(shapes, num_classes, **settings)`.
 
-    `inputs` names what it reads (entry roles 'rgb', 'pose', 'face', 'context' or streams
+    `tasks` names the tasks it fits, or is a test `Task -> bool` (it then fits tasks registered
+    later too, plugins included). `inputs` names what it reads (entry roles 'rgb', 'pose', 'face', 'context' or streams
     'joint', 'bone'), pooled as the training config says; a function `(task, config) -> {name:
     Input}` chooses them itself. `settings` (default: the keyword defaults of `fn`) are the
     only head keys a config may set for it; each takes the type of its default, and `ranges`
     bounds some: `{"width": (1, None)}` (closed; None = unbounded) or a `Setting`. `check(cfg)`
     raises a ValueError sentence when settings disagree with each other (run once each is in range)."""
-    tasks = tuple(tasks)
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise ValueError(f"head {name!r}: tasks {list(tasks)} must be among {TASKS}")
+    known = registered_tasks()
+    if not callable(tasks):
+        tasks = tuple(tasks)
+        bad = [t for t in tasks if t not in known]
+        if bad or not tasks:
+            raise ValueError(f"head {name!r}: tasks {list(tasks)} must be among the registered tasks {list(known)}")
     if callable(inputs):
         read: InputsFn = inputs
     else:
@@ -138,11 +146,11 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
         if unknown or not names:
             raise ValueError(f"head {name!r}: unknown inputs {unknown or list(names)}; a head reads some of "
                              f"{', '.join(INPUT_NAMES)}")
-        for task in tasks:
-            wrong = [s for n in names for s in INPUT_NAMES[n] if s not in TASK_STREAMS[task]]
+        for task in () if callable(tasks) else tasks:
+            wrong = [s for n in names for s in INPUT_NAMES[n] if s not in known[task].streams]
             if wrong:
                 raise ValueError(f"head {name!r}: task {task!r} has no input {wrong[0]!r} "
-                                 f"(it has {', '.join(TASK_STREAMS[task])})")
+                                 f"(it has {', '.join(known[task].streams)})")
         streams = [s for n in names for s in INPUT_NAMES[n]]
 
         def read(task: str, cfg: dict[str, Any]) -> dict[str, Input]:
@@ -161,8 +169,7 @@ def register_head(name: str, tasks: Sequence[str], inputs: Sequence[str] | Input
             raise ValueError(f"head {name!r}: {exc}") from None
         text = description or (inspect.getdoc(fn) or name).splitlines()[0]
         # a plugin's source is what `load_plugins` takes back: its module name, or its file's path
-        source = "built-in" if fn.__module__.startswith("migue.fusion") else _FILE_MODULES.get(fn.__module__,
-                                                                                              fn.__module__)
+        source = plugin_source(fn.__module__)
         _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members,
                                 rules, check)
         return fn
@@ -177,48 +184,6 @@ def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
             if p.default is not inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def load_plugins(modules: Iterable[str] = ()) -> list[str]:
-    """Import user modules that register heads (a module name, or a path to a .py file), and the
-    heads other packages publish in the `migue.heads` entry-point group; returns what was loaded."""
-    loaded = []
-    for module in modules:
-        if module in _LOADED:
-            continue
-        _import_plugin(module)
-        _LOADED.add(module)
-        loaded.append(module)
-    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        key = f"entry-point:{point.value}"
-        if key in _LOADED:
-            continue
-        _LOADED.add(key)
-        try:
-            point.load()
-        except Exception as exc:  # one broken package must not hide the built-in heads
-            log.warning("head plugin %s (%s) failed to load: %s", point.name, point.value, exc)
-            continue
-        loaded.append(key)
-    return loaded
-
-
-def _import_plugin(module: str) -> None:
-    path = Path(module)
-    try:
-        if module.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise FileNotFoundError(f"no such file {path}")
-            spec = importlib.util.spec_from_file_location(f"migue_plugin_{path.stem}", path)
-            assert spec is not None and spec.loader is not None
-            loaded = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = loaded
-            _FILE_MODULES[spec.name] = str(path.resolve())
-            spec.loader.exec_module(loaded)
-        else:
-            importlib.import_module(module)
-    except Exception as exc:
-        raise ImportError(f"--plugin {module}: cannot import it ({type(exc).__name__}: {exc})") from exc
-
-
 def get_head(name: str, task: str | None = None) -> HeadSpec:
     """The spec of head `name`; with `task`, an error if the head does not fit it."""
     load_plugins()
@@ -226,18 +191,18 @@ def get_head(name: str, task: str | None = None) -> HeadSpec:
         raise KeyError(f"unknown head {name!r}; known heads: {', '.join(_HEADS)} "
                        "(a plugin head needs --plugin MODULE or a `plugins:` grid key)")
     spec = _HEADS[name]
-    if task is not None and task not in spec.tasks:
-        raise ValueError(f"head {name!r} does not fit task {task!r} (it is for: {', '.join(spec.tasks)}); "
-                         f"heads for {task}: {', '.join(list_heads(task))}")
+    if task is not None and not spec.fits(get_task(task).name):
+        raise ValueError(f"head {name!r} does not fit task {task!r} (it is for: {', '.join(spec.task_names())}); "
+                         f"heads for {task}: {', '.join(list_heads(task)) or 'none registered'}")
     return spec
 
 
 def list_heads(task: str | None = None) -> dict[str, str]:
     """Head name -> one-line description, for all heads or those that fit `task`."""
-    if task is not None and task not in TASKS:
-        raise ValueError(f"task {task!r}: expected one of {TASKS}")
+    if task is not None:
+        get_task(task)  # an unknown task is an error naming the known ones
     load_plugins()
-    return {n: s.description for n, s in _HEADS.items() if task is None or task in s.tasks}
+    return {n: s.description for n, s in _HEADS.items() if task is None or s.fits(task)}
 
 
 def heads_help(task: str | None = None) -> str:
@@ -245,6 +210,15 @@ def heads_help(task: str | None = None) -> str:
     plugin heads say where they come from."""
     heads = list_heads(task)
     width = max(len(n) for n in heads)
-    return "\n".join(f"{n:<{width}}  [{','.join(_HEADS[n].tasks)}]  {d}"
+    return "\n".join(f"{n:<{width}}  [{','.join(_HEADS[n].task_names())}]  {d}"
                      + ("" if _HEADS[n].source == "built-in" else f"  (plugin: {_HEADS[n].source})")
                      for n, d in heads.items())
+
+
+def tasks_help() -> str:
+    """The task registry as aligned text lines (`name  description`), for a CLI's --help; plugin
+    tasks say where they come from."""
+    tasks = list_tasks()
+    width = max(len(n) for n in tasks)
+    return "\n".join(f"{n:<{width}}  {t.description}  (default head: {t.default_head})"
+                     + ("" if t.source == "built-in" else f"  (plugin: {t.source})") for n, t in tasks.items())

@@ -31,11 +31,10 @@ from torch import nn
 
 from migue.cache import EntryReader
 from migue.cache.keys import project_version
-from migue.cache.labels import class_names
 from migue.common.devices import pick_device
 from migue.cache.atomic import atomic_write_text, atomic_writer, fsync_dir
 
-from .config import MONITORS, resolve_config
+from .config import resolve_config
 from .data import FusionData, build_data, iter_batches
 from .heads import HeadContractError, check_head
 from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_logits, seed_everything, to_device,
@@ -43,6 +42,7 @@ from .fitting import (Fitter, check_labels, epoch_order, evaluate_head, head_log
 from .progress import EpochProgress
 from .metrics import chance_levels, confusion, per_class_table, predictions, probabilities
 from .registry import get_head, list_heads, load_plugins
+from .tasks import UnknownTaskError, get_task
 from .reports import (CONFUSION_FILE, CURVES_FILE, DONE_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, PER_CLASS_FILE,
                       RESULT_FILES, TENSORBOARD_DIR, finished_metrics, jsonable, mark_done, plot_confusion,
                       plot_curves, write_json, write_tensorboard)
@@ -59,8 +59,9 @@ RUNTIME_KEYS = ("device", "in_memory", "memory_budget_gb")  # may differ on resu
 def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
               config: dict[str, Any] | None = None, scope: Mapping[str, Collection[str]] | None = None
               ) -> dict[str, Any]:
-    """Train head config['head'] for `task` ('mg' | 'emotion') on entries keyed by role
-    (mg: rgb, pose; emotion: face, context); write the run folder; return its metrics.
+    """Train head config['head'] for `task` (a registered task: 'mg', 'emotion', ...) on entries keyed
+    by role (the task's modalities: mg rgb, pose; emotion face, context); write the run folder;
+    return its metrics.
     config['resume'] = True continues the run in `out_dir` from its last completed epoch;
     config['allow_partial'] = True trains on the published part of an entry extract still writes.
     `scope[role]`: the unit ids of the dataset to train on (--data); without it an entry holding
@@ -119,11 +120,14 @@ def write_results(out_dir: Path, task: str, cfg: dict[str, Any], head: nn.Module
     write_tensorboard(history, out_dir / TENSORBOARD_DIR)
     shown = "test" if metrics["test"]["n"] else "val"
     labels, logits = results[shown][1]
-    plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / CONFUSION_FILE,
-                   f"{out_dir.name}: {cfg['head']} {task}, {shown} split (best epoch {best_epoch})",
-                   class_names(task, cfg["num_classes"]))
-    atomic_write_text(out_dir / PER_CLASS_FILE, per_class_table(task, labels, logits, cfg["num_classes"])
-                      .assign(split=shown).to_csv(index=False))
+    figures = get_task(task).figures
+    if "confusion" in figures:
+        plot_confusion(confusion(task, labels, logits, cfg["num_classes"]), out_dir / CONFUSION_FILE,
+                       f"{out_dir.name}: {cfg['head']} {task}, {shown} split (best epoch {best_epoch})",
+                       get_task(task).names(cfg["num_classes"]))
+    if "per_class" in figures:
+        atomic_write_text(out_dir / PER_CLASS_FILE, per_class_table(task, labels, logits, cfg["num_classes"])
+                          .assign(split=shown).to_csv(index=False))
     mark_done(out_dir)  # last: the run counts as finished only from here
     log.info("%s %s: test %s", task, cfg["head"], _summary(metrics["test"], task))
     return metrics
@@ -180,21 +184,24 @@ def evaluate_run(run_dir: Path, split: str = "test", entries: Mapping[str, Entry
 def predict_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryReader] | None = None,
                 trust_run: bool = False, partial: bool = False,
                 scope: Mapping[str, Collection[str]] | None = None) -> pd.DataFrame:
-    """Predictions for every item of `split`, labelled or not: emotion (video_id, label 0/1,
-    video_name, p_win), mg (unit_id, video_id, label = class index, video_name, label_row,
-    p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
+    """Predictions for every item of `split`, labelled or not: a task of videos (emotion: video_id,
+    label 0/1, video_name, p_win: p_ and the positive class's name), of clips (mg: unit_id, video_id,
+    label = class index, video_name, label_row, p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
     `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry). Plugin
     heads, entries still written and `scope` as for `evaluate_run`."""
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial, scope)
     part = data.splits[split]
     logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
-    labels, probs = predictions(task, logits), probabilities(task, logits)
-    if task == "emotion":
-        return pd.DataFrame({"video_id": part.ids, "label": labels, "video_name": part.video_names,
-                             "p_win": probs})
-    scores = pd.DataFrame(probs, columns=[f"p_{k:02d}" for k in range(probs.shape[1])])
-    table = pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels,
-                          "video_name": part.video_names, "label_row": part.label_rows})
+    labels, probs, spec = predictions(task, logits), probabilities(task, logits), get_task(task)
+    if spec.items == "clip":
+        table = pd.DataFrame({"unit_id": part.ids, "video_id": part.video_ids, "label": labels,
+                              "video_name": part.video_names, "label_row": part.label_rows})
+    else:
+        table = pd.DataFrame({"video_id": part.ids, "label": labels, "video_name": part.video_names})
+    if spec.binary:
+        scores = pd.DataFrame({f"p_{spec.class_names[1]}": probs})
+    else:
+        scores = pd.DataFrame(probs, columns=[f"p_{k:02d}" for k in range(probs.shape[1])])
     return pd.concat([table, scores], axis=1)
 
 
@@ -289,7 +296,7 @@ def _load_checkpoint(path: Path, task: str, cfg: dict[str, Any], keys: dict[str,
 
 
 def _summary(metrics: dict[str, Any], task: str) -> str:
-    return "  ".join(f"{k} {metrics[k]:.4f}" for k in MONITORS[task] if k in metrics) or "no labels"
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in get_task(task).metrics if k in metrics) or "no labels"
 
 
 def task_data(task: str, entries: Mapping[str, EntryReader], cfg: dict[str, Any],
@@ -306,8 +313,10 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
     spec = get_head(cfg["head"], task)
     inputs = spec.inputs(task, cfg)
     roles = dict.fromkeys(inp.entry for inp in inputs.values())
+    source = get_task(task).source
     return {
         "task": task,
+        "task_plugin": None if source == "built-in" else source,  # named to evaluate/predict, like the head's
         "config": cfg,
         "head": {"name": spec.name, "description": spec.description,
                  "plugin": None if spec.source == "built-in" else spec.source,  # named to evaluate/predict
@@ -326,8 +335,19 @@ def run_record(task: str, cfg: dict[str, Any], head: nn.Module, data: FusionData
 
 
 def _run_plugin(run_dir: Path, record: dict[str, Any], trust_run: bool) -> None:
-    """Make the run's head available: a built-in or entry-point head is; a plugin file or module
-    recorded in the run is imported only with `trust_run`, else it must be loaded already."""
+    """Make the run's task and head available: a built-in or entry-point one is; a plugin file or
+    module recorded in the run is imported only with `trust_run`, else it must be loaded already."""
+    task_plugin = record.get("task_plugin")
+    if task_plugin and not task_plugin.startswith("entry-point:"):
+        if trust_run:
+            load_plugins([task_plugin])
+        else:
+            try:
+                get_task(record["task"])
+            except UnknownTaskError:
+                raise ValueError(f"{run_dir} needs the plugin {task_plugin} (task {record['task']!r}); a run folder "
+                                 f"does not import code by itself: pass --plugin {task_plugin} if you trust it, "
+                                 "or --trust-run") from None
     plugin, name = record["head"].get("plugin"), record["config"]["head"]
     if not plugin or plugin.startswith("entry-point:") or name in list_heads():
         return  # built-in, published by a package, or loaded already (--plugin, perhaps from a new place)

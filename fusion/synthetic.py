@@ -11,6 +11,7 @@ import numpy as np
 
 from migue.cache import COLUMN, MG_KIND, NO_LABEL, WINDOW_KIND, EntryReader, FeatureStore, UnitRecord
 from migue.cache.units import unit_columns
+from migue.cache.labels import MG_CLASS_NAMES
 from migue.common.splits import SPLITS
 
 
@@ -35,7 +36,8 @@ def _tokens(rng: np.random.Generator, prototype: np.ndarray, length: int, signal
     return (rng.standard_normal((length, prototype.shape[-1])) + signal * prototype).astype(np.float16)
 
 
-def write_mg(root: Path, per_class: tuple[int, int, int] = (8, 2, 2), num_classes: int = 32, dim: int = 16,
+def write_mg(root: Path, per_class: tuple[int, int, int] = (8, 2, 2), num_classes: int = len(MG_CLASS_NAMES),
+             dim: int = 16,
              rgb_grid: tuple[int, int, int] = (2, 2, 2), pose_grid: tuple[int, int] = (2, 5),
              signal: float = 0.7, seed: int = 0, drop_pose_units: int = 0) -> dict[str, EntryReader]:
     """'rgb' (tokens, cls) and 'pose' (joint, bone) MG entries; `per_class` clips per class per split.

@@ -64,8 +64,8 @@ def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("task: mg\naxes: [head, lr]\n", "'axes' must be a mapping of setting names to lists of values, got a list"),
     ("task: mg\nbase: [1, 2]\n", "'base' must be a mapping of setting names to values, got a list"),
-    ("task: [mg]\n", "'task' must be one of mg, emotion, got ['mg']"),
-    ("task: gestures\n", "'task' must be one of mg, emotion, got 'gestures'"),
+    ("task: [mg]\n", "'task' must be one of mg, emotion, online, got ['mg']"),
+    ("task: gestures\n", "'task' must be one of mg, emotion, online, got 'gestures'"),
     ("task: mg\nentries: [rgb]\n", "'entries' must be a mapping of modality to entry name, got a list"),
     ("task: mg\naxes: {1: [a]}\n", "'axes' must be a mapping of setting names to lists of values, got the key 1"),
     ("task: mg\nbase: {null: 3}\n", "'base' must be a mapping of setting names to values, got the key None"),

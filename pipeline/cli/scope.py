@@ -11,7 +11,6 @@ from migue.cache.files import memo_for
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.extraction.fingerprints import unit_fingerprints, why_changed
 
-UNIT_KIND = {"mg": "mg", "emotion": "window"}
 SHOWN = 3
 
 
@@ -20,7 +19,9 @@ def dataset_scope(task: str, data_roots: Sequence[Path], layout: str, window: in
     """Role -> the unit ids of `task`'s kind in the dataset at `data_roots`. A unit the entry holds
     that was extracted from other inputs than the dataset's now (a changed video, skeleton or
     label row) is a UnitScopeError naming the entry, the units and what changed."""
-    kind = UNIT_KIND[task]
+    from migue.fusion.tasks import get_task
+
+    kind = get_task(task).unit_kind
     first = next(iter(entries.values()))
     manifest = read_dataset(tuple(data_roots), layout, window=window, parsed_dir=first.dir.parent / "parsed")
     units = manifest.of_kind(kind)
@@ -59,7 +60,7 @@ def run_entries(run_dir: Path) -> dict[str, EntryReader]:
 
 
 def run_task(run_dir: Path) -> str:
-    """The task ('mg' | 'emotion') of a run folder."""
+    """The task (a registered task's name: 'mg', 'emotion', ...) of a run folder."""
     import json
 
     return str(json.loads((Path(run_dir) / "config.json").read_text())["task"])

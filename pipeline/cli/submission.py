@@ -1,10 +1,12 @@
 """The MiGA challenge's submission files, from a run's predictions.
 
-Track 1 (an `mg` run): `Id,Target`, one row per test clip in release order; Id `<video id as
+A task names its formats (`Task.submissions`: `--format NAME` -> writer, file name, columns); the
+writers are here, found by the writer's name (`WRITERS`), never by the task's name.
+Track 1 (`miga-track1`, the `mg` task's `miga`): `Id,Target`, one row per test clip in release order; Id `<video id as
 the release spells it>_<k>` (k: the clip's 0-based row in its video's label file), Target the
 0-based class index: raw label 1 -> 0, raw 31 -> 30, raw 99 -> 31 (see `track1_target`). In
 `prediction.zip` as `prediction.csv`.
-Track 3 (an `emotion` run): `video_id,label`, one row per test video, 1 win, 0 lose.
+Track 3 (`miga-track3`, the `emotion` task's `miga`): `video_id,label`, one row per test video, 1 win, 0 lose.
 
 A file is written only when it is complete: every test clip (or video) expected is predicted
 exactly once. The expected set is the dataset's test split when `--data` is given, else the
@@ -15,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +25,11 @@ import pandas as pd
 
 from migue.cache import EntryReader
 from migue.cache.atomic import atomic_write_bytes
+from migue.fusion.tasks import SubmissionFormat, get_task
 
 from migue.pipeline.datasets.classes import N_MG_CLASSES
 from migue.pipeline.datasets.files import video_key
 
-TRACK_FILES = {"mg": "prediction.csv", "emotion": "submission.csv"}
 SHOWN = 5  # missing items named in an error
 
 
@@ -63,24 +66,57 @@ def track1_target(class_index: int) -> int:
     return index
 
 
-def miga_table(task: str, predicted: pd.DataFrame, expected: Expected) -> pd.DataFrame:
-    """The Track 1 (mg) or Track 3 (emotion) table of `predicted` (a `predict_run` table),
-    checked complete against `expected`."""
-    if task == "mg":
-        if (predicted["label_row"] < 0).any():
-            bad = predicted.loc[predicted["label_row"] < 0, "unit_id"].head(SHOWN).tolist()
-            raise SubmissionError(f"{int((predicted['label_row'] < 0).sum())} clip(s) have no label-file row "
-                                  f"in the cache (e.g. {', '.join(bad)}): the entry was extracted before units "
-                                  "carried it; extract again to write Track 1 Ids")
-        ids = [clip_id(n, int(k)) for n, k in zip(predicted["video_name"], predicted["label_row"])]
-        table = pd.DataFrame({"Id": ids, "Target": [track1_target(k) for k in predicted["label"]],
-                              "_video": predicted["video_name"].to_numpy(), "_row": predicted["label_row"].to_numpy()})
-        table = table.sort_values(["_video", "_row"], key=_release_key).drop(columns=["_video", "_row"])
-    else:
-        table = pd.DataFrame({"video_id": predicted["video_name"].to_numpy(),
-                              "label": predicted["label"].astype(int).to_numpy()})
-        table = table.sort_values("video_id", key=_release_key)
-    _check_complete(task, table.iloc[:, 0].tolist(), expected)
+def _track1_rows(predicted: pd.DataFrame) -> pd.DataFrame:
+    """Track 1 rows (Id, Target) of a clip task's predictions, in release order."""
+    if (predicted["label_row"] < 0).any():
+        bad = predicted.loc[predicted["label_row"] < 0, "unit_id"].head(SHOWN).tolist()
+        raise SubmissionError(f"{int((predicted['label_row'] < 0).sum())} clip(s) have no label-file row "
+                              f"in the cache (e.g. {', '.join(bad)}): the entry was extracted before units "
+                              "carried it; extract again to write Track 1 Ids")
+    ids = [clip_id(n, int(k)) for n, k in zip(predicted["video_name"], predicted["label_row"])]
+    table = pd.DataFrame({"Id": ids, "Target": [track1_target(k) for k in predicted["label"]],
+                          "_video": predicted["video_name"].to_numpy(), "_row": predicted["label_row"].to_numpy()})
+    return table.sort_values(["_video", "_row"], key=_release_key).drop(columns=["_video", "_row"])
+
+
+def _track3_rows(predicted: pd.DataFrame) -> pd.DataFrame:
+    """Track 3 rows (video_id, label) of a video task's predictions, in release order."""
+    table = pd.DataFrame({"video_id": predicted["video_name"].to_numpy(),
+                          "label": predicted["label"].astype(int).to_numpy()})
+    return table.sort_values("video_id", key=_release_key)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """How a format's file is made: its rows from a `predict_run` table (first column: the id), and
+    which ids a complete file holds ('clip': `<video>_<row>`, 'video': video names)."""
+
+    rows: Callable[[pd.DataFrame], pd.DataFrame]
+    ids: str
+
+
+WRITERS = {"miga-track1": Writer(_track1_rows, "clip"), "miga-track3": Writer(_track3_rows, "video")}
+
+
+def writer_for(task: str, fmt: str = "miga") -> tuple[SubmissionFormat, Writer]:
+    """Task `task`'s format `fmt` and its writer; a LookupError when the task has no such format or
+    this version has no writer for it yet."""
+    spec = get_task(task).submission(fmt)
+    if spec.writer not in WRITERS:
+        raise LookupError(f"task {task!r}: format {fmt!r} ({spec.title}, {', '.join(spec.columns)}) is written by "
+                          f"{spec.writer!r}, which this version does not have yet (writers: {', '.join(WRITERS)})")
+    return spec, WRITERS[spec.writer]
+
+
+def miga_table(task: str, predicted: pd.DataFrame, expected: Expected, fmt: str = "miga") -> pd.DataFrame:
+    """The file of format `fmt` of `task` (mg: Track 1, emotion: Track 3) from `predicted` (a
+    `predict_run` table), checked complete against `expected`."""
+    spec, writer = writer_for(task, fmt)
+    table = writer.rows(predicted)
+    if tuple(table.columns) != spec.columns:
+        raise SubmissionError(f"writer {spec.writer!r} made columns {list(table.columns)}, task {task!r} declares "
+                              f"{list(spec.columns)} for {fmt!r}")
+    _check_complete(spec.row, table.iloc[:, 0].tolist(), expected)
     return table.reset_index(drop=True)
 
 
@@ -93,8 +129,7 @@ def _release_key(column: pd.Series) -> pd.Series:
     return text.where(~numeric, text.str.lstrip("0").str.zfill(12))
 
 
-def _check_complete(task: str, ids: list[str], expected: Expected) -> None:
-    what = "test clip" if task == "mg" else "test video"
+def _check_complete(what: str, ids: list[str], expected: Expected) -> None:
     counts = pd.Series(ids).value_counts()
     twice = counts[counts > 1].index.tolist()
     if twice:
@@ -117,20 +152,24 @@ def _id_key(item: str) -> tuple:
     return (video_key(video).zfill(12), int(row) if row.isdigit() else -1, item)
 
 
-def expected_from_manifest(task: str, manifest: object, split: str = "test") -> Expected:
-    """Every clip (mg) or video with windows (emotion) of the dataset's split."""
+def expected_from_manifest(task: str, manifest: object, split: str = "test", fmt: str = "miga") -> Expected:
+    """Every clip (a Track 1 file) or video with units (Track 3) of the task's unit kind in the
+    dataset's split."""
     where = ", ".join(str(r) for r in getattr(manifest, "roots", ()) or (manifest.root,))
-    if task == "mg":
-        ids = {clip_id(u.video_name or u.video_id, u.label_row) for u in manifest.of_kind("mg") if u.split == split}
+    _, writer = writer_for(task, fmt)
+    units = [u for u in manifest.of_kind(get_task(task).unit_kind) if u.split == split]
+    if writer.ids == "clip":
+        ids = {clip_id(u.video_name or u.video_id, u.label_row) for u in units}
     else:
-        ids = {u.video_name or u.video_id for u in manifest.of_kind("window") if u.split == split}
+        ids = {u.video_name or u.video_id for u in units}
     return Expected(frozenset(ids), f"the {split} split of {where}", {})
 
 
-def expected_from_run(task: str, run_dir: Path, split: str = "test") -> Expected:
+def expected_from_run(task: str, run_dir: Path, split: str = "test", fmt: str = "miga") -> Expected:
     """The split's units of every entry the run read, and those of its videos that failed there."""
     record = json.loads((Path(run_dir) / "config.json").read_text())
-    kind = "mg" if task == "mg" else "window"
+    kind = get_task(task).unit_kind
+    _, writer = writer_for(task, fmt)
     ids: set[str] = set()
     failed: dict[str, str] = {}
     for role, info in record["entries"].items():
@@ -138,7 +177,7 @@ def expected_from_run(task: str, run_dir: Path, split: str = "test") -> Expected
         units = reader.units
         units = units[(units["kind"] == kind) & (units["split"] == split)]
         names = _column(units, "video_name", units["video_id"])
-        if task == "mg":
+        if writer.ids == "clip":
             rows = _column(units, "label_row", pd.Series(-1, index=units.index))
             ids |= {clip_id(n, int(k)) for n, k in zip(names, rows)}
         else:
@@ -146,7 +185,7 @@ def expected_from_run(task: str, run_dir: Path, split: str = "test") -> Expected
         spelled = dict(zip(units["video_id"], names))
         for unit_id, reason in reader.index.get("failures", {}).items():
             video = unit_id.split(":")[0]
-            if video in spelled and task == "emotion":
+            if video in spelled and writer.ids == "video":
                 continue  # the video keeps its other windows
             if video in spelled:
                 failed.setdefault(f"{spelled[video]}:{unit_id}", f"failed in entry {reader.name} ({role}): {reason}")
@@ -161,16 +200,24 @@ def _column(units: pd.DataFrame, name: str, default: pd.Series) -> pd.Series:
     return values if pd.api.types.is_numeric_dtype(values) else values.where(values.astype(str) != "", default)
 
 
-def write_submission(table: pd.DataFrame, out: Path, task: str, zipped: bool) -> Path:
-    """The CSV at `out`, or (zipped) a zip at `out` holding it as the track's file name; published
-    atomically (a full disk or a kill leaves no half-written file)."""
+def zip_name(task: str, fmt: str) -> str:
+    """The CSV's name inside `--zip`: the format's, or for `migue` tables the task's first format's
+    (Track 1: prediction.csv), else predictions.csv."""
+    formats = get_task(task).submissions
+    chosen = formats.get(fmt) or next(iter(formats.values()), None)
+    return chosen.file_name if chosen is not None else "predictions.csv"
+
+
+def write_submission(table: pd.DataFrame, out: Path, file_name: str, zipped: bool) -> Path:
+    """The CSV at `out`, or (zipped) a zip at `out` holding it as `file_name`; published atomically
+    (a full disk or a kill leaves no half-written file)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = table.to_csv(index=False, lineterminator="\n")
     if zipped:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(TRACK_FILES[task], text)
+            archive.writestr(file_name, text)
         data = buffer.getvalue()
     else:
         data = text.encode()

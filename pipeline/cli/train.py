@@ -55,13 +55,52 @@ class _FusionChoice(click.ParamType):
 
 
 
+class _TaskChoice(click.ParamType):
+    """A registered task (built-in or a plugin's: --plugin loads first), checked when given."""
+
+    name = "task"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        from migue.fusion.tasks import list_tasks
+
+        return "[" + "|".join(list_tasks()) + "]"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from migue.fusion.tasks import list_tasks
+
+        if value not in list_tasks():
+            self.fail(f"{value!r} is not a task; choose from: {', '.join(list_tasks())} (a plugin task needs "
+                      "--plugin MODULE first)", param, ctx)
+        return value
+
+
+class _FormatChoice(click.ParamType):
+    """`migue` or a submission format some registered task declares (the run's task must have it)."""
+
+    name = "format"
+
+    @staticmethod
+    def formats() -> list[str]:
+        from migue.fusion.tasks import list_tasks
+
+        return list(dict.fromkeys(["migue", *(f for t in list_tasks().values() for f in t.submissions)]))
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.formats()) + "]"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value not in self.formats():
+            self.fail(f"{value!r} is not a format; choose from: {', '.join(self.formats())}", param, ctx)
+        return value
+
+
 class _HeadsCommand(click.Command):
-    """A command whose help ends with the registered heads, plugins included (listed when shown)."""
+    """A command whose help ends with the registered tasks and heads, plugins included (listed when shown)."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from migue.fusion import heads_help
+        from migue.fusion import heads_help, tasks_help
 
-        self.epilog = "\b\nHeads (--fusion):\n" + heads_help()
+        self.epilog = "\b\nTasks (--task):\n" + tasks_help() + "\n\n\b\nHeads (--fusion):\n" + heads_help()
         super().format_epilog(ctx, formatter)
 
 
@@ -78,14 +117,14 @@ def _scope(task: str, data_root: tuple[Path, ...], data_layout: str, window: int
 @click.command("fuse-train", cls=_HeadsCommand)
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=load_plugins_option,
               expose_value=False,
-              help="Import MODULE (a module name or a .py file) that registers heads with "
-                   "migue.fusion.register_head; repeatable. Heads of the `migue.heads` entry-point group load "
-                   "by themselves.")
-@click.option("--task", type=click.Choice(["mg", "emotion"]), required=True)
+              help="Import MODULE (a module name or a .py file) that registers heads or tasks with "
+                   "migue.fusion.register_head / register_task; repeatable. Those of the `migue.heads` and "
+                   "`migue.tasks` entry-point groups load by themselves.")
+@click.option("--task", type=_TaskChoice(), required=True, help="What to learn: a registered task (listed below).")
 @click.option("--cache", type=click.Path(path_type=Path), default=None, help=CACHE_HELP)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
 @click.option("--fusion", type=_FusionChoice(), default=None,
-              help="Head to train (default: cmtf for mg, interfusion for emotion); list below.")
+              help="Head to train (default: the task's, listed below: cmtf for mg, interfusion for emotion).")
 @click.option("--entry", "entries", multiple=True, metavar="MODALITY=NAME",
               help="Pick a cache entry when several exist for a modality.")
 @click.option("--epochs", type=int, default=None)
@@ -133,8 +172,8 @@ def _run_plugin_options(command: click.Command) -> click.Command:
                                 "from others can name any file: prefer --plugin).")(command)
     return click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True,
                         callback=load_plugins_option, expose_value=False,
-                        help="Import MODULE (a module name or a .py file) that registers the run's head; "
-                             "a plugin run says which it needs. Repeatable.")(command)
+                        help="Import MODULE (a module name or a .py file) that registers the run's head or "
+                             "task; a plugin run says which it needs. Repeatable.")(command)
 
 
 @click.command()
@@ -162,13 +201,15 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @_run_plugin_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="File to write (CSV, or zip with --zip).")
-@click.option("--format", "fmt", type=click.Choice(["migue", "miga"]), default="migue", show_default=True,
+@click.option("--format", "fmt", type=_FormatChoice(), default="migue", show_default=True,
               help="migue: ids, predicted label, release names, label rows and class probabilities. "
-                   "miga: the challenge's file (mg run: Track 1 Id,Target, Target the 0-based class index: "
-                   "raw label 1 -> 0, raw 31 -> 30, raw 99 -> 31, as the 2025 winners' scored file; "
-                   "emotion run: Track 3 video_id,label, 1 win, 0 lose).")
+                   "Others are the submission formats the run's task declares; miga: the challenge's file "
+                   "(mg run: Track 1 Id,Target, Target the 0-based class index: raw label 1 -> 0, raw 31 -> 30, "
+                   "raw 99 -> 31, as the 2025 winners' scored file; emotion run: Track 3 video_id,label, 1 win, "
+                   "0 lose).")
 @click.option("--zip", "zipped", is_flag=True,
-              help="Write the CSV inside a zip at --out (Track 1: prediction.csv in prediction.zip).")
+              help="Write the CSV inside a zip at --out, named as the task's format says (Track 1: "
+                   "prediction.csv in prediction.zip).")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
               multiple=True, help=SCOPE_HELP + "With --format miga: check completeness against this dataset's "
                                   "split (default: the run's cache entries and their failed units). " + DATA_HELP)
@@ -182,7 +223,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
 
-    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission
+    from .submission import expected_from_manifest, expected_from_run, miga_table, write_submission, writer_for, zip_name
 
     _check_head(run_dir)
     task = json.loads((run_dir / "config.json").read_text())["task"]
@@ -191,14 +232,15 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     entries = run_entries(run_dir) if data_root else None
     scope = _scope(task, data_root, data_layout, window, entries) if data_root else None
     table = predict_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
-    if fmt == "miga":
+    track = "migue"
+    if fmt != "migue":
+        track = writer_for(task, fmt)[0].title  # the task must have the format (and a writer for it)
         if data_root:
             from migue.pipeline.datasets import read_dataset
 
-            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split)
+            expected = expected_from_manifest(task, read_dataset(data_root, data_layout), split, fmt)
         else:
-            expected = expected_from_run(task, run_dir, split)
-        table = miga_table(task, table, expected)
-    write_submission(table, out, task, zipped)
-    track = {"mg": "Track 1", "emotion": "Track 3"}[task] if fmt == "miga" else "migue"
+            expected = expected_from_run(task, run_dir, split, fmt)
+        table = miga_table(task, table, expected, fmt)
+    write_submission(table, out, zip_name(task, fmt), zipped)
     click.echo(f"wrote {len(table)} {split} predictions ({track}, {', '.join(table.columns[:2])}) to {out}")

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from migue.cache.labels import MG_CLASS_NAMES
 
-N_MG_CLASSES = 32
+N_MG_CLASSES = len(MG_CLASS_NAMES)  # 32
 LAST_RAW_LABEL = 99  # raw id of the 32nd class
-assert len(MG_CLASS_NAMES) == N_MG_CLASSES
 
 
 def raw_label_to_index(raw: int) -> int:

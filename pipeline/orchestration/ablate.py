@@ -34,11 +34,10 @@ from migue.cache import FeatureStore
 from migue.cache.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from migue.cache.files import NotARegularFileError, require_regular_file
 from migue.common.dask_client import connect, gpu_resources
-from migue.fusion.config import MONITORS
-from migue.fusion.data import TASKS
 from migue.fusion.reports import DONE_FILE, finished_metrics
+from migue.fusion.tasks import get_task, list_tasks
 
-from .entries import TASK_MODALITIES, head_roles, select_entries
+from .entries import head_roles, select_entries, task_modalities
 
 log = logging.getLogger("migue.ablate")
 
@@ -86,7 +85,7 @@ class Grid:
     axes: dict[str, list[Any]] = field(default_factory=dict)
     entries: dict[str, str] = field(default_factory=dict)
     one_pass: bool = False  # train the probe runs together: many heads, one read of the cache
-    plugins: list[str] = field(default_factory=list)  # modules (or .py files) that register heads
+    plugins: list[str] = field(default_factory=list)  # modules (or .py files) that register heads or tasks
 
     @classmethod
     def load(cls, path: Path, max_runs: int = MAX_RUNS) -> "Grid":
@@ -98,6 +97,7 @@ class Grid:
             raise ValueError(f"{path}: 'plugins' must be a list of module names or .py files, got {plugins!r}")
         # a plugin file is found beside the grid file
         plugins = [str((Path(path).parent / p).resolve()) if p.endswith(".py") else p for p in plugins]
+        _check_task(Path(path), raw["task"], plugins)
         grid = cls(raw["task"], raw.get("base") or {}, raw.get("axes") or {}, raw.get("entries") or {},
                    bool(raw.get("one_pass", False)), plugins)
         grid.check_size(max_runs, Path(path))
@@ -158,8 +158,8 @@ def _read_grid_file(path: Path) -> dict[str, Any]:
     if unknown or "task" not in raw:
         raise ValueError(f"{path}: a grid needs 'task' and may have {', '.join(repr(k) for k in GRID_KEYS[1:])}; "
                          f"unexpected keys {sorted(map(str, unknown))}" if unknown else f"{path}: no 'task'")
-    if not isinstance(raw["task"], str) or raw["task"] not in TASKS:
-        raise ValueError(f"{path}: 'task' must be one of {', '.join(TASKS)}, got {raw['task']!r}")
+    if not isinstance(raw["task"], str):
+        raise ValueError(f"{path}: 'task' must be one of {', '.join(list_tasks())}, got {raw['task']!r}")
     _check_mapping(path, raw, "base", "a mapping of setting names to values")
     _check_mapping(path, raw, "axes", "a mapping of setting names to lists of values")
     _check_mapping(path, raw, "entries", "a mapping of modality to entry name")
@@ -172,6 +172,16 @@ def _read_grid_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw.get("one_pass", False), bool):
         raise ValueError(f"{path}: 'one_pass' must be true or false, got {raw['one_pass']!r}")
     return raw
+
+
+def _check_task(path: Path, task: str, plugins: list[str]) -> None:
+    """The grid's task must be registered: built in, or by one of the grid's plugins (loaded here)."""
+    from migue.fusion import load_plugins
+
+    load_plugins(plugins)
+    known = list_tasks()
+    if task not in known:
+        raise ValueError(f"{path}: 'task' must be one of {', '.join(known)}, got {task!r}")
 
 
 def _check_mapping(path: Path, raw: dict[str, Any], key: str, what: str) -> None:
@@ -289,7 +299,7 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
-                                                           [m for m in TASK_MODALITIES[grid.task] if m in roles]).items()}
+                                                           [m for m in task_modalities(grid.task) if m in roles]).items()}
     out.mkdir(parents=True, exist_ok=True)
     remove_reports(out, replaced)  # only now that the grid can start: a wrong --cache keeps the old results
     atomic_write_text(out / "grid.json", json.dumps(record, indent=1))
@@ -414,7 +424,7 @@ def results_table(grid: Grid, configs: dict[str, dict[str, Any]], outcomes: dict
         row["status"] = outcome["status"]
         row["error"] = outcome.get("error", "")
         test = (outcome.get("metrics") or {}).get("test", {})
-        for metric in MONITORS[grid.task]:
+        for metric in get_task(grid.task).metrics:
             row[metric] = test.get(metric)
         row["config"] = json.dumps(config, sort_keys=True, default=str)
         rows.append(row)
@@ -429,7 +439,7 @@ def grouped(grid: Grid, table: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds for every other combination of the axes."""
     keys = [a for a in grid.axes if a != "seed"]
     ok = table[table["status"] == "ok"].copy()
-    metrics = list(MONITORS[grid.task])
+    metrics = list(get_task(grid.task).metrics)
     for m in metrics:
         ok[m] = pd.to_numeric(ok[m], errors="coerce")
     if ok.empty:
@@ -450,7 +460,7 @@ def write_reports(grid: Grid, table: pd.DataFrame, out: Path) -> None:
     """results.csv (every run), results.md (mean ± std over seeds, best marked), results.png."""
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     summary = grouped(grid, table)
-    metrics = list(MONITORS[grid.task])
+    metrics = list(get_task(grid.task).metrics)
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std")) and c not in metrics]].copy()
     for m in metrics:
         if summary.empty:  # no run finished: the table keeps its columns, the failures are listed below

@@ -6,7 +6,12 @@ from typing import Any
 
 from migue.cache import EntryReader, FeatureStore
 
-TASK_MODALITIES = {"mg": ("rgb", "pose"), "emotion": ("face", "context")}
+
+def task_modalities(task: str) -> tuple[str, ...]:
+    """The entry roles (modalities) task `task` reads, in its order (an unknown task: the known ones)."""
+    from migue.fusion.tasks import get_task
+
+    return get_task(task).modalities
 
 
 def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
@@ -15,11 +20,10 @@ def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
     from migue.fusion.config import resolve_config
     from migue.fusion.heads import head_inputs
 
-    if task not in TASK_MODALITIES:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")
+    modalities = task_modalities(task)
     cfg = resolve_config(task, dict(config or {}))
     roles = {inp.entry for inp in head_inputs(cfg["head"], task, cfg).values()}
-    return [m for m in TASK_MODALITIES[task] if m in roles]
+    return [m for m in modalities if m in roles]
 
 
 def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | None = None,
@@ -29,10 +33,9 @@ def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | No
     named, else the only one in the cache. A missing one is named with the command that makes
     it; an entry without train units is refused (training on nothing). Several for one role are
     refused, naming them and how the caller's user names one (`name_with`, given the modality)."""
-    if task not in TASK_MODALITIES:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_MODALITIES)}")
+    modalities = task_modalities(task)
     explicit = explicit or {}
-    wanted = list(roles) if roles is not None else list(TASK_MODALITIES[task])
+    wanted = list(roles) if roles is not None else list(modalities)
     reader_of = f"head {head!r} reads {' + '.join(wanted)}" if head else f"task {task} reads {' + '.join(wanted)}"
     readers = {}
     for modality in wanted:

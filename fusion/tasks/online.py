@@ -1,0 +1,40 @@
+"""`online`: online micro-gesture recognition (MiGA Track 2): every gesture of a long sequence, as
+(class, start frame, end frame), from dense windows tiling it (issue 22).
+
+Declared here so that every consumer lists it; its pieces live elsewhere and are named, not
+imported: the detection head `detect` (fusion/detection.py, head registry), segment decoding and
+the F1 at tIoU > 0.3 of `migue score online` (fusion/online/), the Track 2 writers (predict).
+Its classes are the dataset's: the entries name them under `class_names` (SMG: 17; iMiGUE: the 32
+MG classes); frames outside every labelled span are background, which the head predicts apart.
+"""
+from __future__ import annotations
+
+from migue.cache import COLUMN
+from migue.cache.labels import MG_CLASS_NAMES
+
+from .base import SubmissionFormat, Task, register_task
+
+DENSE_KIND = "dense"  # dense windows over whole sequences (e.g. 32 frames every 8), a cache unit kind
+
+ONLINE = register_task(Task(
+    name="online",
+    description="online micro-gesture recognition: segments in long sequences (MiGA Track 2)",
+    title="Online micro-gesture recognition (F1 at tIoU > 0.3), test split",
+    unit_kind=DENSE_KIND,
+    items="sequence",
+    labels=COLUMN.mg_label,  # a window's class (-1: background or unknown); segments come with the sequence
+    class_names=MG_CLASS_NAMES,
+    entry_classes="class_names",
+    loss="detection",
+    metrics=("f1@0.3", "precision@0.3", "recall@0.3", "mAP"),
+    default_head="detect",
+    modalities=("pose", "rgb"),
+    streams=("joint", "bone", "rgb"),
+    figures=("curves", "timeline"),
+    submissions={
+        "miga": SubmissionFormat("miga-track2", "Track 2", "{video}.csv", ("GestureID", "StartFrame", "EndFrame"),
+                                 "test sequence"),
+        "csv": SubmissionFormat("segments-csv", "segments", "segments.csv",
+                                ("video_id", "label", "start", "end", "score"), "segment"),
+    },
+))
