@@ -96,7 +96,7 @@ def test_cache_ls_lists_the_four_modalities(demo_dir):
 
 def test_evaluate_recomputes_the_saved_test_metrics(demo_dir):
     run = demo_dir / "runs" / "mg-cmtf"
-    result = CliRunner().invoke(main, ["evaluate", str(run)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["evaluate", str(run), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     again = json.loads(result.output)
     saved = json.loads((run / "metrics.json").read_text())["test"]

@@ -112,7 +112,7 @@ def test_a_plugin_run_evaluates_and_predicts_in_a_fresh_process(cache, tmp_path)
     assert json.loads((run / "config.json").read_text())["head"]["plugin"] == str(plugin.resolve())
     saved = json.loads((run / "metrics.json").read_text())["test"]
     migue = str(Path(sys.executable).with_name("migue"))  # a fresh process: the plugin is not imported
-    evaluated = subprocess.run([migue, "evaluate", str(run), "--plugin", str(plugin)], capture_output=True,
+    evaluated = subprocess.run([migue, "evaluate", str(run), "--json", "--plugin", str(plugin)], capture_output=True,
                                text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout)["top1"] == pytest.approx(saved["top1"])
@@ -144,7 +144,7 @@ def test_a_run_folder_does_not_import_the_plugin_it_names(cache, tmp_path):
             and "--trust-run" in refused.output, refused.output
         assert len(refused.output.strip().splitlines()) == 1
         assert not marker.exists() and "plugin-trust-theirs" not in list_heads()
-    trusting = CliRunner().invoke(main, ["evaluate", str(run), "--trust-run"])
+    trusting = CliRunner().invoke(main, ["evaluate", str(run), "--trust-run", "--json"])
     assert trusting.exit_code == 0, trusting.output
     assert marker.exists() and "top1" in json.loads(trusting.output)
 

@@ -101,7 +101,7 @@ def test_a_plugin_task_run_evaluates_and_predicts_in_a_fresh_process(run, plugin
     migue = str(Path(sys.executable).with_name("migue"))  # a fresh process: the plugin is not imported
     refused = subprocess.run([migue, "evaluate", str(run)], capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and f"needs the plugin {plugin.resolve()} (task 'mg-thirds')" in refused.stderr
-    evaluated = subprocess.run([migue, "evaluate", str(run), "--plugin", str(plugin)], capture_output=True,
+    evaluated = subprocess.run([migue, "evaluate", str(run), "--json", "--plugin", str(plugin)], capture_output=True,
                                text=True, timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     saved = json.loads((run / "metrics.json").read_text())["test"]

@@ -139,10 +139,16 @@ def _scope(task: str, data_root: tuple[Path, ...], data_layout: str, window: int
                    "--resume or --overwrite, a folder that holds anything is refused.")
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 @scope_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run's full metrics as JSON (what metrics.json holds) instead of the summary table.")
 def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, entries: tuple[str, ...],
                epochs: int | None, seed: int, overrides: tuple[str, ...], resume: bool, overwrite: bool,
-               allow_partial: bool, data_root: tuple[Path, ...], data_layout: str, window: int) -> None:
-    """Train a fusion head (or a baseline) on cached features."""
+               allow_partial: bool, data_root: tuple[Path, ...], data_layout: str, window: int,
+               as_json: bool) -> None:
+    """Train a fusion head (or a baseline) on cached features. Shows a bar per epoch (a log line every
+    few epochs when stderr is no terminal) and ends with a table: the metrics of val and test with
+    their n, the epochs and the best one, and where the run folder keeps metrics.json, per_class.csv,
+    confusion.csv and the plots."""
     from migue.fusion.runs import check_run_dir, train_run
 
     from migue.pipeline.orchestration.entries import head_roles, select_entries
@@ -162,7 +168,32 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
         config["allow_partial"] = True
     scope = _scope(task, data_root, data_layout, window, readers)
     metrics = train_run(task, readers, out, config, scope=scope)
-    click.echo(json.dumps(metrics.get("test", metrics), indent=1, default=str))
+    if as_json:
+        _echo_json(metrics)
+        return
+    from migue.fusion.summary import run_summary
+
+    record = _run_config(out)
+    click.echo(run_summary(out, metrics, _items(task), record["config"].get("epochs")))
+
+
+def _run_config(run_dir: Path) -> dict:
+    """The run folder's config.json (task, resolved config, entries)."""
+    return json.loads((Path(run_dir) / "config.json").read_text())
+
+
+def _items(task: str) -> str:
+    """What one evaluated item of `task` is ('clip', 'video'), for the summary's sentences."""
+    from migue.fusion.tasks import get_task
+
+    return get_task(task).items
+
+
+def _echo_json(metrics: dict) -> None:
+    """Metrics as JSON, NaN as null (the same as metrics.json)."""
+    from migue.fusion.reports import jsonable
+
+    click.echo(json.dumps(jsonable(metrics), indent=1, default=str))
 
 
 def _run_plugin_options(command: click.Command) -> click.Command:
@@ -182,9 +213,11 @@ def _run_plugin_options(command: click.Command) -> click.Command:
 @_run_plugin_options
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 @scope_options
+@click.option("--json", "as_json", is_flag=True, help="Print the split's full metrics as JSON instead of the table.")
 def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, data_root: tuple[Path, ...],
-             data_layout: str, window: int) -> None:
-    """Recompute a run's metrics on a split from the cache."""
+             data_layout: str, window: int, as_json: bool) -> None:
+    """Recompute a run's metrics on a split from the cache: a table of them with n (--json: all of them,
+    per-class lists included), and a warning when the split is too small to compare heads."""
     from migue.fusion.runs import evaluate_run
 
     from .scope import run_entries, run_task
@@ -193,7 +226,13 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
     entries = run_entries(run_dir) if data_root else None
     scope = _scope(run_task(run_dir), data_root, data_layout, window, entries) if data_root else None
     metrics = evaluate_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
-    click.echo(json.dumps(metrics, indent=1, default=str))
+    if as_json:
+        _echo_json(metrics)
+        return
+    from migue.fusion.summary import evaluation_summary
+
+    record = _run_config(run_dir)
+    click.echo(evaluation_summary(run_dir, split, metrics, _items(record["task"]), record["config"].get("monitor")))
 
 
 @click.command()
