@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from migue.cache.streams import Stream, on_stream
+
 from .data import Input
 from .layers import init_weights
 from .registry import register_head, view
@@ -105,7 +107,6 @@ BASELINE_POOL = {"baseline_pool": "space"}  # space (mean over time, per-place f
 POOL_CHOICES = {"baseline_pool": ("space", "time", "mean")}
 MLP = {"width": 256, "dropout": 0.1}  # hidden size and dropout of mlp probes and concat
 MLP_RANGES = {"width": (1, None), "dropout": (0, 1)}
-PROBE_TARGETS = {"rgb": "rgb", "pose-joint": "joint", "pose-bone": "bone", "face": "face", "context": "context"}
 
 
 def _classifies(task: Task, streams: tuple[str, ...] = ()) -> bool:
@@ -127,19 +128,29 @@ def _flat(shape: tuple[int, int]) -> int:
     return shape[0] * shape[1]
 
 
-def _register_probe(target: str, kind: str) -> None:
-    name = PROBE_TARGETS[target]
+def _probe_fits(stream: Stream) -> Callable[[Task], bool]:
+    """A probe fits the classifying tasks that name its stream; a plugin modality's stream (which no
+    built-in task names) fits every classifying task: select_entries then finds its entry."""
+    if stream.source == "built-in":
+        return lambda task: _classifies(task, (stream.name,))
+    return lambda task: _classifies(task)
 
-    def probe(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, width: int = 256,
-              dropout: float = 0.1) -> Probe:
-        return Probe(name, _flat(shapes[name]), num_classes, kind, width, dropout)
 
-    settings = {**BASELINE_POOL, **(MLP if kind == "mlp" else {})}
-    register_head(f"probe-{kind}-{target}", tasks=lambda task: _classifies(task, (name,)),
-                  inputs=_pooled_inputs(lambda task: [name]), settings=settings, choices=POOL_CHOICES,
-                  ranges=MLP_RANGES if kind == "mlp" else None,
-                  description=f"{kind} probe on pooled {target} features (per item; a video's windows "
-                              "averaged)")(probe)
+def _register_probes(stream: Stream) -> None:
+    """probe-linear-<stream> and probe-mlp-<stream> for one stream of the table (`migue.cache.streams`):
+    called for every built-in stream at import, and for a plugin modality's when it registers."""
+    name, target = stream.name, stream.probe_name
+    for kind in PROBES:
+        def probe(shapes: dict[str, tuple[int, int]], num_classes: int, baseline_pool: str, width: int = 256,
+                  dropout: float = 0.1, kind: str = kind) -> Probe:
+            return Probe(name, _flat(shapes[name]), num_classes, kind, width, dropout)
+
+        settings = {**BASELINE_POOL, **(MLP if kind == "mlp" else {})}
+        register_head(f"probe-{kind}-{target}", tasks=_probe_fits(stream),
+                      inputs=_pooled_inputs(lambda task: [name]), settings=settings, choices=POOL_CHOICES,
+                      ranges=MLP_RANGES if kind == "mlp" else None, source=stream.source,
+                      description=f"{kind} probe on pooled {target} features (per item; a video's windows "
+                                  "averaged)")(probe)
 
 
 def _register_late(head: str, members: Callable[[str], list[str]], fits: Callable[[Task], bool],
@@ -166,6 +177,4 @@ _register_late("late-pose", lambda task: ["joint", "bone"], lambda task: _classi
 register_head("concat", tasks=_classifies, inputs=_pooled_inputs(_task_streams),
               settings={**BASELINE_POOL, **MLP}, choices=POOL_CHOICES, ranges=MLP_RANGES,
               description="concatenated pooled features of all modalities -> MLP")(concat)
-for _target in PROBE_TARGETS:
-    for _kind in PROBES:
-        _register_probe(_target, _kind)
+on_stream(_register_probes)  # every stream a modality row declares, built-in or plugin, gets its probes

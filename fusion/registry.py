@@ -32,6 +32,8 @@ from typing import Any
 
 from torch import nn
 
+from migue.cache.streams import get_stream, streams
+
 from .data import Input
 from .plugins import load_plugins, plugin_source
 from .settings import Setting, setting_for
@@ -43,24 +45,26 @@ Shapes = dict[str, tuple[int, int]]
 InputsFn = Callable[[str, dict[str, Any]], dict[str, Input]]  # (task, config) -> the inputs read
 TaskTest = Callable[[Task], bool]  # a head fitting every task that passes it (built-ins fit plugin tasks)
 
-# stream name -> (entry role, stream in the entry, config key of its pooling)
-STREAMS = {
-    "rgb": ("rgb", "tokens", "rgb_pool"),
-    "joint": ("pose", "joint", "pose_pool"),
-    "bone": ("pose", "bone", "pose_pool"),
-    "face": ("face", "embedding", "face_pool"),
-    "context": ("context", "tokens", "context_pool"),
-}
-# what a head may name in `inputs=`: an entry role (all its streams) or one stream
-INPUT_NAMES = {"rgb": ("rgb",), "pose": ("joint", "bone"), "joint": ("joint",), "bone": ("bone",),
-               "face": ("face",), "context": ("context",)}
+# The streams a head may read come from `migue.cache.streams` (each modality row declares its own,
+# built-in or plugin): a head names a stream (rgb, joint, rgb-small) or a modality (pose: all its streams).
+
+
+def input_names() -> dict[str, tuple[str, ...]]:
+    """What a head may name in `inputs=`: a stream (itself) or a modality (all its streams)."""
+    table = streams()
+    out: dict[str, tuple[str, ...]] = {}
+    for stream in table.values():
+        out.setdefault(stream.modality, ())
+        out[stream.modality] += (stream.name,)
+    return {**out, **{name: (name,) for name in table}}
 
 
 def view(name: str, config: dict[str, Any], pool: str | None = None) -> Input:
-    """The Input for stream `name`, pooled as `pool` or as the config says ('cls' = the cls stream)."""
-    role, stream, key = STREAMS[name]
-    pool = pool or config[key]
-    return Input(role, "cls", "none") if pool == "cls" else Input(role, stream, pool)
+    """The Input for stream `name`, pooled as `pool` or as the config says ('cls' = the cls stream;
+    a stream without a pooling key of its own is read whole, 'none')."""
+    stream = get_stream(name)
+    pool = pool or (config[stream.pool_key] if stream.pool_key else "none")
+    return Input(stream.modality, "cls", "none") if pool == "cls" else Input(stream.modality, stream.dataset, pool)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
                   choices: dict[str, tuple[Any, ...]] | None = None,
                   trains_members: bool = False,
                   ranges: dict[str, Setting | tuple[float | None, float | None]] | None = None,
-                  check: Callable[[dict[str, Any]], None] | None = None
+                  check: Callable[[dict[str, Any]], None] | None = None, source: str | None = None
                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register a head class (or factory) `fn(shapes, num_classes, **settings)`.
 
@@ -131,7 +135,9 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
     Input}` chooses them itself. `settings` (default: the keyword defaults of `fn`) are the
     only head keys a config may set for it; each takes the type of its default, and `ranges`
     bounds some: `{"width": (1, None)}` (closed; None = unbounded) or a `Setting`. `check(cfg)`
-    raises a ValueError sentence when settings disagree with each other (run once each is in range)."""
+    raises a ValueError sentence when settings disagree with each other (run once each is in range).
+    `source` (default: from `fn`'s module) names the plugin a run of the head needs: a head made for a
+    plugin modality's stream (its probes) needs that plugin."""
     known = registered_tasks()
     if not callable(tasks):
         tasks = tuple(tasks)
@@ -142,19 +148,20 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
         read: InputsFn = inputs
     else:
         names = tuple(inputs)
-        unknown = [n for n in names if n not in INPUT_NAMES]
+        known_inputs = input_names()
+        unknown = [n for n in names if n not in known_inputs]
         if unknown or not names:
             raise ValueError(f"head {name!r}: unknown inputs {unknown or list(names)}; a head reads some of "
-                             f"{', '.join(INPUT_NAMES)}")
+                             f"{', '.join(known_inputs)}")
         for task in () if callable(tasks) else tasks:
-            wrong = [s for n in names for s in INPUT_NAMES[n] if s not in known[task].streams]
+            wrong = [s for n in names for s in known_inputs[n] if s not in known[task].streams]
             if wrong:
                 raise ValueError(f"head {name!r}: task {task!r} has no input {wrong[0]!r} "
                                  f"(it has {', '.join(known[task].streams)})")
-        streams = [s for n in names for s in INPUT_NAMES[n]]
+        read_streams = [s for n in names for s in known_inputs[n]]
 
         def read(task: str, cfg: dict[str, Any]) -> dict[str, Input]:
-            return {s: view(s, cfg) for s in streams}
+            return {s: view(s, cfg) for s in read_streams}
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _HEADS:
@@ -169,8 +176,8 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
             raise ValueError(f"head {name!r}: {exc}") from None
         text = description or (inspect.getdoc(fn) or name).splitlines()[0]
         # a plugin's source is what `load_plugins` takes back: its module name, or its file's path
-        source = plugin_source(fn.__module__)
-        _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), source, trains_members,
+        origin = source or plugin_source(fn.__module__)
+        _HEADS[name] = HeadSpec(name, tasks, text, read, fn, declared, dict(choices or {}), origin, trains_members,
                                 rules, check)
         return fn
 

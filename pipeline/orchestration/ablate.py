@@ -37,7 +37,7 @@ from migue.common.dask_client import connect, gpu_resources
 from migue.fusion.reports import DONE_FILE, finished_metrics
 from migue.fusion.tasks import get_task, list_tasks
 
-from .entries import head_roles, select_entries, task_modalities
+from .entries import head_roles, ordered_roles, select_entries, task_modalities
 
 log = logging.getLogger("migue.ablate")
 
@@ -47,6 +47,7 @@ REPORTS = ("results.csv", "results.md", "results.png", "grid.json")  # what a gr
 MAX_GRID_BYTES = 1 << 20  # a grid file is a few lines; anything this big is a mistake or an attack
 MAX_GRID_DEPTH = 32  # nesting levels of a grid file (a few are used; thousands overflow the stack)
 GRID_KEYS = ("task", "base", "axes", "entries", "one_pass", "plugins")
+ENTRY_HINT = "the grid file's key `entries: {{{modality}: NAME}}`"  # how a grid picks one of several entries
 
 
 class _GridLoader(yaml.SafeLoader):
@@ -299,7 +300,8 @@ def run_ablation(grid: Grid, cache: Path | None, out: Path, scheduler: str | Non
     _inside(out / "runs", configs)
     roles = {role for c in configs.values() for role in _roles_or_none(grid.task, c)}  # what the heads read
     entry_dirs = {m: str(r.dir) for m, r in select_entries(FeatureStore(cache), grid.task, grid.entries,
-                                                           [m for m in task_modalities(grid.task) if m in roles]).items()}
+                                                           ordered_roles(task_modalities(grid.task), roles),
+                                                           name_with=ENTRY_HINT).items()}
     out.mkdir(parents=True, exist_ok=True)
     remove_reports(out, replaced)  # only now that the grid can start: a wrong --cache keeps the old results
     atomic_write_text(out / "grid.json", json.dumps(record, indent=1))

@@ -23,7 +23,14 @@ def head_roles(task: str, config: Mapping[str, Any] | None = None) -> list[str]:
     modalities = task_modalities(task)
     cfg = resolve_config(task, dict(config or {}))
     roles = {inp.entry for inp in head_inputs(cfg["head"], task, cfg).values()}
-    return [m for m in modalities if m in roles]
+    return ordered_roles(modalities, roles)
+
+
+def ordered_roles(modalities: Iterable[str], roles: Iterable[str]) -> list[str]:
+    """`roles` in the task's modality order, then those no task names (a plugin modality's, e.g.
+    rgb-small for its probe), by name: none is dropped."""
+    own, roles = list(modalities), set(roles)
+    return [m for m in own if m in roles] + sorted(roles - set(own))
 
 
 def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | None = None,
