@@ -81,7 +81,9 @@ def run_summary(run_dir: Path, metrics: Mapping[str, Any], items: str = "item", 
     run = metrics.get("epochs_run")
     if run is not None:
         planned = f" of {epochs}" + (" (early stop)" if run < epochs else "") if epochs else ""
-        best = f", best epoch {metrics.get('best_epoch')}" + (f" by val {monitor}" if monitor else "")
+        has_val = bool((splits.get("val") or {}).get("n"))
+        best = f", best epoch {metrics.get('best_epoch')}" + (f" by val {monitor}" if monitor and has_val
+                                                               else " (no labelled val: the last)")
         lines.append(f"epochs    {run}{planned}{best} (head.pt holds it)")
     lines += ["", metrics_table(splits, monitor)]
     chance = metrics.get("chance")
@@ -89,7 +91,7 @@ def run_summary(run_dir: Path, metrics: Mapping[str, Any], items: str = "item", 
         shown = "test" if (splits.get("test") or {}).get("n") else "val"
         majority = chance.get("majority")
         lines.append(f"* monitored; chance: uniform {chance['uniform']:.3f}"
-                     + (f", majority class {majority:.3f} ({shown})" if isinstance(majority, float) else ""))
+                     + (f", majority class {majority:.3f} ({shown})" if _number(majority) else ""))
     elif monitor:
         lines.append("* monitored")
     lines += _warnings(splits, items)
@@ -131,6 +133,10 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _plural(noun: str, n: int) -> str:

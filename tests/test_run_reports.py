@@ -168,3 +168,15 @@ def test_fuse_train_ends_with_the_table_and_writes_what_it_names(tmp_path):
     assert json.loads(as_json.output)["top1"] == pytest.approx(metrics["test"]["top1"])
     table = CliRunner().invoke(main, ["evaluate", str(run)], catch_exceptions=False)
     assert next(line for line in table.output.splitlines() if line.startswith("test")).split()[:2] == ["test", "32"]
+
+
+def test_a_run_without_labelled_val_or_test_says_so(tmp_path):
+    metrics = {"task": "emotion", "head": "interfusion", "monitor": "accuracy", "best_epoch": 5, "epochs_run": 5,
+               "val": {"n": 0, "notes": ["no labelled items in this split"]},
+               "test": {"n": 0, "notes": ["no labelled items in this split"]},
+               "chance": {"uniform": 0.5, "majority_class": 1, "majority": float("nan")}}
+    lines = run_summary(tmp_path, metrics, "video", epochs=5).splitlines()
+    assert "epochs    5 of 5, best epoch 5 (no labelled val: the last) (head.pt holds it)" in lines
+    assert "* monitored; chance: uniform 0.500" in lines, "no majority share without labelled test items"
+    assert [line.split() for line in lines if line.startswith(("val", "test"))] == [["val", "0"], ["test", "0"]]
+    assert "note: test: no labelled items in this split" in lines and not any("warning" in x for x in lines)
