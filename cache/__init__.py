@@ -1,26 +1,75 @@
-"""The HDF5 feature store. Depends on no other migue package (only the `migue.common` leaf)."""
-from migue.common.files import file_sha256
+"""The HDF5 feature store. Depends on no other migue package (only the `migue.common` leaf).
 
-from .atomic import atomic_write_bytes, atomic_writer, fsync_dir, publish, write_all
-from .claims import EntryBeingWrittenError, WorkClaims, chunk_name, refuse_if_written, writing_now
-from .finite import NonFiniteTokensError
-from .gc import GcReport, collect_garbage, collect_parsed
-from .index import IndexFormatError
-from .keys import entry_key, entry_name
-from .paths import default_cache_root, resolve_cache_root
-from .publish import ChunkPublisher
-from .reader import EntryReader
-from .scope import UnitScopeError, dataset_record
-from .shard import ShardError
-from .store import EntryInfo, FeatureStore
-from .units import COLUMN, KINDS, MG_KIND, NO_LABEL, UNIT_COLUMNS, WINDOW_KIND, UnitRecord, UnitSchemaError
-from .verify import EntryDigest, VerifyReport, digest_entry, verify_entry
-from .writer import DiskFullError, DuplicateUnitsError, EntryWriter
+Lazy: each name is imported from its module on first use, so that `from migue.cache import
+FeatureStore` (every command's --help) needs neither h5py nor pandas."""
+from __future__ import annotations
 
-__all__ = ["COLUMN", "ChunkPublisher", "DiskFullError", "DuplicateUnitsError", "EntryBeingWrittenError",
-           "EntryDigest", "EntryInfo", "EntryReader", "EntryWriter", "FeatureStore", "GcReport", "IndexFormatError",
-           "KINDS", "MG_KIND", "NO_LABEL", "NonFiniteTokensError", "ShardError", "UNIT_COLUMNS", "UnitRecord",
-           "UnitSchemaError", "UnitScopeError", "VerifyReport", "WINDOW_KIND", "WorkClaims", "atomic_write_bytes",
-           "atomic_writer", "chunk_name", "collect_garbage", "collect_parsed", "dataset_record",
-           "default_cache_root", "digest_entry", "entry_key", "entry_name", "file_sha256", "fsync_dir", "publish",
-           "refuse_if_written", "resolve_cache_root", "verify_entry", "write_all", "writing_now"]
+import importlib
+from typing import Any
+
+_WHERE = {  # name -> the module that defines it
+    "atomic_write_bytes": ".atomic",
+    "atomic_writer": ".atomic",
+    "fsync_dir": ".atomic",
+    "publish": ".atomic",
+    "write_all": ".atomic",
+    "EntryBeingWrittenError": ".claims",
+    "WorkClaims": ".claims",
+    "chunk_name": ".claims",
+    "refuse_if_written": ".claims",
+    "writing_now": ".claims",
+    "NonFiniteTokensError": ".finite",
+    "GcReport": ".gc",
+    "collect_garbage": ".gc",
+    "collect_parsed": ".gc",
+    "IndexFormatError": ".index",
+    "entry_key": ".keys",
+    "entry_name": ".keys",
+    "default_cache_root": ".paths",
+    "resolve_cache_root": ".paths",
+    "ChunkPublisher": ".publish",
+    "EntryReader": ".reader",
+    "UnitScopeError": ".scope",
+    "dataset_record": ".scope",
+    "ShardError": ".shard",
+    "EntryInfo": ".store",
+    "FeatureStore": ".store",
+    "COLUMN": ".units",
+    "KINDS": ".units",
+    "MG_KIND": ".units",
+    "NO_LABEL": ".units",
+    "UNIT_COLUMNS": ".units",
+    "UnitRecord": ".units",
+    "UnitSchemaError": ".units",
+    "WINDOW_KIND": ".units",
+    "EntryDigest": ".verify",
+    "VerifyReport": ".verify",
+    "digest_entry": ".verify",
+    "verify_entry": ".verify",
+    "DiskFullError": ".writer",
+    "DuplicateUnitsError": ".writer",
+    "EntryWriter": ".writer",
+    "file_sha256": "migue.common.files",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (from its module), or a submodule (`migue.cache.writer`)."""
+    if name in _WHERE:
+        module = _WHERE[name]
+        value = getattr(importlib.import_module(module, __name__) if module.startswith(".") else
+                        importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

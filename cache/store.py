@@ -4,14 +4,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .index import INDEX_FILE, read_index
 from .keys import entry_name
 from .listing import TRASH_PREFIX
 from .paths import resolve_cache_root
-from .reader import EntryReader
-from .writer import EntryWriter
+
+if TYPE_CHECKING:  # imported where used: h5py and pandas only when an entry is read or written
+    from .reader import EntryReader
+    from .writer import EntryWriter
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,13 @@ class FeatureStore:
         return self.root / entry_name(config)
 
     def writer(self, config: dict[str, Any], dtype: str = "float16") -> EntryWriter:
+        from .writer import EntryWriter
+
         return EntryWriter(self.entry_dir(config), config, dtype)
 
     def reader(self, name_or_path: str | Path) -> EntryReader:
+        from .reader import EntryReader
+
         return EntryReader(self.resolve(name_or_path))
 
     def resolve(self, name_or_path: str | Path) -> Path:
