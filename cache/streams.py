@@ -36,6 +36,8 @@ class Stream:
     dim: int             # token width with the row's default options (the entry records the real one)
     probe: str = ""      # the probe heads' suffix, probe-linear-<probe> (default: `name`)
     pool_key: str = ""   # the training-config key of its pooling ('' : not pooled unless a head says)
+    pool: str = "none"   # that key's default
+    pools: tuple[str, ...] = ()  # that key's allowed values (default: just `pool`)
     modality: str = ""   # the entry role (modality) holding it; set by `register_stream`
     source: str = "built-in"  # or the plugin (module name or file path) whose row declared it
 
@@ -57,6 +59,13 @@ def register_stream(stream: Stream, modality: str, source: str = "built-in") -> 
     if not stream.name or not stream.dataset or stream.dim < 1:
         raise ValueError(f"modality {modality!r}: stream {stream.name!r} needs a name, the entry dataset it is "
                          f"read from and a dim >= 1 (got dataset {stream.dataset!r}, dim {stream.dim})")
+    if stream.pool_key and stream.pool not in (stream.pools or (stream.pool,)):
+        raise ValueError(f"modality {modality!r}: stream {stream.name!r} pools by {stream.pool!r} by default, "
+                         f"which is not among its pools {list(stream.pools)}")
+    shared = [s for s in _STREAMS.values() if s.pool_key and s.pool_key == stream.pool_key]
+    if shared and (shared[0].pool, shared[0].pools) != (stream.pool, stream.pools):
+        raise ValueError(f"stream {stream.name!r} declares pool key {stream.pool_key!r} unlike stream "
+                         f"{shared[0].name!r}, which shares it")
     old = _STREAMS.get(stream.name)
     if old is not None:
         if old == stream:
@@ -90,6 +99,13 @@ def get_stream(name: str) -> Stream:
         raise LookupError(f"unknown stream {name!r}; known: {', '.join(known) or 'none'} (a plugin modality's "
                           "streams need --plugin MODULE)")
     return known[name]
+
+
+def pool_settings() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """(pool key -> default, pool key -> allowed values) of every stream that has a pool key: the
+    pooling part of stage two's training config, declared by the rows."""
+    table = [s for s in streams().values() if s.pool_key]
+    return ({s.pool_key: s.pool for s in table}, {s.pool_key: s.pools or (s.pool,) for s in table})
 
 
 def modality_streams(modality: str) -> tuple[Stream, ...]:

@@ -4,19 +4,20 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from migue.cache.streams import pool_settings
+
 from .registry import get_head
 from .settings import Setting
 from .tasks import get_task
 
+POOL_DEFAULTS, POOL_CHOICES = pool_settings()
 DEFAULTS: dict[str, Any] = {
     # what to train (a head's own settings, e.g. cmtf's width, are declared where it registers)
     "head": "auto",                     # registry name; auto: the task's default head (mg: cmtf, emotion: interfusion)
     "num_classes": "auto",              # auto: the task's classes (mg: 32); more: named by their index
-    # inputs, pooled at load time
-    "rgb_pool": "time",                 # none | time (mean over H'xW' per time step) | space (mean over time per h,w) | mean | cls
-    "pose_pool": "space",               # none | time (mean over joints per time step) | space (mean over time per joint) | mean
-    "face_pool": "none",                # none (one token per sampled frame) | mean
-    "context_pool": "time",             # none | time | mean | cls
+    # inputs, pooled at load time: rgb_pool, pose_pool, face_pool, context_pool, declared with each
+    # stream by its modality row (pipeline/extraction/modalities.py; migue.cache.streams.pool_settings)
+    **POOL_DEFAULTS,
     "max_windows": None,                # emotion: at most this many windows per video (uniform subsample)
     "align": "strict",                  # strict: entries must hold the same units | inner: common units only
     # optimisation
@@ -39,10 +40,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "rgb_pool": ("none", "time", "space", "mean", "cls"),
-    "pose_pool": ("none", "time", "space", "mean"),
-    "face_pool": ("none", "time", "mean"),
-    "context_pool": ("none", "time", "mean", "cls"),
+    **POOL_CHOICES,
     "align": ("strict", "inner"),
     "class_balance": ("none", "weighted-loss", "sampler"),
     "in_memory": ("auto", True, False),

@@ -43,6 +43,8 @@ def assert_row_complete(m: Modality, unit, video, cache: Path) -> None:
             head = get_head(f"probe-{kind}-{stream.probe_name}")
             assert head.source == m.source
     assert [s.name for s in modality_streams(m.name)] == [s.name for s in m.streams]
+    for stream in m.streams:  # a pooled stream's default pooling is one it allows
+        assert not stream.pool_key or stream.pool in (stream.pools or (stream.pool,))
     check_streams(m)  # the extractor writes each declared stream at the declared dim
     assert m.weight_formats and all(f in describe_formats(m.extractor) for f in m.weight_formats)
     assert m.reads and set(m.reads) <= {"video", "skeleton"}
@@ -62,6 +64,16 @@ def test_builtin_row_is_complete(name, manifest, tmp_path):
     assert m.reads == reads and tuple(s.name for s in m.streams) == stream_names and m.source == "built-in"
     unit = manifest.of_kind(m.unit_kind)[0]
     assert_row_complete(m, unit, manifest.videos[unit.video_id], tmp_path)
+
+
+def test_training_config_pools_are_the_rows():
+    """The pooling keys of stage two's config come from the rows' streams (hand-written values: as before)."""
+    from migue.fusion.config import CHOICES, DEFAULTS
+
+    assert {k: DEFAULTS[k] for k in ("rgb_pool", "pose_pool", "face_pool", "context_pool")} == {
+        "rgb_pool": "time", "pose_pool": "space", "face_pool": "none", "context_pool": "time"}
+    assert CHOICES["rgb_pool"] == ("none", "time", "space", "mean", "cls")
+    assert CHOICES["context_pool"] == ("none", "time", "mean", "cls") and "cls" not in CHOICES["pose_pool"]
 
 
 def test_every_registered_row_is_checked():

@@ -224,17 +224,23 @@ def _source(module: str) -> str:
 MVIT_OPTIONS = ("arch", "frames", "size")
 MVIT_ARCHS = ("small", "tiny")
 VIDEO, SKELETON = ("video",), ("skeleton",)
+# pooling at load time (training config key, default, choices): none | time (mean over the places of each
+# time step) | space (mean over time per place: rgb h,w cell, pose joint) | mean | cls (the class token)
+RGB_POOLS, CONTEXT_POOLS = ("none", "time", "space", "mean", "cls"), ("none", "time", "mean", "cls")
+POSE_POOLS, FACE_POOLS = ("none", "time", "space", "mean"), ("none", "time", "mean")
 for _row in (
     Modality("rgb", "mvit", MG_KIND, 16, 224, _rgb, _cropped, MVIT_OPTIONS, False, 1, takes=_clip_takes,
-             streams=(Stream("rgb", "tokens", 768, pool_key="rgb_pool"),), reads=VIDEO, archs=MVIT_ARCHS),
-    Modality("context", "mvit", WINDOW_KIND, 16, 224, _rgb, _squashed, MVIT_OPTIONS, False, 1, takes=_clip_takes,
-             streams=(Stream("context", "tokens", 768, pool_key="context_pool"),), reads=VIDEO, archs=MVIT_ARCHS),
+             streams=(Stream("rgb", "tokens", 768, pool_key="rgb_pool", pool="time", pools=RGB_POOLS),),
+             reads=VIDEO, archs=MVIT_ARCHS),
     Modality("pose", "agcn", MG_KIND, 64, 0, pose_clip, _skeleton, ("layout", "frames"), True, 4,
-             streams=(Stream("joint", "joint", 256, probe="pose-joint", pool_key="pose_pool"),
-                      Stream("bone", "bone", 256, probe="pose-bone", pool_key="pose_pool")), reads=SKELETON),
+             streams=(Stream("joint", "joint", 256, "pose-joint", "pose_pool", "space", POSE_POOLS),
+                      Stream("bone", "bone", 256, "pose-bone", "pose_pool", "space", POSE_POOLS)), reads=SKELETON),
     Modality("face", "swinface", WINDOW_KIND, 8, 112, face_crops, _faces, ("frames",), True, 4, fixed_arch="swin-t",
-             takes=_face_takes, streams=(Stream("face", "embedding", 512, pool_key="face_pool"),),
+             takes=_face_takes, streams=(Stream("face", "embedding", 512, pool_key="face_pool", pools=FACE_POOLS),),
              reads=VIDEO + SKELETON),  # crops are placed by the skeleton's head joints
+    Modality("context", "mvit", WINDOW_KIND, 16, 224, _rgb, _squashed, MVIT_OPTIONS, False, 1, takes=_clip_takes,
+             streams=(Stream("context", "tokens", 768, pool_key="context_pool", pool="time", pools=CONTEXT_POOLS),),
+             reads=VIDEO, archs=MVIT_ARCHS),
 ):
     register_modality(_row)
 
