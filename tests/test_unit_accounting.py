@@ -70,22 +70,20 @@ def test_a_unit_id_in_two_manifest_rows_fails_with_a_reason(manifest, tmp_path, 
     assert "twice" in reason and "test" in reason and units[0].split in reason
 
 
-def test_a_unit_the_pose_loop_never_reaches_fails_naming_it(manifest, tmp_path, monkeypatch):
-    """The same account in the pose loop: a unit no batch ever carried is failed, not dropped."""
-    from migue.pipeline.extraction import extract as loop
+def test_a_pose_unit_whose_input_never_arrives_fails_naming_it(manifest, tmp_path, monkeypatch):
+    """The same account for a row computed without decoding (pose, in the one pass since the pose
+    loop is gone): a unit whose input never reached a batch is failed, not dropped."""
+    from migue.pipeline.extraction import onepass
 
     only = {u.unit_id for u in _units(manifest, "mg", _video(manifest))}
     lost = sorted(only)[1]
-    loader = loop._loader
+    take = onepass._Pass.take
 
-    def losing_one(dataset, batches, opts, device):
-        for ids, batch, failed in loader(dataset, batches, opts, device):
-            if lost in ids:
-                keep = [i for i, uid in enumerate(ids) if uid != lost]
-                ids, batch = [ids[i] for i in keep], batch[keep] if keep else None
-            yield ids, batch, failed
+    def losing_one(self, item):
+        if item.key[1] != lost:
+            take(self, item)
 
-    monkeypatch.setattr(loop, "_loader", losing_one)
+    monkeypatch.setattr(onepass._Pass, "take", losing_one)
     report = extract(manifest, FeatureStore(tmp_path), _opts("pose"), only=only)
     published, failures = _accounted(report)
     assert published == only - {lost} and report.extracted == len(only) - 1

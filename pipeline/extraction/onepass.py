@@ -17,14 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from migue.cache import FeatureStore, WorkClaims, chunk_name
-from migue.cache import EntryWriter
+from migue.cache import EntryWriter, FeatureStore, WorkClaims, chunk_name
 from migue.cache.claims import Claim
+from migue.cache.files import part_of
 from migue.cache.publish import publish_claimed, raise_failed
 from migue.cache.units import unit_columns
 from migue.cache.writer import disk_full
@@ -40,7 +39,6 @@ from .plan import EntryPlan, Plan, plan_extraction, request
 from .summary import ExtractSummary, Progress
 from .work import ShardBuffer, finite_only, unproduced
 from .unit_inputs import parse_videos
-from migue.cache.files import part_of
 
 log = logging.getLogger("migue.extract")
 
