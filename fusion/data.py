@@ -24,7 +24,7 @@ from migue.cache.labels import LABEL_COLUMNS
 from migue.cache.scope import refuse_mixed, scope_rows
 from migue.common.splits import SPLITS
 
-from .tasks import Task, get_task
+from .tasks import Task, TaskNotReadyError, get_task
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +267,8 @@ def build_data(task: str, entries: Mapping[str, EntryReader], inputs: dict[str, 
     it an entry holding units of another dataset is refused (UnitScopeError)."""
     spec = get_task(task)
     if spec.items == "sequence":
-        raise NotImplementedError(f"task {task!r} reads whole sequences of windows: its data and training "
-                                  "are the detection head's (fusion/online), not this loader's")
+        raise TaskNotReadyError(f"task {task!r} reads whole sequences of windows: its data and training are "
+                                "the detection head's (fusion/online), not this loader's")
     roles = list(dict.fromkeys(inp.entry for inp in inputs.values()))
     missing = [r for r in roles if r not in entries]
     if missing:

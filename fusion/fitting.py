@@ -22,7 +22,7 @@ from torch import nn
 from .data import FusionData, SplitData, iter_batches
 from .metrics import task_metrics
 from .registry import get_head, num_outputs
-from .tasks import get_task
+from .tasks import TaskNotReadyError, get_task
 
 log = logging.getLogger("migue.fusion.train")
 
@@ -148,7 +148,7 @@ def _criterion(task: str, cfg: dict[str, Any], labels: np.ndarray,
     class-weighted if configured."""
     loss = get_task(task).loss
     if loss not in LOSSES:
-        raise NotImplementedError(f"task {task!r}: its loss {loss!r} is trained by its own head's loop, not here")
+        raise TaskNotReadyError(f"task {task!r}: its loss {loss!r} is trained by its own head's loop, not here")
     return LOSSES[loss](cfg, labels, device)
 
 

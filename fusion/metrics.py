@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support,
                              recall_score, roc_auc_score, top_k_accuracy_score)
 
-from .tasks import get_task
+from .tasks import TaskNotReadyError, get_task
 
 
 class Undefined(ValueError):
@@ -65,7 +65,7 @@ def task_metrics(task: str, labels: np.ndarray, logits: np.ndarray, num_classes:
         return {"n": 0, "notes": ["no labelled items in this split"]}
     unknown = [m for m in (*spec.metrics, *spec.details) if m not in METRICS]
     if unknown:
-        raise NotImplementedError(f"task {task!r}: no metric function for {', '.join(unknown)} here "
+        raise TaskNotReadyError(f"task {task!r}: no metric function for {', '.join(unknown)} here "
                                   f"(known: {', '.join(METRICS)})")
     classes = _classes(task, num_classes)
     probs, preds, notes = probabilities(task, logits), predictions(task, logits), []

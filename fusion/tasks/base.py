@@ -144,6 +144,10 @@ class UnknownTaskError(LookupError):
     """A task name no module registered; the message lists the known ones."""
 
 
+class TaskNotReadyError(LookupError):
+    """A part a task names (its loader, loss, metric or writer) that this version does not have yet."""
+
+
 _TASKS: dict[str, Task] = {}
 
 
