@@ -29,6 +29,11 @@ def entry_key(config: dict[str, Any]) -> str:
 
 
 def entry_name(config: dict[str, Any]) -> str:
-    """Human-readable folder name: `<modality>-<backbone>-<arch>-<key[:12]>`."""
+    """Human-readable folder name: `<modality>-<backbone>-<arch>-<key[:12]>`; an entry of dense
+    windows over whole sequences is `<modality>@dense-...`, apart from the modality's own units."""
+    from .units import DENSE_KIND  # late: the unit schema imports pandas, --help must not
+
     parts = [str(config.get(k)) for k in ("modality", "backbone", "arch") if config.get(k)]
+    if parts and config.get("modality") and config.get("unit_kind") == DENSE_KIND:
+        parts[0] += f"@{DENSE_KIND}"
     return "-".join(parts + [entry_key(config)[:12]])

@@ -68,6 +68,14 @@ def _inputs(config: dict[str, Any]) -> tuple[int | None, int | None]:
     return (frames if isinstance(frames, int) else None), (size if isinstance(size, int) else None)
 
 
+def _shown_modality(config: dict[str, Any]) -> str:
+    """The modality, with '@dense' for dense windows over whole sequences (the online task's)."""
+    from .units import DENSE_KIND  # late: the unit schema imports pandas
+
+    modality = str(config.get("modality", "?"))
+    return f"{modality}@{DENSE_KIND}" if config.get("unit_kind") == DENSE_KIND else modality
+
+
 def entry_listing(entry_dir: Path) -> EntryListing:
     """The listing of one entry (raises what `read_index` raises for an unreadable index)."""
     entry_dir = Path(entry_dir)
@@ -91,7 +99,7 @@ def entry_listing(entry_dir: Path) -> EntryListing:
         why = ""
     frames, size = _inputs(config)
     return EntryListing(
-        name=entry_dir.name, path=str(entry_dir), modality=str(config.get("modality", "?")),
+        name=entry_dir.name, path=str(entry_dir), modality=_shown_modality(config),
         backbone=str(config.get("backbone", "?")), arch=str(config.get("arch", "")), frames=frames, size=size,
         units=len(published & wanted) if wanted is not None else len(published),
         wanted=len(wanted) if wanted is not None else None,

@@ -24,12 +24,17 @@ class UnitScopeError(ValueError):
     """An entry's units are not exactly those of the dataset asked for; names entry and units."""
 
 
-def dataset_record(unit_ids: Iterable[str], roots: Sequence[str], layout: str) -> dict[str, Any]:
+def dataset_record(unit_ids: Iterable[str], roots: Sequence[str], layout: str,
+                   class_names: Sequence[str] = ()) -> dict[str, Any]:
     """The index's record of the dataset an extract run was given: its unit ids (sorted), their
-    digest, and where it was read from."""
+    digest, where it was read from and, when given, its MG class names by index (SMG's 17,
+    iMiGUE's 32: an entry of any unit kind names its dataset's classes without the dataset)."""
     ids = sorted(set(unit_ids))
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
-    return {"units": ids, "digest": digest, "roots": [str(r) for r in roots], "layout": layout}
+    record = {"units": ids, "digest": digest, "roots": [str(r) for r in roots], "layout": layout}
+    if class_names:
+        record["class_names"] = list(class_names)
+    return record
 
 
 def check_dataset_record(record: Any) -> str | None:

@@ -19,19 +19,23 @@ from migue.common.splits import SPLITS
 
 NO_LABEL = -1
 MG_KIND, WINDOW_KIND = "mg", "window"  # labelled MG clips; emotion windows tiling a long video
-KINDS = (MG_KIND, WINDOW_KIND)
+DENSE_KIND = "dense"  # dense windows over whole sequences (e.g. 32 frames every 8): online recognition
+KINDS = (MG_KIND, WINDOW_KIND, DENSE_KIND)
+UNKNOWN_SEGMENTS = "?"  # the `segments` of a sequence whose ground truth is unknown (unlabelled test)
 
 
 @dataclass(frozen=True)
 class UnitRecord:
-    """One unit of work: a labelled MG clip (`kind='mg'`) or an emotion window (`kind='window'`).
+    """One unit of work: a labelled MG clip (`kind='mg'`), an emotion window (`kind='window'`) or a
+    dense window over a whole sequence (`kind='dense'`, labelled with its centre frame's class).
 
     Frames are 0-based and inclusive. `unit_id` is the video id plus the frame range, stable
     and unique across the dataset. `video_name` is the video id as the release spells it
     ("0054"; empty: same as `video_id`), `label_row` the clip's 0-based row in its video's
     label file (-1 for windows): a MiGA Track 1 submission names clip k of video v `<v>_<k>`.
     `fingerprint` is the content hash of the input bytes the unit was computed from (filled at
-    extraction)."""
+    extraction). `segments` (dense windows only, on each sequence's first window) is the sequence's
+    whole ground truth (`format_segments`; "?" unknown): fusion cannot read the dataset."""
 
     unit_id: str
     kind: str  # MG_KIND or WINDOW_KIND
@@ -45,6 +49,7 @@ class UnitRecord:
     video_name: str = ""  # the video id as the release spells it ("0054"); empty = video_id
     label_row: int = NO_LABEL  # 0-based row of the clip in its video's label file; -1 for windows
     fingerprint: str = ""  # content hash of the input bytes this unit was computed from here
+    segments: str = ""  # dense kind, first window of a sequence: "label:start-end ..." of it; "?" unknown
 
     @property
     def frames(self) -> int:
@@ -117,3 +122,36 @@ def with_defaults(table: pd.DataFrame) -> pd.DataFrame:
         if name not in table:
             table[name] = default
     return table
+
+
+def format_segments(segments: Sequence[tuple[int, int, int]] | None) -> str:
+    """A sequence's gestures (label, start, end; 0-based class, 0-based inclusive frames) as the
+    `segments` column holds them: "label:start-end" joined by spaces in (start, end, label) order;
+    "" for a labelled sequence without a gesture, UNKNOWN_SEGMENTS ("?") for None (unknown)."""
+    if segments is None:
+        return UNKNOWN_SEGMENTS
+    ordered = sorted(((int(label), int(start), int(end)) for label, start, end in segments),
+                     key=lambda g: (g[1], g[2], g[0]))
+    return " ".join(f"{label}:{start}-{end}" for label, start, end in ordered)
+
+
+def parse_segments(text: str, unit_id: str = "") -> list[tuple[int, int, int]] | None:
+    """The `segments` column back to [(label, start, end), ...]; None for "?" (unknown), [] for "".
+    A malformed item is a UnitSchemaError naming the unit and the item."""
+    text = text.strip()
+    if text == UNKNOWN_SEGMENTS:
+        return None
+    out = []
+    for item in text.split():
+        label, _, span = item.partition(":")
+        start, _, end = span.partition("-")
+        try:
+            segment = int(label), int(start), int(end)
+        except ValueError:
+            segment = None
+        if segment is None or segment[0] < 0 or segment[1] < 0 or segment[2] < segment[1]:
+            where = f"unit {unit_id}: " if unit_id else ""
+            raise UnitSchemaError(f"{where}segments item {item!r} is not label:start-end (0-based class, "
+                                  "0-based inclusive frames, start <= end)")
+        out.append(segment)
+    return out

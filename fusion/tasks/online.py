@@ -10,11 +10,10 @@ MG classes); frames outside every labelled span are background, which the head p
 from __future__ import annotations
 
 from migue.cache import COLUMN
+from migue.cache.units import DENSE_KIND
 from migue.cache.labels import MG_CLASS_NAMES
 
 from .base import SubmissionFormat, Task, register_task
-
-DENSE_KIND = "dense"  # dense windows over whole sequences (e.g. 32 frames every 8), a cache unit kind
 
 ONLINE = register_task(Task(
     name="online",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from migue.cache import FeatureStore
+from migue.cache.units import DENSE_KIND, KINDS
 from migue.extractors.skeleton_layouts import LAYOUTS as JOINT_LAYOUT_TABLE
 from migue.pipeline.extraction.decode_pool import cpu_count
 from migue.pipeline.extraction.modalities import MODALITIES, Modality, get_modality
@@ -106,6 +107,15 @@ def modalities_help() -> str:
 @click.option("--joints", "joint_layout", type=click.Choice(JOINT_LAYOUTS), default=None,
               help="Joint layout for pose (default: the dataset's: kinect25 for SMG, imigue22 otherwise).")
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
+@click.option("--units", "unit_kind", type=click.Choice(KINDS), default=None,
+              help="Which units to cover (default: each modality's own, listed below): mg clips, emotion "
+                   "windows, or dense windows over every whole sequence (the online task's; the entry is "
+                   "named <modality>@dense, apart from the modality's own).")
+@click.option("--dense-window", type=click.IntRange(min=1), default=32, show_default=True,
+              help="--units dense: frames per window (part of the cache key).")
+@click.option("--dense-stride", type=click.IntRange(min=1), default=8, show_default=True,
+              help="--units dense: frames between window starts; a last, shorter window reaches the last "
+                   "frame (part of the cache key).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "
                    "larger CPU batches), 4 for pose/face; on CUDA as many as fit in 60% of the free "
@@ -125,7 +135,8 @@ def modalities_help() -> str:
 def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, checkpoint: tuple[str, ...],
             trust_checkpoint: bool, non_strict_checkpoint: bool, arch: str, frames: int | None,
             size: int | None, data_layout: str,
-            joint_layout: str | None, window: int, batch_size: int | None, shard_size: int, workers: int | None, device: str,
+            joint_layout: str | None, window: int, unit_kind: str | None, dense_window: int, dense_stride: int,
+            batch_size: int | None, shard_size: int, workers: int | None, device: str,
             precision: str, scheduler: str | None) -> None:
     """Run frozen backbones over the dataset and cache their token embeddings."""
     from migue.pipeline.datasets import read_dataset
@@ -138,7 +149,8 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
                                  param_hint="--layout")
     checkpoint = _resolve_checkpoints(checkpoint, cache)
     manifest = read_dataset(data_root, data_layout, window=window,
-                            parsed_dir=FeatureStore(cache).root / "parsed")
+                            parsed_dir=FeatureStore(cache).root / "parsed",
+                            dense=(dense_window, dense_stride) if unit_kind == DENSE_KIND else None)
     for problem in manifest.problems:
         log.warning("data: %s", problem)
     refuse_empty_train(manifest)
@@ -151,7 +163,8 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
                           batch_size=batch_size, device=device, precision=precision,
                           checkpoints=checkpoint, trust_checkpoint=trust_checkpoint,
                           strict_checkpoint=not non_strict_checkpoint,
-                          workers=cpu_count() if workers is None else workers, shard_size=shard_size)
+                          workers=cpu_count() if workers is None else workers, shard_size=shard_size,
+                          unit_kind=unit_kind, dense_window=dense_window, dense_stride=dense_stride)
     if not checkpoint:
         click.secho(f"WARNING: no --checkpoint given: the {', '.join(names)} backbone(s) have RANDOM weights "
                     "(seeded). Features are reproducible but not pretrained.", fg="red", bold=True, err=True)
@@ -192,7 +205,7 @@ def _run_extract(manifest, store: FeatureStore, base: ExtractOptions, names: lis
         run = extract_dask(plan, store, scheduler, workers or 2)
     else:
         run = execute_plan(plan, store)
-    return {e.request.modality.name: run.reports[e.name] for e in plan.entries}, run.summary
+    return {e.name: run.reports[e.name] for e in plan.entries}, run.summary
 
 
 def resolve_modalities(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from .common import DEFAULT_WINDOW, DatasetManifest, ReadOptions, attach_segments
 from .files import as_roots, describe_roots
+from .manifest import add_dense_units
 from . import imigue, miga2023, miga2025, openpose_json, smg, stgcn
 
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
@@ -31,7 +32,8 @@ def detect_layout(root: str | Path | Sequence[str | Path]) -> list[str]:
 
 
 def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", window: int = DEFAULT_WINDOW, *,
-                 read_skeletons: bool = False, parsed_dir: str | Path | None = None) -> DatasetManifest:
+                 read_skeletons: bool = False, parsed_dir: str | Path | None = None,
+                 dense: tuple[int, int] | None = None) -> DatasetManifest:
     """Read a dataset folder, or several read as one dataset, into a manifest of units; bad
     input becomes `manifest.problems`. An empty train split, or a val or test split whose folder
     or pack is there but yields no video, is in `manifest.empty_splits` (a sentence saying where
@@ -41,7 +43,9 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
 
     `read_skeletons` parses every skeleton file (what `migue data check` does); otherwise only
     those of videos without a decodable video file, which give those videos their frame count
-    and size. Parsed skeletons are kept by content hash under `parsed_dir` when given."""
+    and size. Parsed skeletons are kept by content hash under `parsed_dir` when given.
+    `dense=(window, stride)` adds the dense windows over every sequence of known frame count
+    (`manifest.dense_units`, the online task's units); without it the manifest is as before."""
     roots = as_roots(root)
     for folder in roots:
         if not folder.is_dir():
@@ -60,9 +64,11 @@ def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", 
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     opts = ReadOptions(window=window, read_skeletons=read_skeletons,
-                       parsed_dir=Path(parsed_dir) if parsed_dir else None)
+                       parsed_dir=Path(parsed_dir) if parsed_dir else None, dense=dense)
     manifest = LAYOUTS[layout].read(roots if len(roots) > 1 else roots[0], opts)
     attach_segments(manifest)
+    if opts.dense is not None:
+        add_dense_units(manifest, *opts.dense)
     if len(matches) > 1:
         manifest.notes.append(f"{where} also looks like {', '.join(matches[1:])}: read as {layout} "
                               "(choose with --layout)")

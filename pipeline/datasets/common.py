@@ -50,6 +50,7 @@ class ReadOptions:
     window: int = DEFAULT_WINDOW
     read_skeletons: bool = False  # parse every skeleton (data check); else only where no video
     parsed_dir: Path | None = None  # keep parsed skeletons here by content hash
+    dense: tuple[int, int] | None = None  # (window, stride): also dense windows over every sequence
 
 
 def split_by_subject(subjects: list[str], seed: int = 0,

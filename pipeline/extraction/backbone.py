@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from migue.cache.labels import MG_CLASS_NAMES
+from migue.cache.units import DENSE_KIND
 from migue.common.files import file_sha256
 from migue.extractors import create_extractor, extractor_spec
 from migue.pipeline.datasets.manifest import Manifest
@@ -44,7 +46,7 @@ def entry_config(opts: ExtractOptions, precision: str, manifest: Manifest) -> di
     mod = get_modality(opts.modality)
     spec = extractor_spec(mod.extractor, **mod.extractor_args(opts)).to_dict()
     cfg = mod.input_config(opts)
-    return {
+    config = {
         "modality": opts.modality,
         "backbone": spec["name"],
         "arch": mod.arch(opts),
@@ -56,6 +58,15 @@ def entry_config(opts: ExtractOptions, precision: str, manifest: Manifest) -> di
         "unit_kind": mod.kind(opts),
         "dataset_layout": manifest.layout,
     }
+    if mod.kind(opts) == DENSE_KIND:  # the grid shapes the units; fusion names classes without the dataset
+        config["dense"] = {"window": opts.dense_window, "stride": opts.dense_stride}
+        config["class_names"] = list(class_names_of(manifest))
+    return config
+
+
+def class_names_of(manifest: Manifest) -> tuple[str, ...]:
+    """The dataset's MG class names (SMG's 17, iMiGUE's 32), by class index."""
+    return tuple(getattr(manifest, "class_names", None) or MG_CLASS_NAMES)
 
 
 def build_model(opts: ExtractOptions) -> torch.nn.Module:

@@ -27,8 +27,11 @@ MISSING = "missing"
 
 
 def label_fingerprint(unit: Unit, video: Video) -> str:
-    """The unit's label row and metadata (everything stored with its tokens) and its frame size."""
-    fields = {k: v for k, v in asdict(unit).items() if k != "fingerprint"}
+    """The unit's label row and metadata (everything stored with its tokens) and its frame size.
+    A dense window's label row is its centre frame's class (`mg_label`) and, on a sequence's first
+    window, the sequence's whole ground truth (`segments`): a relabelled sequence re-extracts them.
+    An empty `segments` is left out, so units from before the column keep their fingerprints."""
+    fields = {k: v for k, v in asdict(unit).items() if k != "fingerprint" and not (k == "segments" and not v)}
     fields["frame_size"] = [video.width, video.height]
     return fingerprint_bytes(json.dumps(fields, sort_keys=True, default=str))
 

@@ -25,6 +25,8 @@ class ExtractOptions:
     shard_size: int = 64
     seed: int = 0  # seeds the random weights when no checkpoint is given
     unit_kind: str | None = None  # the units to cover; None: the modality row's own kind
+    dense_window: int = 32  # dense units: frames per window over whole sequences (entry key)
+    dense_stride: int = 8  # dense units: frames between window starts (entry key)
 
 
 @dataclass

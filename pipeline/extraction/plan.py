@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from migue.cache import FeatureStore, entry_key
+from migue.cache.units import DENSE_KIND
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.manifest import Manifest, Unit
 
@@ -146,6 +147,7 @@ def plan_extraction(manifest: Manifest, store: FeatureStore, requests: Iterable[
     entries, seen = [], {}
     for req in requests:
         opts = req.options
+        check_dense_grid(req, manifest)
         config = entry_config(opts, resolve_precision(opts.precision, pick_device(opts.device)), manifest)
         if not store.entry_dir(config).is_dir():
             check_checkpoints(opts)
@@ -159,6 +161,18 @@ def plan_extraction(manifest: Manifest, store: FeatureStore, requests: Iterable[
         entries.append(EntryPlan(req, writer.dir, entry_key(config), config, tuple(units), chunks,
                                  report.done_before, report.failures, report.changed, report.fingerprinted_bytes))
     return Plan(tuple(entries), _video_passes(entries), manifest)
+
+
+def check_dense_grid(req: Request, manifest: Manifest) -> None:
+    """A dense request needs a manifest read with its grid (`read_dataset(dense=(window, stride))`):
+    a ValueError naming both otherwise (the units would not be the ones its entry key says)."""
+    if req.unit_kind != DENSE_KIND:
+        return
+    asked = (req.options.dense_window, req.options.dense_stride)
+    if manifest.dense != asked:
+        had = "no dense units" if manifest.dense is None else f"dense windows {manifest.dense[0]} every {manifest.dense[1]}"
+        raise ValueError(f"{req.name}: asks for dense windows of {asked[0]} frames every {asked[1]}, but the manifest "
+                         f"was read with {had} (read_dataset(..., dense=({asked[0]}, {asked[1]})))")
 
 
 def _video_passes(entries: list[EntryPlan]) -> tuple[VideoPass, ...]:

@@ -39,7 +39,8 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
         log.info("%s: %d units changed since they were extracted (%s): their old tokens are retired and "
                  "they are extracted again", opts.modality, len(changed), _reasons(changed))
     in_dataset = {u.unit_id for u in manifest.of_kind(kind)}
-    writer.record_dataset(dataset_record(in_dataset, [manifest.root], manifest.layout))  # readers refuse a mix
+    writer.record_dataset(dataset_record(in_dataset, [manifest.root], manifest.layout,  # readers refuse a mix
+                                         getattr(manifest, "class_names", ())))
     asked_ids = {u.unit_id for u in asked}
     done = {uid for uid in published if uid not in changed and uid in asked_ids}  # this dataset's units only
     twice = {uid: why for uid, why in twice.items() if uid not in done}

@@ -37,10 +37,14 @@ def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | No
                    roles: Iterable[str] | None = None, head: str = "",
                    name_with: str = "--entry {modality}=NAME") -> dict[str, EntryReader]:
     """One entry per role the head reads (`roles`, default every modality of the task): the one
-    named, else the only one in the cache. A missing one is named with the command that makes
+    named, else the only one in the cache holding the task's unit kind (entries without a recorded
+    kind count as holding it). A missing one is named with the command that makes
     it; an entry without train units is refused (training on nothing). Several for one role are
     refused, naming them and how the caller's user names one (`name_with`, given the modality)."""
+    from migue.fusion.tasks import get_task
+
     modalities = task_modalities(task)
+    kind = get_task(task).unit_kind  # the entries holding the task's units (pose@dense for online, not pose's clips)
     explicit = explicit or {}
     wanted = list(roles) if roles is not None else list(modalities)
     reader_of = f"head {head!r} reads {' + '.join(wanted)}" if head else f"task {task} reads {' + '.join(wanted)}"
@@ -49,10 +53,11 @@ def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | No
         if modality in explicit:
             readers[modality] = store.reader(explicit[modality])
             continue
-        found = [e for e in store.find(modality=modality) if e.units > 0]
+        found = [e for e in store.find(modality=modality) if e.units > 0 and e.config.get("unit_kind", kind) == kind]
         if not found:
-            raise LookupError(f"no '{modality}' features in {store.root} ({reader_of}): run "
-                              f"`migue extract --modality {modality} --data DATA` first")
+            units = "" if kind == _own_kind(modality) else f" --units {kind}"
+            raise LookupError(f"no '{modality}' features of {kind} units in {store.root} ({reader_of}): run "
+                              f"`migue extract --modality {modality}{units} --data DATA` first")
         if len(found) > 1:
             names = ", ".join(e.name for e in found)
             raise LookupError(f"several '{modality}' entries in {store.root} ({names}): name one with "
@@ -61,6 +66,14 @@ def select_entries(store: FeatureStore, task: str, explicit: dict[str, str] | No
     for modality, reader in readers.items():
         _refuse_empty_train(modality, reader)
     return readers
+
+
+def _own_kind(modality: str) -> str:
+    """The unit kind a modality's row covers by default ("" when no row of that name is registered)."""
+    from migue.pipeline.extraction.modalities import MODALITIES
+
+    row = MODALITIES.get(modality)
+    return row.unit_kind if row is not None else ""
 
 
 def _refuse_empty_train(modality: str, reader: EntryReader) -> None:
