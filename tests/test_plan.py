@@ -99,3 +99,13 @@ def test_on_a_terminal_the_bar_shows_progress_and_no_shard_lines(caplog):
     progress.forwarded(4)
     progress.published("rgb", 4)
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["first batch"]
+
+
+def test_an_entry_planned_but_interrupted_before_its_first_shard_lists_as_incomplete(manifest, tmp_path, two_videos):
+    from migue.cache.listing import entry_listing
+
+    only = {u.unit_id for u in manifest.of_kind("mg") if u.video_id == two_videos[0]}
+    pose = [request(ExtractOptions(modality="pose", workers=0, shard_size=4, frames=8))]
+    plan = plan_extraction(manifest, FeatureStore(tmp_path), pose, only)  # the run dies before executing it
+    listing = entry_listing(plan.entries[0].entry)
+    assert listing.units == 0 and not listing.complete and listing.why

@@ -28,7 +28,7 @@ from .fingerprints import unit_fingerprints
 from .onepass import ExtractRun, execute_plan
 from .options import ExtractOptions
 from .plan import EntryPlan, Plan
-from .summary import ExtractSummary
+from .summary import ExtractSummary, Progress
 from .work import unproduced
 
 log = logging.getLogger("migue.distributed")
@@ -108,9 +108,14 @@ def extract_dask(plan: Plan, store: FeatureStore, scheduler: str | None, workers
             futures = [client.submit(run_shard, dataclasses.replace(s, manifest=None), manifest, str(store.root),
                                      key=f"extract-{s.videos[0].video_id}-{i}", resources=resources, pure=False)
                        for i, s in enumerate(shards)]
+            progress = Progress(plan.pending)  # off a terminal: a line per finished shard, rate and ETA
             for future in tqdm(as_completed(futures), total=len(futures), desc="extract shards", unit="shard",
                                disable=None):
-                _fold(future.result(), plan, reports, summary)
+                result = future.result()
+                _fold(result, plan, reports, summary)
+                units = sum(r["extracted"] for r in result["reports"].values())
+                progress.forwarded(units)
+                progress.published("the plan (a Dask task)", units)
     for e in plan.entries:  # every asked unit is saved or failed, on the client's view of the entry
         done = store.writer(dict(e.config)).done_units()
         report = reports[e.name]
