@@ -125,6 +125,14 @@ def test_dense_pose_extract_of_an_smg_sample(tmp_path):
         assert list(mine["mg_label"]) == [labels[s + (e - s) // 2] for s, e in zip(mine["start"], mine["end"])]
     again = _extract(data, tmp_path / "cache", *args)
     assert "pose@dense: 0 extracted, 20 already cached, 0 failed" in again, again
+    # `cache verify --data` and stage two's `--data` read the dataset with the entry's grid
+    from migue.pipeline.cli.scope import dataset_scope
+    from migue.pipeline.extraction.fingerprints import changed_inputs
+
+    store = FeatureStore(tmp_path / "cache")
+    assert changed_inputs(store.root / entry.name, data) == {}
+    scope = dataset_scope("online", [data], "auto", 64, {"pose": store.reader(entry.name)})
+    assert scope["pose"] == set(units["unit_id"]) and len(scope["pose"]) == 20
     other = _extract(data, tmp_path / "cache", *args[:4], "--dense-window", "64", "--dense-stride", "64",
                      "--frames", "4")  # another grid: another entry, beside the first
     # full windows at 0 and 64 (128 + 64 > 170), the last ends on 127: one more, 128-169 -> 3 a sequence

@@ -21,9 +21,17 @@ def dataset_scope(task: str, data_roots: Sequence[Path], layout: str, window: in
     label row) is a UnitScopeError naming the entry, the units and what changed."""
     from migue.fusion.tasks import get_task
 
+    from migue.pipeline.extraction.options import dense_grid
+
     kind = get_task(task).unit_kind
     first = next(iter(entries.values()))
-    manifest = read_dataset(tuple(data_roots), layout, window=window, parsed_dir=first.dir.parent / "parsed")
+    grids = {dense_grid(reader.config) for reader in entries.values()}
+    if len(grids) > 1:
+        raise UnitScopeError(f"the entries read ({', '.join(r.name for r in entries.values())}) cover different "
+                             f"dense window grids {sorted(g for g in grids if g)} (window, stride): extract them "
+                             "with the same --dense-window and --dense-stride")
+    manifest = read_dataset(tuple(data_roots), layout, window=window, parsed_dir=first.dir.parent / "parsed",
+                            dense=grids.pop())
     units = manifest.of_kind(kind)
     scope = {}
     for role, reader in entries.items():

@@ -106,8 +106,11 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
         config = reader.config
         fps = reader.units["fingerprint"] if "fingerprint" in reader.units else [""] * len(reader.units)
         published = {str(u): str(fp) for u, fp in zip(reader.units["unit_id"], fps)}
+    from .options import dense_grid
+
     cache_root = cache_root or Path(entry_dir).parent
-    manifest = read_dataset(data_root, layout, window=window, parsed_dir=cache_root / "parsed")
+    manifest = read_dataset(data_root, layout, window=window, parsed_dir=cache_root / "parsed",
+                            dense=dense_grid(config))
     kind, name = config.get("unit_kind", "mg"), config.get("modality", "")
     if name not in MODALITIES:
         raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is not registered, so its inputs "

@@ -1,9 +1,12 @@
 """What `migue extract` can be told, and what one run reports."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from migue.cache.units import DENSE_KIND
 
 
 @dataclass
@@ -40,3 +43,10 @@ class ExtractReport:
     fingerprinted_bytes: int = 0  # input bytes hashed this run (0 when every file was in the memo)
     decode: Any = None  # video modalities: the pass's DecodeTotals (videos, frames decoded)
     batch_size: int | None = None  # as resolved (auto or given)
+
+
+def dense_grid(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(window, stride) of an entry of dense windows (its config's `dense`), else None: what the
+    manifest must be read with (`read_dataset(dense=...)`) to hold the entry's units."""
+    grid = config.get("dense") if config.get("unit_kind") == DENSE_KIND else None
+    return (int(grid["window"]), int(grid["stride"])) if grid else None
