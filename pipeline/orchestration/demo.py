@@ -5,6 +5,7 @@ import json
 import logging
 import platform
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from migue.cache import FeatureStore
 
 from migue.pipeline.datasets import read_dataset
 from migue.pipeline.extraction.decode_pool import cpu_count as cpu_threads
+from migue.pipeline.extraction.modalities import get_modality
 from migue.pipeline.extraction.onepass import execute_plan
 from migue.pipeline.extraction.options import ExtractOptions
 from migue.pipeline.extraction.plan import plan_extraction, request
+from migue.pipeline.extraction.summary import ExtractSummary
 from migue.synth.sample import write_sample
 from .entries import head_roles, select_entries
 
@@ -32,7 +35,8 @@ DEMO_EXTRACT = {
     "face": {"frames": 4},
 }
 # --quick: half the frames of every video modality's units (rgb and context 8, face 2); pose as is
-QUICK_EXTRACT = {m: {**o, "frames": o["frames"] // 2} if m != "pose" else o for m, o in DEMO_EXTRACT.items()}
+QUICK_EXTRACT = {m: {**o, "frames": o["frames"] // 2} if get_modality(m).takes else o
+                 for m, o in DEMO_EXTRACT.items()}
 DEMO_RUNS = (  # (task, head)
     ("mg", "cmtf"),
     ("mg", "probe-linear-rgb"),
@@ -85,7 +89,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         rows.append({"task": task, "head": head, **_headline(task, metrics)})
     timings["total"] = time.perf_counter() - t0
     summary = pd.DataFrame(rows)
-    _write_summary(workdir, summary, timings, manifest)
+    _write_summary(workdir, summary, timings, manifest, run.summary)
     print("\n" + _tables(summary))
     print(f"\ndemo finished in {timings['total']:.0f} s; summary in {workdir / 'summary.md'}")
     return summary
@@ -118,14 +122,17 @@ def _chance(chance: dict[str, Any]) -> float:
     return max(chance["uniform"], majority) if majority is not None and majority == majority else chance["uniform"]
 
 
-def _write_summary(workdir: Path, summary: pd.DataFrame, timings: dict[str, float], manifest: Any) -> None:
+def _write_summary(workdir: Path, summary: pd.DataFrame, timings: dict[str, float], manifest: Any,
+                   extracted: ExtractSummary) -> None:
     machine = {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": cpu_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     (workdir / "summary.md").write_text(
         "# migue demo\n\nSynthetic sample, random-weight backbones (no pretrained checkpoints).\n\n"
         + _tables(summary)
+        + f"\n\nExtract (one pass): {extracted.line()}"
         + "\n\n## Time (s)\n\n" + "\n".join(f"- {k}: {v:.1f}" for k, v in timings.items()) + "\n")
     (workdir / "summary.json").write_text(json.dumps(
         {"results": summary.to_dict(orient="records"), "timings_s": timings, "machine": machine,
+         "extract": asdict(extracted),
          "units": {"mg": len(manifest.of_kind("mg")), "window": len(manifest.of_kind("window"))}},
         indent=1, default=str))
