@@ -4,8 +4,7 @@ Lazy: each name is imported from its module on first use, so that `from migue.ca
 FeatureStore` (every command's --help) needs neither h5py nor pandas."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from migue.common.lazy import lazy_getattr
 
 _WHERE = {  # name -> the module that defines it
     "atomic_write_bytes": ".atomic",
@@ -55,20 +54,7 @@ _WHERE = {  # name -> the module that defines it
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    """A public name (from its module), or a submodule (`migue.cache.writer`)."""
-    if name in _WHERE:
-        module = _WHERE[name]
-        value = getattr(importlib.import_module(module, __name__) if module.startswith(".") else
-                        importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-    try:
-        return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())  # a public name from its module, or a submodule
 
 
 def __dir__() -> list[str]:
