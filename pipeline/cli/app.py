@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -84,6 +86,9 @@ class _Migue(click.Group):
             ctx.exit(143 if term else 130)
         except (click.exceptions.ClickException, click.exceptions.Exit):
             raise
+        except BrokenPipeError:  # the reader went away (`migue cache ls | head`): not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own advice (signal docs)
+            ctx.exit(0)
         except Exception as exc:
             if not isinstance(exc, _user_errors()):
                 raise
