@@ -290,14 +290,14 @@ def test_a_full_disk_stops_cleanly_and_resumes_when_space_is_freed(manifest, tmp
 
 
 def test_disk_full_is_a_one_line_cli_error(monkeypatch, sample_dir, tmp_path):
-    import migue.pipeline.extraction.extract as extract_module
+    import migue.pipeline.extraction.onepass as executor
 
-    def full(*_):
+    def full(*_, **__):
         from migue.cache.writer import disk_full
 
         raise disk_full(tmp_path / "pose-agcn-x", OSError(28, "No space left on device"), 10**6)
 
-    monkeypatch.setattr(extract_module, "extract", full)
+    monkeypatch.setattr(executor, "execute_plan", full)
     result = _cli("extract", "--modality", "pose", "--data", sample_dir, "--cache", tmp_path)
     _one_line_error(result, "no space left on device for cache entry pose-agcn-x", "1.0 MB")
 

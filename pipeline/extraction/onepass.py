@@ -322,14 +322,17 @@ def _jobs(manifest: Manifest, runs: dict[str, _ModalityRun], parsed_dir: Path, m
         for name, units in by_video[vid].items():
             run = runs[name]
             for u in run.claim_for(units):
+                key = (name, u.unit_id)
                 try:
                     if run.mod.takes is None:  # no frames: the input comes straight from the row
-                        step.take(UnitInput((name, u.unit_id), run.mod.unit_input(u, video, run.cfg, parsed_dir)))
+                        item = UnitInput(key, run.mod.unit_input(u, video, run.cfg, parsed_dir))
+                    else:
+                        requests.append(UnitRequest(key, run.mod.takes(u, video, run.cfg, parsed_dir)))
+                        spans.append((u.start, u.end))
                         continue
-                    requests.append(UnitRequest((name, u.unit_id), run.mod.takes(u, video, run.cfg, parsed_dir)))
-                    spans.append((u.start, u.end))
                 except Exception as exc:  # no video file, an unreadable skeleton: this unit only
-                    step.take(UnitInput((name, u.unit_id), None, f"{type(exc).__name__}: {exc}"))
+                    item = UnitInput(key, None, f"{type(exc).__name__}: {exc}")
+                step.take(item)  # outside the try: a failed publish (disk full) stops the run
             for k in [k for k, c in run.open.items() if not c.rows]:  # claimed, nothing left to do
                 run.open.pop(k).claim.release()
         if requests:
