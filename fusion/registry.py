@@ -24,6 +24,7 @@ from `--plugin MODULE` (`load_plugins`) or the `migue.heads` entry-point group; 
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -164,6 +165,7 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
             return {s: view(s, cfg) for s in read_streams}
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _load_builtins()  # a plugin's heads come after the built-in ones
         if name in _HEADS:
             raise ValueError(f"head {name!r} is registered twice ({_HEADS[name].source} and {fn.__module__})")
         declared = dict(settings) if settings is not None else _keyword_defaults(fn)
@@ -184,6 +186,21 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
     return wrap
 
 
+BUILTINS = ("cmtf", "interfusion", "baselines")  # the built-in head files, in the order `heads_help` lists them
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    """Import the built-in head files once (each registers its heads), before any lookup or plugin
+    registration, so that importing `migue.fusion` alone (a command's --help) needs no torch."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True  # first: their own register_head calls come back here
+    for module in BUILTINS:
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
     """The parameters of `fn` after (shapes, num_classes) that have defaults: its settings."""
     params = list(inspect.signature(fn).parameters.values())[2:]
@@ -193,6 +210,7 @@ def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 
 def get_head(name: str, task: str | None = None) -> HeadSpec:
     """The spec of head `name`; with `task`, an error if the head does not fit it."""
+    _load_builtins()
     load_plugins()
     if name not in _HEADS:
         raise KeyError(f"unknown head {name!r}; known heads: {', '.join(_HEADS)} "
@@ -208,6 +226,7 @@ def list_heads(task: str | None = None) -> dict[str, str]:
     """Head name -> one-line description, for all heads or those that fit `task`."""
     if task is not None:
         get_task(task)  # an unknown task is an error naming the known ones
+    _load_builtins()
     load_plugins()
     return {n: s.description for n, s in _HEADS.items() if task is None or s.fits(task)}
 
