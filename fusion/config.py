@@ -7,7 +7,7 @@ from typing import Any
 from migue.cache.streams import pool_settings
 
 from .registry import get_head
-from .settings import Setting
+from .settings import Setting, setting_for
 from .tasks import get_task
 
 POOL_DEFAULTS, POOL_CHOICES = pool_settings()
@@ -58,7 +58,7 @@ RULES: dict[str, Setting] = {  # the type and range of every training key withou
 def config_for(task: str, head: str, config: dict[str, Any]) -> dict[str, Any]:
     """The keys of a shared `config` that `head` reads (training keys and its own settings), for
     one base config used across heads; `head` set."""
-    settings = get_head(head, task).settings
+    settings = {**get_task(task).settings, **get_head(head, task).settings}
     return {**{k: v for k, v in config.items() if k in DEFAULTS or k in settings}, "head": head}
 
 
@@ -71,11 +71,14 @@ def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[s
     head = overrides.get("head", DEFAULTS["head"])
     head = spec_task.default_head if head == "auto" else head
     spec = get_head(head, task)
-    unknown = sorted(set(overrides) - set(DEFAULTS) - set(spec.settings))
+    unknown = sorted(set(overrides) - set(DEFAULTS) - set(spec.settings) - set(spec_task.settings))
     if unknown:
+        own = f"; task {task!r} keys: {', '.join(spec_task.settings)}" if spec_task.settings else ""
         raise KeyError(f"unknown config keys {unknown} for head {head!r}: it reads "
-                       f"{', '.join(spec.settings) or 'no settings of its own'}; training keys: {', '.join(DEFAULTS)}")
-    cfg = {**DEFAULTS, **copy.deepcopy(spec.settings), **overrides, "head": head}
+                       f"{', '.join(spec.settings) or 'no settings of its own'}; training keys: {', '.join(DEFAULTS)}"
+                       + own)
+    cfg = {**DEFAULTS, **copy.deepcopy(dict(spec_task.settings)), **copy.deepcopy(spec.settings), **overrides,
+           "head": head}
     if cfg["num_classes"] == "auto":
         cfg["num_classes"] = spec_task.num_classes
     if spec_task.binary and cfg["num_classes"] != 2:
@@ -84,6 +87,8 @@ def resolve_config(task: str, overrides: dict[str, Any] | None = None) -> dict[s
     try:  # types and ranges first: nothing downstream sees batch_size=0 or lr='abc'
         for key, rule in RULES.items():
             rule.check(key, cfg[key])
+        for key, default in spec_task.settings.items():  # a task's own keys take their default's type
+            setting_for(default).check(key, cfg[key])
         spec.check_settings(cfg)
     except ValueError as exc:
         raise ValueError(f"{exc} (head {head!r})") from None

@@ -65,7 +65,11 @@ def train_run(task: str, entries: Mapping[str, EntryReader], out_dir: Path,
     config['resume'] = True continues the run in `out_dir` from its last completed epoch;
     config['allow_partial'] = True trains on the published part of an entry extract still writes.
     `scope[role]`: the unit ids of the dataset to train on (--data); without it an entry holding
-    units of another dataset than the one last extracted into it is refused."""
+    units of another dataset than the one last extracted into it is refused. A task naming its own
+    runner (`Task.runner`: the online task's sequences) is trained there."""
+    runner = get_task(task).run_module()
+    if runner is not None:
+        return runner.train_run(task, entries, out_dir, config, scope)
     config = dict(config or {})
     resume = bool(config.pop("resume", False))
     partial = bool(config.pop("allow_partial", False))
@@ -177,6 +181,9 @@ def evaluate_run(run_dir: Path, split: str = "test", entries: Mapping[str, Entry
     metrics of `split`. A plugin head's module is imported only if loaded already (the user named
     it: --plugin) or with `trust_run`: a run folder alone never runs code. An entry extract still
     writes is refused unless `partial`; `scope` as for `train_run`."""
+    runner = _runner_of(Path(run_dir))
+    if runner is not None:
+        return runner.evaluate_run(Path(run_dir), split, entries, trust_run, partial, scope)
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial, scope)
     return evaluate_head(task, head, data.splits[split], cfg, device)[0]
 
@@ -188,7 +195,11 @@ def predict_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryR
     label 0/1, video_name, p_win: p_ and the positive class's name), of clips (mg: unit_id, video_id,
     label = class index, video_name, label_row, p_00..p_31 = class probabilities). `video_name` is the id as the release spells it,
     `label_row` the clip's 0-based row in its label file (-1: not recorded in the entry). Plugin
-    heads, entries still written and `scope` as for `evaluate_run`."""
+    heads, entries still written and `scope` as for `evaluate_run`. A task with its own runner predicts
+    there (online: one row per gesture found, see fusion/online/runs.py)."""
+    runner = _runner_of(Path(run_dir))
+    if runner is not None:
+        return runner.predict_run(Path(run_dir), split, entries, trust_run, partial, scope)
     task, cfg, head, data, device = _load_run(Path(run_dir), split, entries, trust_run, partial, scope)
     part = data.splits[split]
     logits = head_logits(task, {0: head}, part, np.arange(len(part)), {0: cfg}, device)[0]
@@ -203,6 +214,17 @@ def predict_run(run_dir: Path, split: str = "test", entries: Mapping[str, EntryR
     else:
         scores = pd.DataFrame(probs, columns=[f"p_{k:02d}" for k in range(probs.shape[1])])
     return pd.concat([table, scores], axis=1)
+
+
+def _runner_of(run_dir: Path):
+    """The run module of the task a finished run folder was trained for (None: this module's loop)."""
+    config = run_dir / "config.json"
+    if not config.is_file():
+        return None  # not a run: _load_run says so
+    try:
+        return get_task(json.loads(config.read_text())["task"]).run_module()
+    except (UnknownTaskError, KeyError, ValueError):
+        return None  # a plugin task not loaded yet, or a broken record: _load_run names what to do
 
 
 def _fit(task: str, head: nn.Module, data: FusionData, cfg: dict[str, Any], device: torch.device,

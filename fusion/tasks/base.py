@@ -64,6 +64,8 @@ class Task:
     submissions: Mapping[str, SubmissionFormat] = field(default_factory=dict)  # --format name -> format
     title: str = ""                       # heading of the task's results in summaries (default: description)
     entry_classes: str = ""               # entry-config key naming the dataset's classes where they vary
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the task's own config keys -> defaults (--set)
+    runner: str = ""                      # module training, evaluating and predicting its runs; "" = fusion/runs.py's
     source: str = "built-in"              # or the plugin module / entry point that registered it
 
     def __post_init__(self) -> None:
@@ -82,6 +84,8 @@ class Task:
             raise ValueError(f"{where}: monitor {self.monitor!r} is not among its metrics {list(self.metrics)}")
         if not self.modalities or not self.streams:
             raise ValueError(f"{where}: names no modalities or streams it reads")
+        if self.items == "sequence" and not self.runner:
+            raise ValueError(f"{where}: a task of whole sequences names the module that trains it (runner=)")
         if not (isinstance(self.labels, str) or callable(self.labels)):
             raise ValueError(f"{where}: labels must be a unit-table column name or a function of the unit table")
 
@@ -131,6 +135,16 @@ class Task:
         if len(out) != len(units):
             raise ValueError(f"task {self.name!r}: its labels gave {len(out)} values for {len(units)} units")
         return np.where(out < 0, -1, out)
+
+    def run_module(self) -> Any:
+        """The module that trains, evaluates and predicts this task's runs (`train_run`, `evaluate_run`,
+        `predict_run`, `online_report`-like `report`), or None: the clip/video loop of fusion/runs.py. A
+        task of whole sequences (items 'sequence') trains its own way: data, loss and evaluation there."""
+        if not self.runner:
+            return None
+        import importlib
+
+        return importlib.import_module(self.runner)
 
     def submission(self, fmt: str) -> SubmissionFormat:
         """The submission format `fmt`, or a LookupError naming the formats the task has."""

@@ -13,6 +13,7 @@ from migue.cache import COLUMN
 from migue.cache.units import DENSE_KIND
 from migue.cache.labels import MG_CLASS_NAMES
 
+from ..online.segments import DECODE_KEYS
 from .base import SubmissionFormat, Task, register_task
 
 ONLINE = register_task(Task(
@@ -30,6 +31,9 @@ ONLINE = register_task(Task(
     modalities=("pose", "rgb"),
     streams=("joint", "bone", "rgb"),
     figures=("curves", "timeline"),
+    # decoding (--set score_threshold=0.3) and how a window's tokens become one vector (mean | space | time)
+    settings={**{key: default for key, (default, _) in DECODE_KEYS.items()}, "window_pool": "mean"},
+    runner="migue.fusion.online.runs",  # sequences of windows: data, detection loss, F1 evaluation there
     submissions={
         "miga": SubmissionFormat("miga-track2", "Track 2", "{video}.csv", ("GestureID", "StartFrame", "EndFrame"),
                                  "test sequence"),

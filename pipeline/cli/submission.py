@@ -98,10 +98,55 @@ class Writer:
 WRITERS = {"miga-track1": Writer(_track1_rows, "clip"), "miga-track3": Writer(_track3_rows, "video")}
 
 
+def track2_gesture_id(layout: str) -> Callable[[int], int]:
+    """Track 2's `GestureID` of a 0-based class index, as the release's own label files number it:
+    SMG 1..17 (index + 1, `_finelabels.csv`), iMiGUE the raw id (1..31, 99 for index 31)."""
+    if layout == "smg":
+        return lambda index: int(index) + 1
+    from migue.pipeline.datasets.classes import index_to_raw_label
+
+    return index_to_raw_label
+
+
+def track2_frame_base(layout: str) -> int:
+    """What Track 2's first frame is called: 1 for SMG (its `_finelabels.csv` frames are 1-based),
+    0 for iMiGUE (its label files are 0-based)."""
+    return 1 if layout == "smg" else 0
+
+
+def _track2_files(table: pd.DataFrame, out: Path, zipped: bool) -> str:
+    """The 2023 Track 2 submission: one `<sequence>.csv` per sequence of the split (`table.attrs`
+    'sequences'; a header alone where nothing was found), rows GestureID,StartFrame,EndFrame in the
+    release's own numbering (`track2_gesture_id`, `track2_frame_base`); a zip at `out` or a folder."""
+    from migue.fusion.online import Segment, write_miga
+
+    layout = table.attrs.get("layout", "")
+    base = track2_frame_base(layout)
+    segments = [Segment(str(v), int(c), int(a) + base, int(b) + base, float(p))
+                for v, c, a, b, p in table[["video_id", "label", "start", "end", "score"]].itertuples(index=False)]
+    write_miga(segments, out, table.attrs.get("sequences"), track2_gesture_id(layout), zipped)
+    return (f"{len(table.attrs.get('sequences') or [])} sequence files (GestureID,StartFrame,EndFrame; frames "
+            f"{base}-based, as the {layout or 'dataset'} release numbers them)")
+
+
+def _segments_csv(table: pd.DataFrame, out: Path, zipped: bool) -> str:
+    """One CSV video_id,label,start,end,score (0-based class index and frames), what `migue score
+    online --pred` reads; zipped: as segments.csv in a zip."""
+    write_submission(table[["video_id", "label", "start", "end", "score"]], out, "segments.csv", zipped)
+    return "one CSV video_id,label,start,end,score (0-based classes and frames)"
+
+
+# writers that make their own files from a table of segments (tasks of sequences), by writer name
+FILE_WRITERS: dict[str, Callable[[pd.DataFrame, Path, bool], str]] = {
+    "miga-track2": _track2_files, "segments-csv": _segments_csv}
+
+
 def writer_for(task: str, fmt: str = "miga") -> tuple[SubmissionFormat, Writer]:
     """Task `task`'s format `fmt` and its writer; a LookupError when the task has no such format or
     this version has no writer for it yet."""
     spec = get_task(task).submission(fmt)
+    if spec.writer in FILE_WRITERS:
+        return spec, Writer(lambda table: table, "file")
     if spec.writer not in WRITERS:
         raise LookupError(f"task {task!r}: format {fmt!r} ({spec.title}, {', '.join(spec.columns)}) is written by "
                           f"{spec.writer!r}, which this version does not have yet (writers: {', '.join(WRITERS)})")

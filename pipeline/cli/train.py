@@ -196,6 +196,24 @@ def _echo_json(metrics: dict) -> None:
     click.echo(json.dumps(jsonable(metrics), indent=1, default=str))
 
 
+def _write_segments(task: str, table, split: str, out: Path, fmt: str, zipped: bool, truth_out: Path | None) -> None:
+    """predict for a task of sequences: the format's files from the gestures found, and the truth CSV."""
+    from .submission import FILE_WRITERS, write_submission, writer_for
+
+    spec, _ = writer_for(task, fmt)
+    if spec.writer not in FILE_WRITERS:
+        raise click.UsageError(f"format {fmt!r} of task {task!r} is not written from segments")
+    what = FILE_WRITERS[spec.writer](table, out, zipped)
+    click.echo(f"wrote {len(table)} gestures found in {len(table.attrs['sequences'])} {split} sequences "
+               f"({spec.title}: {what}) to {out}")
+    if truth_out is not None:
+        truth = table.attrs.get("truth")
+        if truth is None:
+            raise click.ClickException(f"the {split} split has no labelled sequences: no truth to write to {truth_out}")
+        write_submission(truth, truth_out, "truth.csv", False)
+        click.echo(f"wrote {len(truth)} annotated gestures of the {split} split to {truth_out}")
+
+
 def _run_plugin_options(command: click.Command) -> click.Command:
     """--plugin and --trust-run of evaluate / predict: a plugin run's code loads only when named."""
     command = click.option("--trust-run", is_flag=True,
@@ -233,6 +251,18 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
 
     record = _run_config(run_dir)
     click.echo(evaluation_summary(run_dir, split, metrics, _items(record["task"]), record["config"].get("monitor")))
+    report = _task_report(record["task"], metrics)
+    if report:
+        click.echo(report)
+
+
+def _task_report(task: str, metrics: dict) -> str:
+    """What a task with its own runner adds to evaluate's table (online: both matching rules per class
+    and mAP per tIoU), '' for the others."""
+    from migue.fusion.tasks import get_task
+
+    runner = get_task(task).run_module()
+    return runner.report(metrics) if runner is not None and hasattr(runner, "report") else ""
 
 
 @click.command()
@@ -245,10 +275,16 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
                    "Others are the submission formats the run's task declares; miga: the challenge's file "
                    "(mg run: Track 1 Id,Target, Target the 0-based class index: raw label 1 -> 0, raw 31 -> 30, "
                    "raw 99 -> 31, as the 2025 winners' scored file; emotion run: Track 3 video_id,label, 1 win, "
-                   "0 lose).")
+                   "0 lose; online run: Track 2 (2023), one <sequence>.csv per sequence of the split with rows "
+                   "GestureID,StartFrame,EndFrame numbered as the release's own label files: SMG classes 1..17 "
+                   "and 1-based frames (_finelabels.csv), iMiGUE raw class ids 1..31/99 and 0-based frames "
+                   "(<id>_label.csv); the organisers' pages do not state a base, so a file matches its release). "
+                   "csv (online): video_id,label,start,end,score with 0-based classes and frames, what "
+                   "`migue score online` reads.")
 @click.option("--zip", "zipped", is_flag=True,
               help="Write the CSV inside a zip at --out, named as the task's format says (Track 1: "
-                   "prediction.csv in prediction.zip).")
+                   "prediction.csv in prediction.zip; Track 2: one CSV per sequence; without --zip Track 2 "
+                   "writes those CSVs into the folder --out).")
 @click.option("--data", "data_root", type=click.Path(path_type=Path, exists=True, file_okay=False),
               multiple=True, help=SCOPE_HELP + "With --format miga: check completeness against this dataset's "
                                   "split (default: the run's cache entries and their failed units). " + DATA_HELP)
@@ -256,8 +292,11 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
               help="Frames per emotion window, as given to extract (with --data).")
+@click.option("--truth-out", type=click.Path(path_type=Path), default=None,
+              help="Online runs: also write the split's annotated gestures as video_id,label,start,end (0-based, "
+                   "as --format csv), for `migue score online --pred OUT --truth THIS`.")
 def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
-            data_layout: str, trust_run: bool, allow_partial: bool, window: int) -> None:
+            data_layout: str, trust_run: bool, allow_partial: bool, window: int, truth_out: Path | None) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
@@ -271,6 +310,11 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     entries = run_entries(run_dir) if data_root else None
     scope = _scope(task, data_root, data_layout, window, entries) if data_root else None
     table = predict_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
+    if "sequences" in table.attrs:  # a task of whole sequences: its rows are the gestures found
+        _write_segments(task, table, split, out, "csv" if fmt == "migue" else fmt, zipped, truth_out)
+        return
+    if truth_out is not None:
+        raise click.UsageError("--truth-out is for runs of whole sequences (task online)")
     track = "migue"
     if fmt != "migue":
         track = writer_for(task, fmt)[0].title  # the task must have the format (and a writer for it)
