@@ -73,6 +73,8 @@ from migue.pipeline.datasets.openpose import (
 from migue.pipeline.datasets.skeleton import JOINT_INDEX, JSON_PARTS, LIGHT_HAND_POINTS
 from migue.pipeline.datasets.stgcn_pack import PACK_JOINTS
 
+from .spans import CLIP_LEN, MIN_GAP, clip_spans, envelope  # shared with synth/smg.py
+
 SPLITS = ("train", "validate", "test")
 LAYOUTS = ("miga2025", "imigue", "miga2023", "openpose-json", "stgcn", "smg")
 DEFAULT_FRAMES = 400  # frames per video of the iMiGUE layouts (smg: `smg.DEFAULT_FRAMES`)
@@ -82,8 +84,6 @@ STGCN_FRAMES = 90
 EMOTION_FILES = {"train": "train_label.csv", "validate": "validation_label.csv",
                  "test": "test_label.csv"}
 MIN_CLIPS_PER_CLASS = {"train": 2, "validate": 1, "test": 1}
-CLIP_LEN = (16, 40)  # inclusive range of clip lengths, in frames
-MIN_GAP = 4  # rest frames before, between and after clips
 N_ANGLES = 11  # gesture target angles; 3 hand choices x 11 angles >= 32 classes
 FREQS_HZ = (0.0, 1.0, 2.0, 3.0)  # hold, or oscillate at one of three frequencies
 DETECTOR_NOISE_PX = 0.25
@@ -314,25 +314,13 @@ def _plan(videos: int, clips_per_video: int, frames: int,
         emotions = rng.permutation([1 - i % 2 for i in range(n)])
         classes = rng.permutation(np.arange(n * clips_per_video) % N_MG_CLASSES)
         for i, video_id in enumerate(split_ids):
-            spans = _clip_spans(frames, clips_per_video, rng)
+            spans = clip_spans(frames, clips_per_video, rng)
             own = classes[i * clips_per_video:(i + 1) * clips_per_video]
             plan.append(_Video(
                 video_id=video_id, subject=f"P{subject_numbers[i] + 1:02d}", split=split,
                 emotion=int(emotions[i]),
                 clips=tuple(_Clip(int(c), s, e) for c, (s, e) in zip(own, spans))))
     return sorted(plan, key=lambda v: int(v.video_id))
-
-
-def _clip_spans(frames: int, n: int, rng: np.random.Generator, length: tuple[int, int] = CLIP_LEN,
-                gap: int = MIN_GAP) -> list[tuple[int, int]]:
-    """n non-overlapping (start, end) spans of `length` (inclusive range) frames, separated by at
-    least `gap` rest frames."""
-    longest = min(length[1], (frames - (n + 1) * gap) // n)
-    lengths = rng.integers(length[0], longest + 1, size=n)
-    spare = frames - int(lengths.sum()) - (n + 1) * gap
-    gaps = gap + rng.multinomial(spare, np.full(n + 1, 1 / (n + 1)))
-    starts = np.cumsum(gaps[:-1]) + np.concatenate([[0], np.cumsum(lengths[:-1])])
-    return [(int(s), int(s + n_frames - 1)) for s, n_frames in zip(starts, lengths)]
 
 
 def _look(emotion: int, width: int, height: int, rng: np.random.Generator) -> _Look:
@@ -364,14 +352,6 @@ def _gesture(cls: int) -> tuple[tuple[int, ...], float, float]:
     return hands, angle, FREQS_HZ[cls % len(FREQS_HZ)]
 
 
-def _envelope(n: int) -> np.ndarray:
-    """0 -> 1 -> 0 over a clip of n frames: smooth reach, hold, smooth return."""
-    ramp = max(3, n // 5)
-    i = np.arange(n, dtype=float)
-    x = np.clip(np.minimum(i / ramp, (n - 1 - i) / ramp), 0, 1)
-    return x * x * (3 - 2 * x)
-
-
 def _wrists(neck: np.ndarray, clips: tuple[_Clip, ...], fps: int, u: float) -> np.ndarray:
     """(T, 2, 2) wrist positions of the right (image left) and left hand."""
     sides = np.array([-1.0, 1.0])  # outward x direction of the right and left hand
@@ -388,7 +368,7 @@ def _wrists(neck: np.ndarray, clips: tuple[_Clip, ...], fps: int, u: float) -> n
             tangent = np.array([-sides[hand] * np.sin(angle), np.cos(angle)])
             target = (neck[span] + [0.0, -0.02 * u] + GESTURE_RADIUS * u * radial
                       + swing[:, None] * tangent)
-            reach = _envelope(n)[:, None]
+            reach = envelope(n)[:, None]
             wrists[span, hand] = rest[span, hand] + reach * (target - rest[span, hand])
     return wrists
 

@@ -29,7 +29,7 @@ import numpy as np
 from migue.pipeline.datasets.kinect import COLOUR_SIZE, KINECT_INDEX, N_KINECT, VALUES_PER_JOINT
 from migue.pipeline.datasets.smg import DATA_SUFFIX, LABELS_SUFFIX, N_CLASSES, kit_split
 
-from .sample import _clip_spans, _envelope
+from .spans import clip_spans, envelope
 
 FPS = 30
 DEFAULT_FRAMES = 1200  # 40 s at 30 fps
@@ -97,7 +97,7 @@ def plan(videos: int, frames: int, gestures: int, rng: np.random.Generator) -> l
         classes.update({s: order[i * gestures:(i + 1) * gestures] for i, s in enumerate(members)})
     out = []
     for sid in ids:
-        spans = _clip_spans(frames, gestures, rng, GESTURE_LEN, MIN_GAP)
+        spans = clip_spans(frames, gestures, rng, GESTURE_LEN, MIN_GAP)
         out.append(Sequence(sid, splits[sid], tuple(Gesture(int(c), s, e) for c, (s, e) in zip(classes[sid], spans))))
     return out
 
@@ -137,7 +137,7 @@ def world(sequence: Sequence, frames: int, rng: np.random.Generator) -> np.ndarr
     wrists = {hand: np.array(REST_WRIST[hand]) + move + _drift(frames, rng) for hand in SIDES}
     for g in sequence.gestures:
         n, span = g.end - g.start + 1, slice(g.start, g.end + 1)
-        reach = _envelope(n)[:, None]
+        reach = envelope(n)[:, None]
         swing = (OSCILLATION_M * np.sin(2 * np.pi * OSCILLATION_HZ * np.arange(n) / FPS) if g.cls % 2
                  else np.zeros(n))
         for hand in HANDS[g.cls % 3]:
