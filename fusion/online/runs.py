@@ -193,9 +193,17 @@ def _settle(task: str, config: Mapping[str, Any], entries: Mapping[str, EntryRea
 
 
 def _decode(head: nn.Module, probs: np.ndarray, offsets: np.ndarray, grid: StepGrid, settings: DecodeSettings,
-            video: str) -> list[Segment]:
+            video: str, top_k: int = 1) -> list[Segment]:
+    """Gestures of one sequence; with `top_k` > 0 a window proposes only its `top_k` likeliest classes
+    (one gesture, one class: others of the same span would only cost precision)."""
     if getattr(head, "decoder", "offsets") == "merge":
         return merge_steps(probs, grid, settings, video)
+    if top_k and top_k < probs.shape[1] - 1:
+        kept = np.zeros_like(probs)                                                # (T, C+1)
+        best = np.argsort(-probs[:, 1:], axis=1)[:, :top_k] + 1                    # (T, k)
+        np.put_along_axis(kept, best, np.take_along_axis(probs, best, axis=1), axis=1)
+        kept[:, 0] = probs[:, 0]
+        probs = kept
     return decode_steps(probs, offsets, grid, settings, video)
 
 
@@ -220,7 +228,8 @@ def detect_split(head: nn.Module, data: Sequences, idx: Sequence[int], cfg: Mapp
             losses.append(float(head.loss(out, batch["labels"], batch["offsets"], mask)) * int(known.sum()))
         for b, i in enumerate(chosen):
             steps = data.steps(i)
-            found += _decode(head, probs[b, :steps], offsets[b, :steps], data.grids[i], settings, data.ids[i])
+            found += _decode(head, probs[b, :steps], offsets[b, :steps], data.grids[i], settings, data.ids[i],
+                             int(cfg.get("step_top_k", 0)))
     n = sum(data.gestures[i] is not None for i in idx)
     return found, (sum(losses) / n if n else float("nan"))
 

@@ -32,7 +32,8 @@ ONLINE = register_task(Task(
     streams=("joint", "bone", "rgb"),
     figures=("curves", "timeline"),
     # decoding (--set score_threshold=0.3) and how a window's tokens become one vector (mean | space | time)
-    settings={**{key: default for key, (default, _) in DECODE_KEYS.items()}, "window_pool": "mean"},
+    # step_top_k: a window proposes its k likeliest classes (0: every class over the threshold)
+    settings={**{key: default for key, (default, _) in DECODE_KEYS.items()}, "step_top_k": 1, "window_pool": "mean"},
     runner="migue.fusion.online.runs",  # sequences of windows: data, detection loss, F1 evaluation there
     submissions={
         "miga": SubmissionFormat("miga-track2", "Track 2", "{video}.csv", ("GestureID", "StartFrame", "EndFrame"),

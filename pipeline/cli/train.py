@@ -177,6 +177,25 @@ def fuse_train(task: str, cache: Path | None, out: Path, fusion: str | None, ent
     click.echo(run_summary(out, metrics, _items(task), record["config"].get("epochs")))
 
 
+RUN_CACHE_HELP = ("Read the run's cache entries, by the names its config.json records, from this cache (default: "
+                  "the paths recorded at training; " + CACHE_HELP + ")")
+
+
+def _cache_entries(run_dir: Path, cache: Path | None) -> dict | None:
+    """The run's entries by role, opened by name in `cache` (None without --cache); a missing one is
+    a LookupError naming it and the cache."""
+    if cache is None:
+        return None
+    store = FeatureStore(cache)
+    out = {}
+    for role, info in _run_config(run_dir)["entries"].items():
+        if not (store.root / info["name"]).is_dir():
+            raise LookupError(f"{run_dir} was trained on cache entry {info['name']} ({role}), which {store.root} "
+                              "does not hold: give the cache it was trained from")
+        out[role] = store.reader(info["name"])
+    return out
+
+
 def _run_config(run_dir: Path) -> dict:
     """The run folder's config.json (task, resolved config, entries)."""
     return json.loads((Path(run_dir) / "config.json").read_text())
@@ -232,8 +251,9 @@ def _run_plugin_options(command: click.Command) -> click.Command:
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 @scope_options
 @click.option("--json", "as_json", is_flag=True, help="Print the split's full metrics as JSON instead of the table.")
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=RUN_CACHE_HELP)
 def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, data_root: tuple[Path, ...],
-             data_layout: str, window: int, as_json: bool) -> None:
+             data_layout: str, window: int, as_json: bool, cache: Path | None) -> None:
     """Recompute a run's metrics on a split from the cache: a table of them with n (--json: all of them,
     per-class lists included), and a warning when the split is too small to compare heads."""
     from migue.fusion.runs import evaluate_run
@@ -241,7 +261,7 @@ def evaluate(run_dir: Path, split: str, trust_run: bool, allow_partial: bool, da
     from .scope import run_entries, run_task
 
     _check_head(run_dir)
-    entries = run_entries(run_dir) if data_root else None
+    entries = _cache_entries(run_dir, cache) or (run_entries(run_dir) if data_root else None)
     scope = _scope(run_task(run_dir), data_root, data_layout, window, entries) if data_root else None
     metrics = evaluate_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
     if as_json:
@@ -292,11 +312,13 @@ def _task_report(task: str, metrics: dict) -> str:
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL_HELP)
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
               help="Frames per emotion window, as given to extract (with --data).")
+@click.option("--cache", type=click.Path(path_type=Path), default=None, help=RUN_CACHE_HELP)
 @click.option("--truth-out", type=click.Path(path_type=Path), default=None,
               help="Online runs: also write the split's annotated gestures as video_id,label,start,end (0-based, "
                    "as --format csv), for `migue score online --pred OUT --truth THIS`.")
 def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_root: tuple[Path, ...],
-            data_layout: str, trust_run: bool, allow_partial: bool, window: int, truth_out: Path | None) -> None:
+            data_layout: str, trust_run: bool, allow_partial: bool, window: int, cache: Path | None,
+            truth_out: Path | None) -> None:
     """Predict every item of a split, labelled or not. --format miga writes the MiGA submission file
     and refuses an incomplete one (every test clip or video exactly once), naming what is missing."""
     from migue.fusion.runs import predict_run
@@ -307,7 +329,7 @@ def predict(run_dir: Path, split: str, out: Path, fmt: str, zipped: bool, data_r
     task = json.loads((run_dir / "config.json").read_text())["task"]
     from .scope import run_entries
 
-    entries = run_entries(run_dir) if data_root else None
+    entries = _cache_entries(run_dir, cache) or (run_entries(run_dir) if data_root else None)
     scope = _scope(task, data_root, data_layout, window, entries) if data_root else None
     table = predict_run(run_dir, split, entries, trust_run=trust_run, partial=allow_partial, scope=scope)
     if "sequences" in table.attrs:  # a task of whole sequences: its rows are the gestures found
