@@ -65,7 +65,7 @@ def test_an_overwrite_killed_early_leaves_no_old_result_behind(cache, tmp_path, 
 
     monkeypatch.setattr(runs, "_fit", killed)
     result = _train(cache, run, "--overwrite", "--set", "lr=0.01")
-    assert result.exit_code == 1 and "Aborted" in result.output  # click's answer to a Ctrl-C
+    assert result.exit_code == 130 and "interrupted (Ctrl-C)" in result.output  # the app's answer to a Ctrl-C
     assert json.loads((run / "config.json").read_text())["config"]["lr"] == 0.01  # the new run's
     assert finished_metrics(run) is None
     left = {p.name for p in run.iterdir()}
