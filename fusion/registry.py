@@ -186,7 +186,8 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
     return wrap
 
 
-BUILTINS = ("cmtf", "interfusion", "baselines")  # the built-in head files, in the order `heads_help` lists them
+# the built-in head files, in the order `heads_help` lists them (detection, online.probe: the online task's)
+BUILTINS = ("cmtf", "interfusion", "baselines", "detection", "online.probe")
 _builtins_loaded = False
 
 
