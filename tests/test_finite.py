@@ -35,7 +35,7 @@ def test_the_writer_refuses_tokens_that_are_not_finite_in_float16(tmp_path, valu
 
 def test_extraction_fails_the_units_whose_tokens_are_not_finite(manifest, tmp_path, monkeypatch):
     """The first unit's tokens overflow float16 in the cast: it fails with that reason, the rest publish."""
-    import migue.pipeline.extraction.extract as extract_module
+    import migue.pipeline.extraction.onepass as extract_module  # the one executor forwards every batch
     from migue.cache import FeatureStore
     from migue.pipeline.extraction.extract import ExtractOptions, extract
 
