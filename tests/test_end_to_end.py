@@ -36,8 +36,13 @@ def test_demo_writes_a_summary_with_every_run(demo_dir):
     heads = {(r["task"], r["head"]) for r in summary["results"]}
     assert {("mg", "cmtf"), ("emotion", "interfusion")} <= heads
     assert "Micro-gesture" in (demo_dir / "summary.md").read_text()
+    assert ("online", "detect") in heads  # the online track's one line (its own SMG sample)
+    from migue.fusion.tasks import get_task
+
     for run in (demo_dir / "runs").iterdir():
-        for name in ("config.json", "metrics.json", "history.csv", "head.pt", "confusion.png", "curves.png"):
+        figures = get_task(json.loads((run / "config.json").read_text())["task"]).figures
+        pictures = tuple(f"{f}.png" for f in figures if f != "per_class")  # curves, confusion | timeline
+        for name in ("config.json", "metrics.json", "history.csv", "head.pt", *pictures):
             assert (run / name).is_file(), f"{run.name} lacks {name}"
 
 
