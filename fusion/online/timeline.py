@@ -29,7 +29,8 @@ def timeline_figure(truths: Sequence[Segment], predictions: Sequence[Segment],
     labels = sorted({s.label for s in (*truths, *predictions)}, key=_label_order)
     palette = matplotlib.colormaps["tab20"].resampled(max(len(labels), 1))
     colour = {label: palette(i) for i, label in enumerate(labels)}
-    fig = Figure(figsize=(12, 0.9 + 0.8 * max(len(shown), 1)), layout="constrained")
+    # tall enough for the legend too (one line a class): 17 SMG classes over 2 sequences were cut off
+    fig = Figure(figsize=(12, max(0.9 + 0.8 * max(len(shown), 1), 0.6 + 0.24 * len(labels))), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for row, video in enumerate(shown):
