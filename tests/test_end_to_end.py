@@ -28,7 +28,17 @@ def demo_dir(tmp_path_factory):
     result = CliRunner().invoke(main, ["demo", "--workdir", str(workdir), "--arch", "tiny", "--quick",
                                        "--videos", str(E2E_VIDEOS)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    (workdir / "demo.out").write_text(result.output)
     return workdir
+
+
+def test_demo_shows_its_stages_and_decodes_each_video_once(demo_dir):
+    out = (demo_dir / "demo.out").read_text()
+    stages = [line.split("]")[0] for line in out.splitlines() if line.startswith("demo [")]
+    assert stages == [f"demo [{k}/10" for k in range(1, 11)], out
+    extract = next(line for line in out.splitlines() if line.startswith("extract: decoded "))
+    decoded, needed = (int(x) for x in extract.split("decoded ")[1].split(" frames needed")[0].split(" of "))
+    assert decoded <= 1.05 * needed and f"{E2E_VIDEOS} videos" in extract, extract
 
 
 def test_demo_writes_a_summary_with_every_run(demo_dir):

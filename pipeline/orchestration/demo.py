@@ -5,6 +5,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
     workdir = Path(workdir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    stage = _Stages(2 + len(DEMO_RUNS) + 2, t0)
+    stage(f"synth a sample of {videos} videos")
     data_dir = workdir / "data"
     if not (data_dir / "README.txt").exists():  # written last: the sample is complete
         write_sample(data_dir, videos=videos, seed=seed)
@@ -72,6 +75,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         raise RuntimeError("the generated sample has problems:\n" + "\n".join(manifest.problems))
     store = FeatureStore(workdir / "cache")
     workers = min(2, cpu_threads())
+    stage(f"extract rgb, context, pose and face in one pass ({len(manifest.units)} units; rate and ETA below)")
     t = time.perf_counter()
     plan = plan_extraction(manifest, store, [request(ExtractOptions(modality=modality, arch=arch, workers=workers,
                                                                     **overrides))
@@ -86,6 +90,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
 
     rows = []
     for task, head in DEMO_RUNS:
+        stage(f"train {head} ({task}; a bar or log line per epoch below)")
         t = time.perf_counter()
         config: dict[str, Any] = {"head": head, "seed": seed}
         if epochs is not None:
@@ -94,7 +99,7 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
         metrics = train_run(task, entries, workdir / "runs" / f"{task}-{head}", config)
         timings[f"train {task} {head}"] = time.perf_counter() - t
         rows.append({"task": task, "head": head, **_headline(task, metrics)})
-    rows.append(_online(workdir, arch, seed, epochs, timings))
+    rows.append(_online(workdir, arch, seed, epochs, timings, stage))
     timings["total"] = time.perf_counter() - t0
     summary = pd.DataFrame(rows)
     _write_summary(workdir, summary, timings, manifest, run.summary)
@@ -103,12 +108,14 @@ def run_demo(workdir: Path, videos: int = DEMO_VIDEOS, arch: str = "small", epoc
     return summary
 
 
-def _online(workdir: Path, arch: str, seed: int, epochs: int | None, timings: dict[str, float]) -> dict[str, Any]:
+def _online(workdir: Path, arch: str, seed: int, epochs: int | None, timings: dict[str, float],
+            stage: Callable[[str], None]) -> dict[str, Any]:
     """The online track's one line: synth SMG -> dense pose windows -> the detection head (its own
     sample and cache folder in `workdir`: smg/, cache/ shared, runs/online-detect)."""
     from migue.fusion.runs import train_run
     from migue.synth.smg import write_smg
 
+    stage("online track: synth SMG sequences, extract dense pose windows")
     t = time.perf_counter()
     data_dir = workdir / "smg"
     if not any(data_dir.glob("*/*_finelabels.csv")):
@@ -126,6 +133,7 @@ def _online(workdir: Path, arch: str, seed: int, epochs: int | None, timings: di
             raise RuntimeError(f"{name}: {len(report.failures)} units failed, e.g. {first[0]}: {first[1]}")
     print(f"extract (online): {run.summary.line()}")
     timings["extract online pose@dense"] = time.perf_counter() - t
+    stage("online track: train the detection head")
     t = time.perf_counter()
     config: dict[str, Any] = {**DEMO_ONLINE["config"], "seed": seed}
     if epochs is not None:
@@ -134,6 +142,19 @@ def _online(workdir: Path, arch: str, seed: int, epochs: int | None, timings: di
     metrics = train_run("online", entries, workdir / "runs" / "online-detect", config)
     timings["train online detect"] = time.perf_counter() - t
     return {"task": "online", "head": config["head"], **_headline("online", metrics)}
+
+
+class _Stages:
+    """Prints `demo [k/N] what (elapsed so far)` as each stage starts: where a long demo is, at a glance
+    (each stage shows its own rate and ETA: extract after its first batch, training per epoch)."""
+
+    def __init__(self, total: int, started: float) -> None:
+        self.total, self.started, self.done = total, started, 0
+
+    def __call__(self, what: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        print(f"demo [{self.done}/{self.total}] {what} ({elapsed:.0f} s elapsed)", flush=True)
 
 
 def _tables(summary: pd.DataFrame) -> str:
