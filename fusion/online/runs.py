@@ -147,8 +147,10 @@ def build_sequences(task: str, entries: Mapping[str, EntryReader], inputs: Mappi
     groups: dict[tuple[str, str], dict[str, Input]] = {}
     for name, inp in inputs.items():
         groups.setdefault((inp.entry, inp.stream), {})[name] = inp
-    for (role, _), views in groups.items():
-        read = load_views(entries[role], {n: Input(v.entry, v.stream, window_pool) for n, v in views.items()},
+    for (role, stream), views in groups.items():
+        one_token = entries[role].token_shape(stream)[0] == 1  # any pooling of one token is that token
+        pool = "mean" if one_token else window_pool
+        read = load_views(entries[role], {n: Input(v.entry, v.stream, pool) for n, v in views.items()},
                           table[f"row:{role}"].to_numpy())
         flat.update({n: x.reshape(len(x), -1).astype(np.float32) for n, x in read.items()})  # (N, L'·D)
     shapes = {name: (1, int(x.shape[1])) for name, x in flat.items()}
