@@ -383,14 +383,16 @@ def _run_plugin(run_dir: Path, record: dict[str, Any], trust_run: bool) -> None:
                          f"code by itself: pass --plugin {plugin} if you trust it, or --trust-run")
 
 
-def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None, trust_run: bool = False,
-              partial: bool = False, scope: Mapping[str, Collection[str]] | None = None
-              ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+def open_run(run_dir: Path, entries: Mapping[str, EntryReader] | None = None, trust_run: bool = False,
+             again: str = "finish it with `migue fuse-train ... --resume`, or train it again"
+             ) -> tuple[dict[str, Any], dict[str, EntryReader]]:
+    """A finished run's config.json and its entries by role (`entries` where given, else the recorded
+    paths; another entry than the one trained on is a warning), its plugins made available; an
+    unfinished run is a ValueError saying how to go on (`again`)."""
     if finished_metrics(run_dir) is None:
         raise ValueError(f"{run_dir} is not a finished run (no valid {DONE_FILE}: it was interrupted or is "
-                         "still training); finish it with `migue fuse-train ... --resume`, or train it again")
+                         f"still training); {again}")
     record = json.loads((run_dir / "config.json").read_text())
-    task, cfg = record["task"], record["config"]
     _run_plugin(run_dir, record, trust_run)
     given = dict(entries or {})
     opened = {}
@@ -399,6 +401,14 @@ def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | No
         if opened[role].index["key"] != info["key"]:
             log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
                         opened[role].name, role, run_dir, info["name"])
+    return record, opened
+
+
+def _load_run(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None, trust_run: bool = False,
+              partial: bool = False, scope: Mapping[str, Collection[str]] | None = None
+              ) -> tuple[str, dict[str, Any], nn.Module, FusionData, torch.device]:
+    record, opened = open_run(run_dir, entries, trust_run)
+    task, cfg = record["task"], record["config"]
     data = task_data(task, opened, cfg, (split,), partial, scope)
     recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
     if data.shapes != recorded:

@@ -17,7 +17,6 @@ done.json last.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -43,7 +42,7 @@ from ..data import Input, _check_written, align_units, load_views, scope_masks
 from ..fitting import _lr_factor, seed_everything, to_device
 from ..progress import EpochProgress
 from ..registry import get_head
-from ..reports import (CURVES_FILE, DONE_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, finished_metrics, mark_done,
+from ..reports import (CURVES_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, mark_done,
                        plot_curves, write_json)
 from ..tasks import get_task
 from .score import Segment, metrics_table, online_metrics
@@ -383,21 +382,10 @@ def _fit(task: str, head: nn.Module, splits: Mapping[str, Sequences], cfg: dict[
 def _load(run_dir: Path, split: str, entries: Mapping[str, EntryReader] | None, trust_run: bool, partial: bool,
           scope: Mapping[str, Collection[str]] | None
           ) -> tuple[dict[str, Any], dict[str, Any], nn.Module, Sequences, torch.device]:
-    from ..runs import _run_plugin
+    from ..runs import open_run
 
-    if finished_metrics(run_dir) is None:
-        raise ValueError(f"{run_dir} is not a finished run (no valid {DONE_FILE}: it was interrupted or is "
-                         "still training); train it again")
-    record = json.loads((run_dir / "config.json").read_text())
+    record, opened = open_run(run_dir, entries, trust_run, "train it again")
     task, cfg = record["task"], record["config"]
-    _run_plugin(run_dir, record, trust_run)
-    given = dict(entries or {})
-    opened = {role: given[role] if role in given else EntryReader(info["path"])
-              for role, info in record["entries"].items()}
-    for role, info in record["entries"].items():
-        if opened[role].index["key"] != info["key"]:
-            log.warning("entry %s (%s) is not the one %s was trained on (%s): other features",
-                        opened[role].name, role, run_dir, info["name"])
     inputs = get_head(cfg["head"], task).inputs(task, cfg)
     splits, shapes = build_sequences(task, opened, inputs, (split,), partial, scope, cfg.get("window_pool", "mean"))
     recorded = {n: tuple(s) for n, s in record["head"]["shapes"].items()}
