@@ -24,10 +24,14 @@ GRID = {"task": "mg", "base": {"epochs": 3, "batch_size": 64},
         "axes": {"head": ["probe-linear-rgb", "probe-linear-pose-joint"], "seed": [0, 1]}}
 
 
-# Run on a worker: which modules that decode video or build backbones it imported. A lambda, so
-# cloudpickle ships it by value and the worker never imports this test module (which imports them).
+# Run on a worker: which modules that decode video or build backbones it imported. The modality rows
+# (metadata: stage two's stream table reads them through the migue.modalities entry points) may load;
+# their decoders, inputs, extractors and one-pass engine may not. A lambda, so cloudpickle ships it by
+# value and the worker never imports this test module (which imports them).
 _imported_heavy_modules = lambda: sorted(  # noqa: E731
-    m for m in ("av", "migue.extractors", "mmaction", "mmpose", "migue.pipeline.extraction") if m in sys.modules)
+    m for m in ("av", "cv2", "mmaction", "mmpose", "migue.extractors.registry", "migue.extractors.mvit",
+                "migue.extractors.agcn", "migue.extractors.swinface", "migue.pipeline.extraction.inputs",
+                "migue.pipeline.extraction.decode_worker", "migue.pipeline.extraction.onepass") if m in sys.modules)
 
 
 @pytest.fixture(scope="module")

@@ -21,21 +21,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from migue.cache import KINDS, MG_KIND, WINDOW_KIND
 from migue.cache.streams import Stream, register_stream
-from migue.extractors.skeleton_layouts import get_layout
-from migue.pipeline.datasets.manifest import Unit, Video
 
-from .decode_worker import Take
-from .inputs import InputConfig, clip_takes, face_crops, face_takes, pose_clip, rgb_clip
+if TYPE_CHECKING:  # the rows are metadata: importing them (stage two's stream table does) decodes nothing
+    from migue.pipeline.datasets.manifest import Unit, Video
 
-UnitInput = Callable[[Unit, Video, InputConfig, "Path | None"], np.ndarray]
-UnitTakes = Callable[[Unit, Video, InputConfig, "Path | None"], "tuple[Take, ...]"]
-MakeConfig = Callable[[int, int, Any], InputConfig]  # (frames, size, options) -> InputConfig
+    from .decode_worker import Take
+    from .inputs import InputConfig
+
+UnitInput = Callable[["Unit", "Video", "InputConfig", "Path | None"], np.ndarray]
+UnitTakes = Callable[["Unit", "Video", "InputConfig", "Path | None"], "tuple[Take, ...]"]
+MakeConfig = Callable[[int, int, Any], "InputConfig"]  # (frames, size, options) -> InputConfig
 
 
 @dataclass(frozen=True)
@@ -92,34 +93,62 @@ class Modality:
 
 
 def _rgb(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    from .inputs import rgb_clip
+
     return rgb_clip(unit, video, cfg)
+
+
+def _pose(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    from .inputs import pose_clip
+
+    return pose_clip(unit, video, cfg, parsed_dir)
+
+
+def _faces_input(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> np.ndarray:
+    from .inputs import face_crops
+
+    return face_crops(unit, video, cfg, parsed_dir)
 
 
 def _clip_takes(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> tuple[Take, ...]:
     if video.video_path is None:
         raise FileNotFoundError(f"video {video.video_id}: no video file")
+    from .inputs import clip_takes
+
     return clip_takes(unit, video, cfg)
 
 
 def _face_takes(unit: Unit, video: Video, cfg: InputConfig, parsed_dir: Path | None) -> tuple[Take, ...]:
     if video.video_path is None:
         raise FileNotFoundError(f"video {video.video_id}: no video file")
+    from .inputs import face_takes
+
     return face_takes(unit, video, cfg, parsed_dir)
 
 
 def _cropped(frames: int, size: int, opts: Any) -> InputConfig:
+    from .inputs import InputConfig
+
     return InputConfig(frames=frames, size=size, resize="crop")  # short side to `size`, centre crop
 
 
 def _squashed(frames: int, size: int, opts: Any) -> InputConfig:
+    from .inputs import InputConfig
+
     return InputConfig(frames=frames, size=size, resize="squash")  # the whole frame, squashed
 
 
 def _skeleton(frames: int, size: int, opts: Any) -> InputConfig:
+    from migue.extractors.skeleton_layouts import get_layout
+
+    from .inputs import InputConfig
+
     return InputConfig(frames=frames, joints=get_layout(opts.layout).joints)
 
 
 def _faces(frames: int, size: int, opts: Any) -> InputConfig:
+    from .inputs import InputConfig
+
     return InputConfig(frames=frames, face_size=size)
 
 
@@ -232,10 +261,10 @@ for _row in (
     Modality("rgb", "mvit", MG_KIND, 16, 224, _rgb, _cropped, MVIT_OPTIONS, False, 1, takes=_clip_takes,
              streams=(Stream("rgb", "tokens", 768, pool_key="rgb_pool", pool="time", pools=RGB_POOLS),),
              reads=VIDEO, archs=MVIT_ARCHS),
-    Modality("pose", "agcn", MG_KIND, 64, 0, pose_clip, _skeleton, ("layout", "frames"), True, 4,
+    Modality("pose", "agcn", MG_KIND, 64, 0, _pose, _skeleton, ("layout", "frames"), True, 4,
              streams=(Stream("joint", "joint", 256, "pose-joint", "pose_pool", "space", POSE_POOLS),
                       Stream("bone", "bone", 256, "pose-bone", "pose_pool", "space", POSE_POOLS)), reads=SKELETON),
-    Modality("face", "swinface", WINDOW_KIND, 8, 112, face_crops, _faces, ("frames",), True, 4, fixed_arch="swin-t",
+    Modality("face", "swinface", WINDOW_KIND, 8, 112, _faces_input, _faces, ("frames",), True, 4, fixed_arch="swin-t",
              takes=_face_takes, streams=(Stream("face", "embedding", 512, pool_key="face_pool", pools=FACE_POOLS),),
              reads=VIDEO + SKELETON),  # crops are placed by the skeleton's head joints
     Modality("context", "mvit", WINDOW_KIND, 16, 224, _rgb, _squashed, MVIT_OPTIONS, False, 1, takes=_clip_takes,

@@ -53,7 +53,7 @@ DEMO_VIDEOS = 30  # ~7 training clips per MG class: the fewest at which 32 class
 # pose windows of 32 frames every 16, 8 frames fed to 2s-AGCN, then the detection head. Measured on the
 # 2-core machine under load ~8: 6 sequences of 600 frames (222 windows) took 529 s of pose, so 4 of 480
 # (116 windows, about half) here.
-DEMO_ONLINE = {"videos": 4, "frames": 480, "window": 32, "stride": 16, "pose_frames": 8,
+DEMO_ONLINE = {"videos": 4, "frames": 480, "gestures": 6, "window": 32, "stride": 16, "pose_frames": 8,
                "config": {"head": "detect", "window_pool": "space", "batch_size": 1, "lr": 0.005, "epochs": 40}}
 
 
@@ -119,7 +119,8 @@ def _online(workdir: Path, arch: str, seed: int, epochs: int | None, timings: di
     t = time.perf_counter()
     data_dir = workdir / "smg"
     if not any(data_dir.glob("*/*_finelabels.csv")):
-        write_smg(data_dir, videos=DEMO_ONLINE["videos"], seed=seed, frames=DEMO_ONLINE["frames"])
+        write_smg(data_dir, videos=DEMO_ONLINE["videos"], seed=seed, frames=DEMO_ONLINE["frames"],
+                  gestures=DEMO_ONLINE["gestures"])
     grid = (DEMO_ONLINE["window"], DEMO_ONLINE["stride"])
     manifest = read_dataset(data_dir, dense=grid)
     store = FeatureStore(workdir / "cache")
