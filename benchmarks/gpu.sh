@@ -29,7 +29,7 @@ CORES=$(nproc)
 DRY=${MIGUE_GPU_DRYRUN:-0}
 
 echo "== install (no downloads)"
-if "$PY" -c 'import migue, pathlib, sys; sys.exit(0 if pathlib.Path(migue.__file__).resolve().is_relative_to(pathlib.Path.cwd().resolve()) else 1)' 2>/dev/null; then
+if "$PY" -c 'import migue.cache as m, pathlib, sys; sys.exit(0 if pathlib.Path(m.__file__).resolve().is_relative_to(pathlib.Path.cwd().resolve()) else 1)' 2>/dev/null; then
     echo "migue already imports from this tree: not reinstalled"
 else
     "$PY" -m pip install -q --no-deps --no-index --no-build-isolation -e . 2>&1 | tail -3
@@ -48,7 +48,7 @@ EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 if [[ "$DRY" == "1" ]]; then
-    ARGS=(--device cpu --small --precisions fp32,bf16 --decode-workers 1,2 --workers 2)
+    ARGS=(--device cpu --small --precisions bf16 --decode-workers 1,2 --workers 2)
 else
     ARGS=(--device cuda --precisions bf16,fp32 --decode-workers 1,4,8,16 --workers "$CORES")
 fi

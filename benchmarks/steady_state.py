@@ -65,6 +65,7 @@ from migue.pipeline.extraction.decode_pool import DecodePool, cpu_count  # noqa:
 from migue.pipeline.extraction.decode_worker import UnitRequest, VideoJob  # noqa: E402
 from migue.pipeline.extraction.modalities import get_modality  # noqa: E402
 from migue.pipeline.extraction.options import ExtractOptions  # noqa: E402
+from migue.pipeline.extraction.plan import plan_extraction, request  # noqa: E402
 from migue.pipeline.extraction.unit_inputs import parse_videos  # noqa: E402
 from migue.pipeline.extraction.work import chunks_of  # noqa: E402
 from migue.synth.sample import write_sample  # noqa: E402
@@ -85,16 +86,9 @@ def make_footage(data: Path, args: argparse.Namespace) -> dict:
         ctx = mp.get_context("forkserver")  # never fork this process (it may hold CUDA later)
         with ProcessPoolExecutor(max_workers=min(len(paths), cpu_count()), mp_context=ctx) as pool:
             list(pool.map(partial(roughen, gop=args.gop, crf=args.crf), paths, range(len(paths))))
-    return {"videos": len(paths), "frames_per_video": args.frames, "width": args.width, "height": args.height,
+    return {"videos": len(list(data.rglob("*.mp4"))), "roughened": 0 if args.no_roughen else len(paths),
+            "frames_per_video": args.frames, "width": args.width, "height": args.height,
             "gop": args.gop, "bitrate_mbps": bitrate_mbps(paths), "seconds": time.perf_counter() - t}
-
-
-def unit_takes(mod, unit: Unit, video, cfg, parsed_dir: Path) -> tuple:
-    """The frames a unit's input is cut from: the row's `takes` (the plan API's rows)."""
-    takes = getattr(mod, "takes", None)
-    if takes is None:  # rows before issue 21 had no `takes`: the engine's own helper
-        return onepass._takes(mod.name, unit, video, cfg, parsed_dir)
-    return takes(unit, video, cfg, parsed_dir)
 
 
 def decode_jobs(manifest: Manifest, options: list[ExtractOptions], parsed_dir: Path,
@@ -108,8 +102,7 @@ def decode_jobs(manifest: Manifest, options: list[ExtractOptions], parsed_dir: P
             if u.unit_id not in only:
                 continue
             video = manifest.videos[u.video_id]
-            by_video[u.video_id].append(UnitRequest((opts.modality, u.unit_id),
-                                                    unit_takes(mod, u, video, cfg, parsed_dir)))
+            by_video[u.video_id].append(UnitRequest((opts.modality, u.unit_id), mod.takes(u, video, cfg, parsed_dir)))
     return [VideoJob(vid, str(manifest.videos[vid].video_path), manifest.videos[vid].width,
                      manifest.videos[vid].height, tuple(reqs)) for vid, reqs in sorted(by_video.items())]
 
@@ -145,8 +138,8 @@ def bare_convert(job: VideoJob) -> int:
     """PyAV plus the RGB conversion of every needed frame at every size the units take it at
     (what the decode workers must do at least); returns the frames decoded."""
     scales: dict[int, set] = defaultdict(set)
-    for request in job.requests:
-        for take in request.takes:
+    for unit_request in job.requests:
+        for take in unit_request.takes:
             scales[take.index].add(take.scale)
     last, n = max(scales), 0
     with av.open(job.path) as container:
@@ -291,16 +284,9 @@ def extract_run(manifest: Manifest, root: Path, options: list[ExtractOptions], b
         t = time.perf_counter()
         if prof:
             prof.enable()
-        try:
-            from migue.pipeline.extraction.plan import plan_extraction, request
-        except ImportError:  # before the plan API: the one-pass entry point plans and executes
-            plan_s, t = 0.0, time.perf_counter()
-            reports = onepass.extract_videos(manifest, store, options, only=only,
-                                             built={o.modality: built[o.modality] for o in options})
-        else:
-            plan = plan_extraction(manifest, store, [request(o) for o in options], only)
-            plan_s, t = time.perf_counter() - t, time.perf_counter()
-            reports = onepass.execute_plan(plan, store, {o.modality: built[o.modality] for o in options}).reports
+        plan = plan_extraction(manifest, store, [request(o) for o in options], only)
+        plan_s, t = time.perf_counter() - t, time.perf_counter()
+        reports = onepass.execute_plan(plan, store, {o.modality: built[o.modality] for o in options}).reports
         _sync(device)
         exec_s = time.perf_counter() - t
         if prof:
