@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from migue.common.windows import DEFAULT_WINDOW
+
 
 CACHE_HELP = "Feature store root (default: $MIGUE_CACHE or ~/.cache/migue)."
-DEFAULT_WINDOW = 64  # frames per emotion window; equal to migue.pipeline.datasets.common.DEFAULT_WINDOW (tested)
 DATA_HELP = ("Dataset folder as it unpacks (a release layout, or `migue synth` output); give it again "
              "for each folder read as one dataset (e.g. phase 1 and phase 2, skeletons and RGB apart).")
 

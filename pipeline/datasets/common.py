@@ -17,6 +17,7 @@ import numpy as np
 
 from migue.cache.labels import MG_CLASS_NAMES
 from migue.common.splits import split_named
+from migue.common.windows import DEFAULT_WINDOW  # re-exported: frames per emotion window
 
 from .errors import SkeletonError
 from .files import (EMOTION_FILES, SHOWN_UNUSED, Found, Roots, as_roots, describe_roots, followed, scan,
@@ -26,7 +27,6 @@ from .agreement import disagreement
 from .skeleton import frame_size_of, parse_skeleton, skeleton_format
 from .video import VideoError, probe, read_frames
 
-DEFAULT_WINDOW = 64  # frames per emotion window
 
 
 @dataclass
