@@ -131,6 +131,25 @@ def test_plugin_extracts_beside_rgb_in_one_pass(plugin_cache, manifest):
         assert reader.config["streams"]["tokens"]["tokens"] == 2 * 8 * 8
 
 
+def _digest(cache: Path, modality: str) -> str:
+    """The first line of `migue cache digest` of `modality`'s entry in `cache` (its content hash)."""
+    entry = next(e for e in FeatureStore(cache).entries() if e.modality == modality)
+    return _migue("cache", "digest", entry.name, "--cache", str(cache)).stdout.splitlines()[0]
+
+
+def test_plugin_extracts_on_dask_to_the_local_bytes(plugin_cache, sample_dir, tmp_path):
+    """A Dask worker (a fresh process) loads the plugin the row came from before its shard runs: the
+    rgb-small entry is bit-identical to the local run's (plugin_cache: same options, --workers 0)."""
+    local, _ = plugin_cache
+    cache = tmp_path / "dask"
+    _migue("extract", "--plugin", str(PLUGIN), "--modality", "rgb,rgb-small", "--data", str(sample_dir),
+           "--cache", str(cache), "--arch", "tiny", "--frames", "4", "--size", "32", "--scheduler", "local",
+           "--workers", "1")
+    for modality in ("rgb-small", "rgb"):
+        dask, here = _digest(cache, modality), _digest(local, modality)
+        assert dask.split()[1].startswith(f"{modality}-") and dask == here, (modality, dask, here)
+
+
 def test_plugin_probe_trains_and_its_run_names_the_plugin(plugin_cache, tmp_path):
     cache, _ = plugin_cache
     run = tmp_path / "run"

@@ -6,6 +6,9 @@ builds its backbones once and keeps them for its later tasks, and tasks ask for 
 the workers declare GPUs (`dask worker --resources GPU=1`). Decoding runs in the task's own
 process (Dask worker processes cannot start decoding processes). Before writing anything a task
 checks that its worker derives the client's entry keys and sees the client's input fingerprints.
+A plugin row (`register_modality` in a `--plugin` module or file) travels with the task: the task
+names the plugins the plan's rows came from and imports them on the worker before it unpickles its
+shard (which may hold the plugin's functions) and runs it.
 Shards hold whole chunks (a chunk never spans videos) and forward the same batches as a local
 run: the entries are bit-identical to a local run's (`migue cache digest`).
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from migue.cache import FeatureStore, entry_key
 from migue.cache.files import memo_for
 from migue.common.dask_client import connect, gpu_resources
 from migue.common.devices import pick_device
+from migue.common.plugins import import_plugins
 from migue.pipeline.datasets.manifest import Manifest
 
 from .backbone import build_model, entry_config, resolve_precision
@@ -76,9 +81,18 @@ def check_worker(shard: Plan, manifest: Manifest, cache_root: Path) -> None:
                                       f"{len(e.pending)} units of {e.name}: " + "; ".join(differ[:3]))
 
 
-def run_shard(shard: Plan, manifest: Manifest, cache_root: str) -> dict[str, Any]:
-    """One task: check the worker, then execute this shard of videos with its kept backbones."""
-    shard = dataclasses.replace(shard, manifest=manifest)
+def plan_plugins(plan: Plan) -> tuple[str, ...]:
+    """The plugins (module names or .py files, as `register_modality` recorded them) that registered
+    the plan's modality rows: what a worker must import before it can run a shard of the plan."""
+    return tuple(dict.fromkeys(e.request.modality.source for e in plan.entries
+                               if e.request.modality.source != "built-in"))
+
+
+def run_shard(payload: bytes, plugins: tuple[str, ...], manifest: Manifest, cache_root: str) -> dict[str, Any]:
+    """One task: import the plan's plugins on this worker, unpickle the shard (`payload`, a `Plan`
+    without its manifest), check the worker, then execute this shard of videos with its kept backbones."""
+    import_plugins(plugins)
+    shard = dataclasses.replace(pickle.loads(payload), manifest=manifest)
     store = FeatureStore(cache_root)
     check_worker(shard, manifest, store.root)
     built = {e.name: _model_for(e) for e in shard.entries if e.pending}
@@ -91,6 +105,7 @@ def run_shard(shard: Plan, manifest: Manifest, cache_root: str) -> dict[str, Any
 def extract_dask(plan: Plan, store: FeatureStore, scheduler: str | None, workers: int) -> ExtractRun:
     """Execute `plan` on a Dask cluster (at `scheduler`, or a LocalCluster of `workers` processes
     with 'local' or None): one task per shard of videos; same cache as a local run."""
+    import cloudpickle  # as Dask pickles a task's arguments (a plugin row's lambdas too)
     from dask.distributed import as_completed
     from tqdm import tqdm
 
@@ -105,8 +120,10 @@ def extract_dask(plan: Plan, store: FeatureStore, scheduler: str | None, workers
             log.info("%d units of %s in %d shards of videos on Dask", plan.pending,
                      ", ".join(e.name for e in plan.entries), len(shards))
             manifest = client.scatter(plan.manifest, broadcast=True)
-            futures = [client.submit(run_shard, dataclasses.replace(s, manifest=None), manifest, str(store.root),
-                                     key=f"extract-{s.videos[0].video_id}-{i}", resources=resources, pure=False)
+            plugins = plan_plugins(plan)
+            futures = [client.submit(run_shard, cloudpickle.dumps(dataclasses.replace(s, manifest=None)), plugins, manifest,
+                                     str(store.root), key=f"extract-{s.videos[0].video_id}-{i}", resources=resources,
+                                     pure=False)
                        for i, s in enumerate(shards)]
             progress = Progress(plan.pending)  # off a terminal: a line per finished shard, rate and ETA
             for future in tqdm(as_completed(futures), total=len(futures), desc="extract shards", unit="shard",
