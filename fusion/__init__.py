@@ -5,14 +5,15 @@
 """
 # Lazy: each name is imported from its module on first use, and the built-in heads register the
 # first time the registry is asked (registry._load_builtins), so that importing `migue.fusion` or
-# `migue.fusion.tasks` (predict --help's formats) needs no torch.
+# `migue.fusion.tasks` (predict --help's formats) needs no torch; `heads_help` (fuse-train --help)
+# reads the built-in heads from `catalogue` (helptext.py) unless a plugin is in play.
 from migue.common.lazy import lazy_getattr
 
 _WHERE = {"DEFAULTS": ".config", "config_for": ".config", "resolve_config": ".config",
           "Input": ".data", "UnitMismatchError": ".data", "build_data": ".data",
           "HeadContractError": ".heads", "build_head": ".heads", "check_head": ".heads", "head_inputs": ".heads",
-          "get_head": ".registry", "heads_help": ".registry", "list_heads": ".registry", "load_plugins": ".registry",
-          "register_head": ".registry", "tasks_help": ".registry",
+          "get_head": ".registry", "heads_help": ".helptext", "list_heads": ".registry", "load_plugins": ".registry",
+          "register_head": ".registry", "tasks_help": ".helptext",
           "SubmissionFormat": ".tasks", "Task": ".tasks", "UnknownTaskError": ".tasks", "get_task": ".tasks",
           "list_tasks": ".tasks", "register_task": ".tasks",
           "evaluate_run": ".runs", "predict_run": ".runs", "train_run": ".runs", "sweep_probes": ".sweep"}

@@ -35,10 +35,11 @@ from torch import nn
 
 from migue.cache.streams import get_stream, streams
 
+from .catalogue import format_heads
 from .data import Input
 from .plugins import load_plugins, plugin_source
 from .settings import Setting, setting_for
-from .tasks import Task, get_task, list_tasks, registered_tasks
+from .tasks import Task, get_task, registered_tasks
 
 log = logging.getLogger("migue.fusion")
 
@@ -186,7 +187,8 @@ def register_head(name: str, tasks: Sequence[str] | TaskTest, inputs: Sequence[s
     return wrap
 
 
-# the built-in head files, in the order `heads_help` lists them (detection, online.probe: the online task's)
+# the built-in head files, in the order `heads_help` lists them (detection, online.probe: the online task's);
+# catalogue.BUILTIN_HEADS describes their heads without importing them (fuse-train --help)
 BUILTINS = ("cmtf", "interfusion", "baselines", "detection", "online.probe")
 _builtins_loaded = False
 
@@ -234,18 +236,6 @@ def list_heads(task: str | None = None) -> dict[str, str]:
 
 def heads_help(task: str | None = None) -> str:
     """The registry as aligned text lines (`name  [tasks]  description`), for a CLI's --help;
-    plugin heads say where they come from."""
-    heads = list_heads(task)
-    width = max(len(n) for n in heads)
-    return "\n".join(f"{n:<{width}}  [{','.join(_HEADS[n].task_names())}]  {d}"
-                     + ("" if _HEADS[n].source == "built-in" else f"  (plugin: {_HEADS[n].source})")
-                     for n, d in heads.items())
-
-
-def tasks_help() -> str:
-    """The task registry as aligned text lines (`name  description`), for a CLI's --help; plugin
-    tasks say where they come from."""
-    tasks = list_tasks()
-    width = max(len(n) for n in tasks)
-    return "\n".join(f"{n:<{width}}  {t.description}  (default head: {t.default_head})"
-                     + ("" if t.source == "built-in" else f"  (plugin: {t.source})") for n, t in tasks.items())
+    plugin heads say where they come from (`helptext.heads_help` answers without torch when only
+    the built-in heads are in play)."""
+    return format_heads((n, _HEADS[n].task_names(), d, _HEADS[n].source) for n, d in list_heads(task).items())
