@@ -20,11 +20,12 @@ from .atomic import TMP_PREFIX, atomic_write_text, locking_enabled
 from .paths import safe_child
 from .scope import check_dataset_record
 
-__all__ = ["INDEX_FILE", "LOCK_FILE", "TMP_PREFIX", "IndexFormatError", "atomic_write_text", "check_index",
-           "flock", "locked", "locking_enabled", "read_index", "write_index"]
+__all__ = ["INDEX_FILE", "LOCK_FILE", "PLUGIN_FIELD", "TMP_PREFIX", "IndexFormatError", "atomic_write_text",
+           "check_index", "flock", "locked", "locking_enabled", "read_index", "write_index"]
 
 INDEX_FILE = "index.json"
 LOCK_FILE = "index.lock"
+PLUGIN_FIELD = "plugin"  # the plugin that registered the entry's modality row (absent: a built-in row)
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -101,6 +102,8 @@ def check_index(index: Any, entry_dir: Path) -> None:
         raise bad("config.streams should map stream names to specs with integer 'tokens' and 'dim'")
     if "dataset" in index and (problem := check_dataset_record(index["dataset"])):
         raise bad(f"field 'dataset' {problem}")
+    if not isinstance(index.get(PLUGIN_FIELD, ""), str):
+        raise bad(f"field {PLUGIN_FIELD!r} should be a string (a plugin module or file)")
     retired = index.get("retired", [])
     if not isinstance(retired, list) or not all(isinstance(f, str) for f in retired):
         raise bad("field 'retired' should be a list of shard file names")

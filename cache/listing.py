@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .claims import EntryBeingWrittenError, WorkClaims, live_writers
-from .index import locked, read_index
+from .index import PLUGIN_FIELD, locked, read_index
 from .scope import DATASET_FIELD
 
 TRASH_PREFIX = ".trash-"  # an entry being removed: renamed to this first, so it never looks whole
@@ -40,6 +40,7 @@ class EntryListing:
     disk_bytes: int  # every file in the entry folder
     dataset: list[str] = field(default_factory=list)  # the roots its last extract read
     layout: str = ""
+    plugin: str = ""  # the plugin that registered its modality row ('' : built-in, or not recorded)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,7 +106,7 @@ def entry_listing(entry_dir: Path) -> EntryListing:
         wanted=len(wanted) if wanted is not None else None,
         failed=len(set(failures) - published), shards=len(index["shards"]), complete=not why, why=why,
         disk_bytes=folder_bytes(entry_dir)[0], dataset=[str(r) for r in record.get("roots", [])],
-        layout=str(record.get("layout", "")))
+        layout=str(record.get("layout", "")), plugin=index.get(PLUGIN_FIELD, ""))
 
 
 @dataclass(frozen=True)

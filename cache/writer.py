@@ -17,7 +17,7 @@ from .atomic import TempFile, fsync_dir, remove_dead_temps
 from .checksums import file_checksums
 from .claims import WriterMark
 from .finite import NonFiniteTokensError, nonfinite_units
-from .index import INDEX_FILE, locked, read_index, write_index
+from .index import INDEX_FILE, PLUGIN_FIELD, locked, read_index, write_index
 from .keys import entry_key
 from .paths import safe_child
 from .scope import DATASET_FIELD
@@ -183,12 +183,22 @@ class EntryWriter:
     def record_dataset(self, record: dict[str, Any]) -> None:
         """Record the dataset this run was given (`scope.dataset_record`): readers then refuse to
         mix its units with those of another dataset (or of rows since removed) left in the entry."""
+        self._record_field(DATASET_FIELD, record)
+
+    def record_plugin(self, source: str) -> None:
+        """Record the plugin (module name or .py file) that registered the entry's modality row, so
+        that a command needing the row (`cache verify --data`) can name it. Not part of the key: the
+        file moving changes no feature."""
+        self._record_field(PLUGIN_FIELD, source)
+
+    def _record_field(self, name: str, value: Any) -> None:
+        """Set one descriptive index field (written only when it changes)."""
         try:
             with locked(self.dir):
                 index = read_index(self.dir)
-                if index.get(DATASET_FIELD) == record:
+                if index.get(name) == value:
                     return
-                index[DATASET_FIELD] = record
+                index[name] = value
                 write_index(self.dir, index)
         except OSError as exc:
             raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,44 @@ def test_plugin_extracts_on_dask_to_the_local_bytes(plugin_cache, sample_dir, tm
     for modality in ("rgb-small", "rgb"):
         dask, here = _digest(cache, modality), _digest(local, modality)
         assert dask.split()[1].startswith(f"{modality}-") and dask == here, (modality, dask, here)
+
+
+def test_cache_verify_checks_a_plugin_entry_against_its_inputs_with_plugin(plugin_cache, sample_dir, manifest,
+                                                                           tmp_path):
+    """`cache verify --data` needs the row of the entry's modality: without --plugin it names the plugin the
+    entry was extracted with; with it, the plugin entry's units are checked against their inputs."""
+    cache, _ = plugin_cache
+    small = next(e.name for e in FeatureStore(cache).entries() if e.modality == "rgb-small")
+    refused = _migue("cache", "verify", small, "--cache", str(cache), "--data", str(sample_dir), check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"modality 'rgb-small' is registered by the plugin {PLUGIN}" in refused.stderr
+    assert f"--plugin {PLUGIN}" in refused.stderr
+    ok = _migue("cache", "verify", "--plugin", str(PLUGIN), "--cache", str(cache), "--data", str(sample_dir))
+    assert re.search(rf"^ok +{small}: \d+ shards, {len(manifest.of_kind('mg'))} units verified$", ok.stdout, re.M), \
+        ok.stdout
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    video = manifest.videos["0011"]
+    changed = data / Path(video.video_path).relative_to(sample_dir)
+    changed.write_bytes(changed.read_bytes() + b"\0")  # one video's bytes change: its clips' inputs changed
+    stale = _migue("cache", "verify", small, "--plugin", str(PLUGIN), "--cache", str(cache), "--data", str(data),
+                   check=False)
+    assert stale.returncode == 1 and f"FAILED {small}" in stale.stdout, stale.stdout + stale.stderr
+    listed = set(re.findall(r"input changed: unit (\S+):", stale.stdout))
+    assert listed == {u.unit_id for u in manifest.of_kind("mg") if u.video_id == "0011"} and listed, stale.stdout
+
+
+def test_cache_ls_and_digest_of_a_plugin_entry_need_no_plugin(plugin_cache, manifest):
+    """Listing and hashing read the entry alone: no plugin loaded, no error; `ls --long` names the plugin."""
+    cache, _ = plugin_cache
+    small = next(e.name for e in FeatureStore(cache).entries() if e.modality == "rgb-small")
+    listed = _migue("cache", "ls", "--long", "--cache", str(cache)).stdout
+    block = listed.split(small, 1)[1]
+    assert re.search(r"^  modality: rgb-small$", block, re.M) and f"  plugin:   {PLUGIN}" in block, listed
+    rows = {r["modality"]: r["plugin"] for r in json.loads(_migue("cache", "ls", "--json", "--cache", str(cache)).stdout)}
+    assert rows == {"rgb": "", "rgb-small": str(PLUGIN)}
+    digest = _migue("cache", "digest", small, "--cache", str(cache)).stdout.splitlines()
+    assert re.fullmatch(rf"[0-9a-f]{{64}}  {small}", digest[0]) and digest[2].split()[:2] == ["tokens", str(len(manifest.of_kind("mg")))]
 
 
 def test_plugin_probe_trains_and_its_run_names_the_plugin(plugin_cache, tmp_path):

@@ -13,7 +13,7 @@ from migue.cache import FeatureStore
 if TYPE_CHECKING:
     from migue.cache.listing import EntryListing
 
-from .options import CACHE_HELP, DEFAULT_WINDOW, data_layouts
+from .options import CACHE_HELP, DEFAULT_WINDOW, data_layouts, modality_plugin_option
 
 DATA_LAYOUTS = data_layouts()
 
@@ -101,6 +101,8 @@ def _echo_long(r: EntryListing) -> None:
               ("status", "complete" if r.complete else f"incomplete: {r.why}"),
               ("on disk", f"{r.disk_bytes} bytes ({r.disk_bytes / 1e6:.2f} MB)"),
               ("dataset", ", ".join(r.dataset) or "- (not recorded)"), ("layout", r.layout or "-")]
+    if r.plugin:
+        fields.insert(2, ("plugin", r.plugin))  # the modality's row: `cache verify --data` needs it
     for key, value in fields:
         click.echo(textwrap.fill(f"{value}", WIDTH, initial_indent=f"  {key + ':':<10}", subsequent_indent=" " * 12,
                                  break_long_words=False, break_on_hyphens=False))
@@ -148,11 +150,13 @@ def _entry_dirs(store: FeatureStore, names: tuple[str, ...]) -> list[Path]:
               help="Layout of --data.")
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,
               help="Frames per emotion window (as extracted).")
+@modality_plugin_option
 def cache_verify(entries: tuple[str, ...], root: Path | None, data_root: Path | None, data_layout: str,
                  window: int) -> None:
     """Check every shard of the entries (default: all) against its SHA-256 and size in the index,
     its HDF5 structure, finiteness and token counts; name each bad shard and unit. With --data,
-    also list units whose inputs changed. Exit 1 if any is bad."""
+    also list units whose inputs changed (an entry of a plugin's modality needs that --plugin, as
+    extracted). Exit 1 if any is bad."""
     from migue.cache import verify_entry
 
     from migue.pipeline.extraction.fingerprints import changed_inputs

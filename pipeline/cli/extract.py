@@ -14,28 +14,12 @@ from migue.pipeline.extraction.modalities import MODALITIES, Modality, get_modal
 from migue.pipeline.extraction.options import ExtractOptions
 from migue.pipeline.extraction.summary import ExtractSummary
 
-from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, refuse_empty_train
+from .options import CACHE_HELP, DATA_HELP, DEFAULT_WINDOW, data_layouts, modality_plugin_option, refuse_empty_train
 
 log = logging.getLogger("migue")
 DATA_LAYOUTS = data_layouts()
 JOINT_LAYOUTS = tuple(JOINT_LAYOUT_TABLE)
 DEFAULT_JOINTS = "imigue22"  # the joint layout of a dataset that names none (its manifest's joint_layout)
-
-
-def _load_backbones(ctx: click.Context, param: click.Parameter, modules: tuple[str, ...]) -> tuple[str, ...]:
-    """--plugin: import modules (or .py files) that register modalities (`register_modality`), and
-    the `migue.modalities` entry points, before --modality, --arch or --help are looked at."""
-    from migue.cache.streams import load_modality_plugins
-
-    if modules:
-        from migue.fusion import load_plugins  # the one loader of --plugin modules, heads' and backbones'
-
-        try:
-            load_plugins(modules)
-        except ImportError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    load_modality_plugins()
-    return modules
 
 
 class _ArchChoice(click.ParamType):
@@ -78,11 +62,7 @@ def modalities_help() -> str:
 
 
 @click.command(cls=_ModalitiesCommand)
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True, callback=_load_backbones,
-              expose_value=False,
-              help="Import MODULE (a module name or a .py file) that registers modalities with "
-                   "migue.pipeline.extraction.register_modality; repeatable. Those of the `migue.modalities` "
-                   "entry-point group load by themselves.")
+@modality_plugin_option
 @click.option("--modality", "modalities", required=True, metavar="NAMES",
               help="One modality (listed below), several joined by commas, or 'all'. Every modality asked "
                    "is extracted in one pass: each video decoded once, each skeleton parsed once.")

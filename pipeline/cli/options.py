@@ -55,6 +55,28 @@ def load_plugins_option(ctx: click.Context, param: click.Parameter, modules: tup
     return modules
 
 
+def load_modality_plugins_option(ctx: click.Context, param: click.Parameter,
+                                 modules: tuple[str, ...]) -> tuple[str, ...]:
+    """--plugin of the commands that read modality rows (extract, cache verify): import the modules
+    (or .py files) that register modalities (`register_modality`), then the `migue.modalities` entry
+    points, before --modality, --arch or --help are looked at."""
+    from migue.cache.streams import load_modality_plugins
+
+    if modules:
+        load_plugins_option(ctx, param, modules)  # the one loader of --plugin modules, heads' and backbones'
+    load_modality_plugins()
+    return modules
+
+
+def modality_plugin_option(command: click.Command) -> click.Command:
+    """--plugin MODULE (repeatable, eager) of a command that reads modality rows."""
+    return click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True,
+                        callback=load_modality_plugins_option, expose_value=False,
+                        help="Import MODULE (a module name or a .py file) that registers modalities with "
+                             "migue.pipeline.extraction.register_modality; repeatable. Those of the "
+                             "`migue.modalities` entry-point group load by themselves.")(command)
+
+
 def scope_options(command: click.Command) -> click.Command:
     """--data, --layout and --window of fuse-train and evaluate: the dataset whose units to use."""
     command = click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True,

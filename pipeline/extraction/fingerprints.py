@@ -97,6 +97,7 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
     """Units of a cache entry whose inputs under `data_root` changed since they were extracted
     (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists."""
     from migue.cache import EntryReader
+    from migue.cache.index import PLUGIN_FIELD, read_index
 
     from migue.pipeline.datasets import read_dataset
 
@@ -106,14 +107,19 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
         config = reader.config
         fps = reader.units["fingerprint"] if "fingerprint" in reader.units else [""] * len(reader.units)
         published = {str(u): str(fp) for u, fp in zip(reader.units["unit_id"], fps)}
+    kind, name = config.get("unit_kind", "mg"), config.get("modality", "")
+    if name not in MODALITIES:
+        plugin = read_index(Path(entry_dir)).get(PLUGIN_FIELD)
+        if plugin:
+            raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is registered by the plugin "
+                             f"{plugin}, which is not loaded, so its inputs are unknown: pass --plugin {plugin} "
+                             "if you trust its code")
+        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is not registered, so its inputs "
+                         f"are unknown (known: {', '.join(MODALITIES)}; a plugin's needs --plugin)")
     from .options import dense_grid
 
     cache_root = cache_root or Path(entry_dir).parent
     manifest = read_dataset(data_root, layout, window=window, parsed_dir=cache_root / "parsed",
                             dense=dense_grid(config))
-    kind, name = config.get("unit_kind", "mg"), config.get("modality", "")
-    if name not in MODALITIES:
-        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is not registered, so its inputs "
-                         f"are unknown (known: {', '.join(MODALITIES)}; a plugin's needs --plugin)")
     current, _ = unit_fingerprints(manifest.of_kind(kind), manifest.videos, MODALITIES[name], memo_for(cache_root))
     return stale_units(published, current)

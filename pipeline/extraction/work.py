@@ -41,6 +41,8 @@ def pending_units(manifest: Manifest, store: FeatureStore, writer: EntryWriter, 
     in_dataset = {u.unit_id for u in manifest.of_kind(kind)}
     writer.record_dataset(dataset_record(in_dataset, [manifest.root], manifest.layout,  # readers refuse a mix
                                          getattr(manifest, "class_names", ())))
+    if mod.source != "built-in":
+        writer.record_plugin(mod.source)  # `cache verify --data` names the plugin its row needs
     asked_ids = {u.unit_id for u in asked}
     done = {uid for uid in published if uid not in changed and uid in asked_ids}  # this dataset's units only
     twice = {uid: why for uid, why in twice.items() if uid not in done}
