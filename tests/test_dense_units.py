@@ -140,6 +140,37 @@ def test_dense_pose_extract_of_an_smg_sample(tmp_path):
     assert len(FeatureStore(tmp_path / "cache").find()) == 2
 
 
+def test_smg_extracts_dense_windows_by_default_and_pose_takes_the_window_frames(tmp_path):
+    """SMG is MiGA's online track: without --units, extract covers its dense windows (the issue's user
+    path `migue extract --modality pose --data smg`), and 2s-AGCN takes each window's own frames
+    (32), not the MG clip default (64, which would resample a 32-frame window up to twice the work)."""
+    from migue.synth.smg import write_smg
+
+    data = tmp_path / "smg"
+    write_smg(data, videos=2, frames=120, gestures=2)
+    output = _extract(data, tmp_path / "cache", "--modality", "pose")
+    # 120 frames, 32 every 8: windows at 0, 8, ..., 88 (the last ends on 119, the last frame) -> 12 a
+    # sequence, 24 for 2 sequences
+    assert "pose@dense: 24 extracted, 0 already cached, 0 failed" in output, output
+    assert "SMG" in output and "--units mg" in output, output  # says why, and how to get the clips
+    (entry,) = FeatureStore(tmp_path / "cache").find()
+    assert entry.config["unit_kind"] == DENSE_KIND and entry.config["dense"] == {"window": 32, "stride": 8}
+    assert entry.config["extractor"]["frames"] == 32, entry.config["extractor"]
+    clips = _extract(data, tmp_path / "cache", "--modality", "pose", "--units", "mg", "--frames", "8")
+    assert "pose: 4 extracted" in clips, clips  # 2 gestures a sequence
+    # an iMiGUE-layout dense extract keeps the MViT frames (16 of a 32-frame window) and takes the
+    # window's frames for pose only where the window is shorter than the default
+    from migue.pipeline.extraction.modalities import get_modality
+    from migue.pipeline.extraction.options import ExtractOptions
+
+    dense = ExtractOptions("pose", unit_kind=DENSE_KIND, dense_window=32)
+    assert get_modality("pose").resolved(dense)["frames"] == 32
+    assert get_modality("pose").resolved(replace(dense, dense_window=128))["frames"] == 64
+    assert get_modality("pose").resolved(replace(dense, frames=48))["frames"] == 48
+    assert get_modality("rgb").resolved(replace(dense, modality="rgb"))["frames"] == 16
+    assert get_modality("pose").resolved(ExtractOptions("pose"))["frames"] == 64
+
+
 @pytest.mark.slow
 def test_dense_rgb_and_pose_in_one_pass_decode_each_video_once(sample_dir, manifest, tmp_path):
     args = ["--modality", "rgb,pose", "--units", "dense", "--dense-window", "130", "--dense-stride", "130",

@@ -218,7 +218,7 @@ def test_pose_extract_on_synth_smg_uses_kinect25(tmp_path: Path) -> None:
     data, cache = tmp_path / "smg", tmp_path / "cache"
     write_smg(data, videos=4, seed=2, frames=200, gestures=2)
     result = CliRunner().invoke(main, ["extract", "--modality", "pose", "--data", str(data), "--cache", str(cache),
-                                       "--frames", "8", "--workers", "0"])
+                                       "--units", "mg", "--frames", "8", "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert "pose: 8 extracted" in result.output and "0 failed" in result.output
     assert "kinect25" in result.output, "the dataset's joint layout, without --joints"

@@ -88,9 +88,9 @@ def modalities_help() -> str:
               help="Joint layout for pose (default: the dataset's: kinect25 for SMG, imigue22 otherwise).")
 @click.option("--window", type=int, default=DEFAULT_WINDOW, show_default=True, help="Frames per emotion window.")
 @click.option("--units", "unit_kind", type=click.Choice(KINDS), default=None,
-              help="Which units to cover (default: each modality's own, listed below): mg clips, emotion "
-                   "windows, or dense windows over every whole sequence (the online task's; the entry is "
-                   "named <modality>@dense, apart from the modality's own).")
+              help="Which units to cover (default: each modality's own, listed below; an SMG release's: "
+                   "dense): mg clips, emotion windows, or dense windows over every whole sequence (the "
+                   "online task's; the entry is named <modality>@dense, apart from the modality's own).")
 @click.option("--dense-window", type=click.IntRange(min=1), default=32, show_default=True,
               help="--units dense: frames per window (part of the cache key).")
 @click.option("--dense-stride", type=click.IntRange(min=1), default=8, show_default=True,
@@ -128,6 +128,7 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
         raise click.BadParameter(f"{data_layout!r} is not one of {', '.join(DATA_LAYOUTS)}",
                                  param_hint="--layout")
     checkpoint = _resolve_checkpoints(checkpoint, cache)
+    unit_kind = unit_kind or _release_units(data_root, data_layout, dense_window, dense_stride)
     manifest = read_dataset(data_root, data_layout, window=window,
                             parsed_dir=FeatureStore(cache).root / "parsed",
                             dense=(dense_window, dense_stride) if unit_kind == DENSE_KIND else None)
@@ -167,6 +168,20 @@ def extract(modalities: str, data_root: tuple[Path, ...], cache: Path | None, ch
         for unit_id, reason in sorted(report.failures.items()):
             click.echo(f"  failed {unit_id}: {reason}", err=True)
     click.echo(summary.line())
+
+
+def _release_units(data_root: tuple[Path, ...], data_layout: str, dense_window: int, dense_stride: int) -> str | None:
+    """The units the release's own track uses when --units is not given (SMG: dense windows), said on stderr."""
+    from migue.pipeline.datasets import default_units
+
+    found = default_units(data_root, data_layout)
+    if found is None:
+        return None
+    kind, why = found
+    grid = f" ({dense_window} frames every {dense_stride})" if kind == DENSE_KIND else ""
+    click.echo(f"note: {why}: extracting its {kind} windows{grid}; --units mg extracts its gesture clips instead",
+               err=True)
+    return kind
 
 
 def _run_extract(manifest, store: FeatureStore, base: ExtractOptions, names: list[str], scheduler: str | None,

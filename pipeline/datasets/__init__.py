@@ -20,7 +20,7 @@ from . import imigue, miga2023, miga2025, openpose_json, smg, stgcn
 LAYOUTS = {"imigue": imigue, "miga2025": miga2025, "miga2023": miga2023,
            "openpose-json": openpose_json, "stgcn": stgcn, "smg": smg}
 
-__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "detect_layout",
+__all__ = ["DEFAULT_WINDOW", "LAYOUTS", "DatasetManifest", "ReadOptions", "default_units", "detect_layout",
            "read_dataset"]
 
 
@@ -29,6 +29,15 @@ def detect_layout(root: str | Path | Sequence[str | Path]) -> list[str]:
     listings only: no file is opened)."""
     roots = as_roots(root)
     return [name for name, module in LAYOUTS.items() if module.looks_like(roots)]
+
+
+def default_units(root: str | Path | Sequence[str | Path], layout: str = "auto") -> tuple[str, str] | None:
+    """(unit kind, why) a release's own track covers when `--units` is not given (a layout module's
+    `DEFAULT_UNITS`: SMG's dense windows), or None: each modality covers its own units."""
+    if layout == "auto":
+        matches = detect_layout(root)
+        layout = matches[0] if matches else ""
+    return getattr(LAYOUTS.get(layout), "DEFAULT_UNITS", None)
 
 
 def read_dataset(root: str | Path | Sequence[str | Path], layout: str = "auto", window: int = DEFAULT_WINDOW, *,

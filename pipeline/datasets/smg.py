@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from migue.cache.files import require_regular_file
+from migue.cache.units import DENSE_KIND
 from migue.common.splits import split_named
 
 from .bounds import MAX_FRAMES
@@ -45,6 +46,9 @@ KIT_TRAIN = 35  # the starter kit: sorted sequences [0:35] train, [35:] test
 KIT_TOTAL = 40  # sequences in the release
 MAX_DEPTH = 4  # folders below a root searched for <id>/ sequence folders
 SPLIT_PREFIX = "smg_skeleton_"
+# MiGA uses SMG for its online track (Track 2): `migue extract` covers its dense windows unless told
+# otherwise (`--units mg`: its gesture clips)
+DEFAULT_UNITS = (DENSE_KIND, "SMG is MiGA's online-recognition release")
 LOOKS_FOR = "<id>/<id>_skeleton.csv sequence folders (split by the starter kit's rule, or smg_skeleton_{folder}/)"
 
 
