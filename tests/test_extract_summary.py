@@ -35,10 +35,16 @@ def _digests(cache):
 
 
 def test_local_and_dask_extract_decode_each_video_once_and_agree(sample_dir, manifest, tmp_path, dask_cluster):
+    from dask.distributed import Client
+
     mg, windows = len(manifest.of_kind("mg")), len(manifest.of_kind("window"))
     videos = sum(1 for v in manifest.videos.values() if v.video_path)
-    outputs = {"local": _extract(sample_dir, tmp_path / "local"),
-               "dask": _extract(sample_dir, tmp_path / "dask", "--scheduler", dask_cluster.scheduler_address)}
+    try:
+        outputs = {"local": _extract(sample_dir, tmp_path / "local"),
+                   "dask": _extract(sample_dir, tmp_path / "dask", "--scheduler", dask_cluster.scheduler_address)}
+    finally:
+        with Client(dask_cluster.scheduler_address) as client:
+            client.restart()  # fresh workers (no backbone, no video modules) for the session's next Dask test
     for where, output in outputs.items():
         found = LINE.search(output)
         assert found, f"{where}: no summary line in\n{output}"
