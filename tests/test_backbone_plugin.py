@@ -183,10 +183,12 @@ def test_cache_ls_and_digest_of_a_plugin_entry_need_no_plugin(plugin_cache, mani
     listed = _migue("cache", "ls", "--long", "--cache", str(cache)).stdout
     block = listed.split(small, 1)[1]
     assert re.search(r"^  modality: rgb-small$", block, re.M) and f"  plugin:   {PLUGIN}" in block, listed
-    rows = {r["modality"]: r["plugin"] for r in json.loads(_migue("cache", "ls", "--json", "--cache", str(cache)).stdout)}
+    listing = json.loads(_migue("cache", "ls", "--json", "--cache", str(cache)).stdout)
+    rows = {r["modality"]: r["plugin"] for r in listing}
     assert rows == {"rgb": "", "rgb-small": str(PLUGIN)}
     digest = _migue("cache", "digest", small, "--cache", str(cache)).stdout.splitlines()
-    assert re.fullmatch(rf"[0-9a-f]{{64}}  {small}", digest[0]) and digest[2].split()[:2] == ["tokens", str(len(manifest.of_kind("mg")))]
+    assert re.fullmatch(rf"[0-9a-f]{{64}}  {small}", digest[0])
+    assert digest[2].split()[:2] == ["tokens", str(len(manifest.of_kind("mg")))]
 
 
 def test_plugin_probe_trains_and_its_run_names_the_plugin(plugin_cache, tmp_path):

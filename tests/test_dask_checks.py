@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import re
 import shutil
 
 import pytest
 
 from migue.cache import EntryReader, FeatureStore
 from migue.pipeline.datasets import read_dataset
-from migue.pipeline.extraction.dask_run import WorkerMismatchError, run_shard
+from migue.pipeline.extraction.dask_run import WorkerMismatchError, run_shard, shard_task
 from migue.pipeline.extraction.extract import ExtractOptions
 from migue.pipeline.extraction.plan import plan_extraction, request
 
@@ -53,3 +55,13 @@ def test_a_worker_that_would_write_another_entry_fails_its_task(client_view):
     result = run_shard(shard, manifest, str(cache))
     assert result["keys"]["pose"] == entry.key and result["reports"]["pose"]["extracted"] == len(entry.pending)
     assert sorted(EntryReader(entry.entry).units["unit_id"]) == sorted(u.unit_id for u in entry.pending)
+
+
+def test_a_worker_that_cannot_import_the_plans_plugin_fails_its_task_naming_it(client_view, tmp_path):
+    """A plugin row's task imports its plugin on the worker first (tests/test_backbone_plugin.py runs
+    one on Dask); a plugin file missing there is named, and nothing is written."""
+    data, cache, shard, manifest = client_view
+    missing = tmp_path / "elsewhere" / "my_backbone.py"
+    with pytest.raises(WorkerMismatchError, match=rf"--plugin {re.escape(str(missing))}: cannot import it"):
+        shard_task(pickle.dumps(shard), (str(missing),), manifest, str(cache))
+    assert not list(cache.glob("*/shard-*.h5"))

@@ -88,11 +88,21 @@ def plan_plugins(plan: Plan) -> tuple[str, ...]:
                                if e.request.modality.source != "built-in"))
 
 
-def run_shard(payload: bytes, plugins: tuple[str, ...], manifest: Manifest, cache_root: str) -> dict[str, Any]:
-    """One task: import the plan's plugins on this worker, unpickle the shard (`payload`, a `Plan`
-    without its manifest), check the worker, then execute this shard of videos with its kept backbones."""
-    import_plugins(plugins)
-    shard = dataclasses.replace(pickle.loads(payload), manifest=manifest)
+def shard_task(payload: bytes, plugins: tuple[str, ...], manifest: Manifest, cache_root: str) -> dict[str, Any]:
+    """One Dask task: import the plan's plugins on this worker (a fresh process knows only the built-in
+    rows), then unpickle its shard (`payload`, a `Plan` without its manifest, which may hold the
+    plugins' functions) and run it."""
+    try:
+        import_plugins(plugins)
+    except ImportError as exc:
+        raise WorkerMismatchError(f"worker cannot import a plugin of the plan's modalities: {exc} (a plugin "
+                                  "file must be at the same path on every worker, a module importable there)") from None
+    return run_shard(pickle.loads(payload), manifest, cache_root)
+
+
+def run_shard(shard: Plan, manifest: Manifest, cache_root: str) -> dict[str, Any]:
+    """Check the worker, then execute this shard of videos with its kept backbones."""
+    shard = dataclasses.replace(shard, manifest=manifest)
     store = FeatureStore(cache_root)
     check_worker(shard, manifest, store.root)
     built = {e.name: _model_for(e) for e in shard.entries if e.pending}
@@ -121,10 +131,10 @@ def extract_dask(plan: Plan, store: FeatureStore, scheduler: str | None, workers
                      ", ".join(e.name for e in plan.entries), len(shards))
             manifest = client.scatter(plan.manifest, broadcast=True)
             plugins = plan_plugins(plan)
-            futures = [client.submit(run_shard, cloudpickle.dumps(dataclasses.replace(s, manifest=None)), plugins, manifest,
-                                     str(store.root), key=f"extract-{s.videos[0].video_id}-{i}", resources=resources,
-                                     pure=False)
-                       for i, s in enumerate(shards)]
+            payloads = [cloudpickle.dumps(dataclasses.replace(s, manifest=None)) for s in shards]
+            futures = [client.submit(shard_task, payload, plugins, manifest, str(store.root),
+                                     key=f"extract-{s.videos[0].video_id}-{i}", resources=resources, pure=False)
+                       for i, (s, payload) in enumerate(zip(shards, payloads))]
             progress = Progress(plan.pending)  # off a terminal: a line per finished shard, rate and ETA
             for future in tqdm(as_completed(futures), total=len(futures), desc="extract shards", unit="shard",
                                disable=None):
