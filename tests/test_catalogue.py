@@ -121,3 +121,13 @@ def test_a_plugin_task_alone_also_asks_the_registry(tmp_path: Path) -> None:
     task.write_text(TASK_PLUGIN)
     out, torch = _help("--plugin", str(task))
     assert torch and "[mg,mg-halves]  classic 2s-AGCN ensemble" in _heads_section(out)["late-pose"]
+
+
+def test_a_plugin_modality_adds_its_stream_probes_to_the_help() -> None:
+    # examples/plugins/backbone.py registers the modality rgb-small (no head, no task): its stream gets the
+    # probes every stream gets, which only the registry knows
+    plugin = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "backbone.py"
+    out, torch = _help("--plugin", str(plugin))
+    heads = _heads_section(out)
+    assert torch and "probe-linear-rgb-small" in heads and "probe-mlp-rgb-small" in heads, out
+    assert "probe-linear-rgb" in heads  # the built-in ones stay

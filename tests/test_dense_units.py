@@ -168,6 +168,8 @@ def test_smg_extracts_dense_windows_by_default_and_pose_takes_the_window_frames(
     assert get_modality("pose").resolved(replace(dense, dense_window=128))["frames"] == 64
     assert get_modality("pose").resolved(replace(dense, frames=48))["frames"] == 48
     assert get_modality("rgb").resolved(replace(dense, modality="rgb"))["frames"] == 16
+    # MViTv2's frame count is fixed by its released weights (16): a shorter window does not lower it
+    assert get_modality("rgb").resolved(replace(dense, modality="rgb", dense_window=8))["frames"] == 16
     assert get_modality("pose").resolved(ExtractOptions("pose"))["frames"] == 64
 
 

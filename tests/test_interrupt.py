@@ -108,7 +108,9 @@ def test_stopping_extract_ends_its_decoding_workers_and_forkserver(sample, tmp_p
 
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(sample, tmp_path):
     cache, log = tmp_path / "cache", tmp_path / "log.txt"
-    proc = _start(sample, cache, log, "--shard-size", "1")
+    # units heavy enough (~0.3 s each) that the run is still going when Ctrl-C comes: at 32 px all 48 were
+    # published within a second and a loaded CI machine signalled a finished run (exit 0)
+    proc = _start(sample, cache, log, "--shard-size", "1", "--size", "224", "--frames", "16")
 
     def published() -> int:
         return sum(sum(s["units"] for s in json.loads(p.read_text())["shards"]) for p in cache.glob("*/index.json"))

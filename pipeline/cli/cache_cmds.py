@@ -159,15 +159,19 @@ def cache_verify(entries: tuple[str, ...], root: Path | None, data_root: Path | 
     extracted). Exit 1 if any is bad."""
     from migue.cache import verify_entry
 
-    from migue.pipeline.extraction.fingerprints import changed_inputs
+    from migue.pipeline.extraction.fingerprints import UnknownModalityError, changed_inputs
 
     bad = 0
     store = FeatureStore(root)
     for entry_dir in _entry_dirs(store, entries):
         report = verify_entry(entry_dir)
         if data_root is not None and report.ok:
-            stale = changed_inputs(entry_dir, data_root, data_layout, window, store.root)
-            report.problems.extend(f"input changed: unit {uid}: {why}" for uid, why in sorted(stale.items()))
+            try:
+                stale = changed_inputs(entry_dir, data_root, data_layout, window, store.root)
+            except UnknownModalityError as exc:  # one entry's missing plugin never stops the others' checks
+                report.problems.append(f"inputs not checked: {exc}")
+            else:
+                report.problems.extend(f"input changed: unit {uid}: {why}" for uid, why in sorted(stale.items()))
         status = "ok" if report.ok else "FAILED"
         click.echo(f"{status:<6} {report.entry}: {report.shards} shards, {report.units} units verified")
         for problem in report.problems:

@@ -92,9 +92,9 @@ def modalities_help() -> str:
                    "dense): mg clips, emotion windows, or dense windows over every whole sequence (the "
                    "online task's; the entry is named <modality>@dense, apart from the modality's own).")
 @click.option("--dense-window", type=click.IntRange(min=1), default=32, show_default=True,
-              help="--units dense: frames per window (part of the cache key).")
+              help="Dense units (--units dense; an SMG release's default): frames per window (part of the cache key).")
 @click.option("--dense-stride", type=click.IntRange(min=1), default=8, show_default=True,
-              help="--units dense: frames between window starts; a last, shorter window reaches the last "
+              help="Dense units: frames between window starts; a last, shorter window reaches the last "
                    "frame (part of the cache key).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Units per forward. Default: on CPU 1 for rgb/context (MViTv2 is slower per clip in "

@@ -61,9 +61,12 @@ def load_modality_plugins_option(ctx: click.Context, param: click.Parameter,
     (or .py files) that register modalities (`register_modality`), then the `migue.modalities` entry
     points, before --modality, --arch or --help are looked at."""
     from migue.cache.streams import load_modality_plugins
+    from migue.common.plugins import import_plugins
 
-    if modules:
-        load_plugins_option(ctx, param, modules)  # the one loader of --plugin modules, heads' and backbones'
+    try:  # the one loader of --plugin modules, without the heads' registry and entry points (torch)
+        import_plugins(modules)
+    except ImportError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     load_modality_plugins()
     return modules
 

@@ -92,10 +92,15 @@ def stale_units(published: Mapping[str, str], current: Mapping[str, str]) -> dic
     return out
 
 
+class UnknownModalityError(ValueError):
+    """An entry's modality is not registered here (its plugin is not loaded): its inputs are unknown."""
+
+
 def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", window: int = DEFAULT_WINDOW,
                    cache_root: Path | None = None) -> dict[str, str]:
     """Units of a cache entry whose inputs under `data_root` changed since they were extracted
-    (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists."""
+    (or are gone), with why: what `migue cache verify ENTRY --data DIR` lists. An UnknownModalityError
+    (naming the plugin to load) when the entry's modality is not registered."""
     from migue.cache import EntryReader
     from migue.cache.index import PLUGIN_FIELD, read_index
 
@@ -111,11 +116,11 @@ def changed_inputs(entry_dir: Path, data_root: Path, layout: str = "auto", windo
     if name not in MODALITIES:
         plugin = read_index(Path(entry_dir)).get(PLUGIN_FIELD)
         if plugin:
-            raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is registered by the plugin "
-                             f"{plugin}, which is not loaded, so its inputs are unknown: pass --plugin {plugin} "
-                             "if you trust its code")
-        raise ValueError(f"cache entry {Path(entry_dir).name}: modality {name!r} is not registered, so its inputs "
-                         f"are unknown (known: {', '.join(MODALITIES)}; a plugin's needs --plugin)")
+            raise UnknownModalityError(f"modality {name!r} is registered by the plugin {plugin}, which is not "
+                                       f"loaded, so its inputs are unknown: pass --plugin {plugin} if you trust its "
+                                       "code")
+        raise UnknownModalityError(f"modality {name!r} is not registered, so its inputs are unknown (known: "
+                                   f"{', '.join(MODALITIES)}; a plugin's modality needs --plugin MODULE)")
     from .options import dense_grid
 
     cache_root = cache_root or Path(entry_dir).parent

@@ -61,6 +61,8 @@ class Modality:
     reads: tuple[str, ...] = ()  # what its unit fingerprints hash: some of FINGERPRINT_PARTS
     archs: tuple[str, ...] = ()  # the `--arch` values it takes (when "arch" is among `shaping`)
     source: str = "built-in"  # or the plugin (module name or file path) that registered it
+    any_frames: bool = False  # its backbone takes any number of frames (2s-AGCN), not a fixed count set by
+    # its weights (MViTv2's 16): over dense windows its default frames are then capped at the window's
 
     @property
     def weight_formats(self) -> tuple[str, ...]:
@@ -75,10 +77,11 @@ class Modality:
 
     def resolved(self, opts: Any) -> dict[str, Any]:
         """frames and size of `opts`, with this modality's defaults where None. Over dense windows
-        the default frames never exceed the window's: a 32-frame window is not resampled up to 2s-AGCN's
-        64 (twice the work for no new frame); MViTv2's 16 of 32 stay 16."""
+        a backbone that takes any frame count (`any_frames`) gets at most the window's: a 32-frame window
+        is not resampled up to 2s-AGCN's 64 (twice the work for no new frame); MViTv2 keeps its 16, the
+        count its released weights are built for."""
         frames = self.frames
-        if self.kind(opts) == DENSE_KIND:
+        if self.any_frames and self.kind(opts) == DENSE_KIND:
             frames = min(frames, getattr(opts, "dense_window", frames))
         return {"frames": opts.frames or frames, "size": opts.size or self.size}
 
@@ -269,7 +272,8 @@ for _row in (
              reads=VIDEO, archs=MVIT_ARCHS),
     Modality("pose", "agcn", MG_KIND, 64, 0, _pose, _skeleton, ("layout", "frames"), True, 4,
              streams=(Stream("joint", "joint", 256, "pose-joint", "pose_pool", "space", POSE_POOLS),
-                      Stream("bone", "bone", 256, "pose-bone", "pose_pool", "space", POSE_POOLS)), reads=SKELETON),
+                      Stream("bone", "bone", 256, "pose-bone", "pose_pool", "space", POSE_POOLS)), reads=SKELETON,
+             any_frames=True),
     Modality("face", "swinface", WINDOW_KIND, 8, 112, _faces_input, _faces, ("frames",), True, 4, fixed_arch="swin-t",
              takes=_face_takes, streams=(Stream("face", "embedding", 512, pool_key="face_pool", pools=FACE_POOLS),),
              reads=VIDEO + SKELETON),  # crops are placed by the skeleton's head joints
