@@ -172,3 +172,21 @@ def test_long_names_are_shortened_in_the_table_only(cache):
     out = ls(root)
     assert long_name not in out and "(names shortened" in out
     assert long_name in ls(root, "--long") and json.loads(ls(root, "--json"))[0]["name"] == long_name
+
+
+def test_ls_columns_stay_aligned_with_a_dense_entry(tmp_path):
+    # 'pose@dense' is wider than the 8 columns 'modality' had: every column after it moved right on its row
+    import numpy as np
+
+    from migue.cache import FeatureStore
+
+    store = FeatureStore(tmp_path)
+    for kind, backbone in (("dense", "agcn"), ("mg", "mvit")):
+        writer = store.writer({"modality": "pose" if kind == "dense" else "rgb", "backbone": backbone,
+                               "unit_kind": kind, "dense": {"window": 32, "stride": 8}})
+        writer.write({"unit_id": [f"{kind}:1"], "kind": [kind], "split": ["train"]},
+                     {"joint" if kind == "dense" else "tokens": [np.zeros((1, 2), np.float32)]})
+    header, *rows = ls(tmp_path).splitlines()[:3]
+    at = header.index("backbone/arch")
+    assert sorted(row[at:].split()[0] for row in rows) == ["agcn", "mvit"], "\n".join([header, *rows])
+    assert any(" pose@dense " in row for row in rows)

@@ -75,13 +75,14 @@ def _units(r: EntryListing) -> str:
 
 
 def _echo_table(rows: list[EntryListing]) -> None:
-    head = (f"{'entry':<{NAME_WIDTH}} {'modality':<8} {'backbone/arch':<16} {'frames':>6} {'size':>4} "
+    kind = max([len("modality"), *(len(r.modality) for r in rows)])  # 'pose@dense' is wider than the heading
+    head = (f"{'entry':<{NAME_WIDTH}} {'modality':<{kind}} {'backbone/arch':<16} {'frames':>6} {'size':>4} "
             f"{'units':>9} {'status':<10} {'MB':>8} ")
     click.echo(head + "dataset")
     room = WIDTH - len(head)
     for r in rows:
         backbone = f"{r.backbone}/{r.arch}" if r.arch else r.backbone
-        line = (f"{_fit(r.name, NAME_WIDTH):<{NAME_WIDTH}} {r.modality:<8} {_fit(backbone, 16):<16} "
+        line = (f"{_fit(r.name, NAME_WIDTH):<{NAME_WIDTH}} {r.modality:<{kind}} {_fit(backbone, 16):<16} "
                 f"{r.frames if r.frames is not None else '-':>6} {r.size if r.size is not None else '-':>4} "
                 f"{_units(r):>9} {'complete' if r.complete else 'incomplete':<10} {r.disk_bytes / 1e6:>8.2f} ")
         click.echo(line + _fit(",".join(r.dataset) or "-", room, keep="end"))
