@@ -108,9 +108,10 @@ def test_stopping_extract_ends_its_decoding_workers_and_forkserver(sample, tmp_p
 
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(sample, tmp_path):
     cache, log = tmp_path / "cache", tmp_path / "log.txt"
-    # units heavy enough (~0.3 s each) that the run is still going when Ctrl-C comes: at 32 px all 48 were
-    # published within a second and a loaded CI machine signalled a finished run (exit 0)
-    proc = _start(sample, cache, log, "--shard-size", "1", "--size", "224", "--frames", "16")
+    # units heavy enough (~0.1 s each) that the run is still going when Ctrl-C comes: at 32 px all 48 were
+    # published within a second and a loaded CI machine signalled a finished run (exit 0); at 224 px x 16
+    # frames the forward in flight when the signal came outlasted the 10 s wait on that loaded machine
+    proc = _start(sample, cache, log, "--shard-size", "1", "--size", "112", "--frames", "8")
 
     def published() -> int:
         return sum(sum(s["units"] for s in json.loads(p.read_text())["shards"]) for p in cache.glob("*/index.json"))
@@ -118,7 +119,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(sample, tmp_path):
     _wait_for(lambda: published() >= 1 or proc.poll() is not None, "a first published shard")
     tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     proc.send_signal(signal.SIGINT)
-    _all_gone(tree, proc)
+    _all_gone(tree, proc, timeout=60.0)
     out = log.read_text()
     assert proc.returncode == 130, out
     (entry,) = [p.parent for p in cache.glob("*/index.json")]
