@@ -45,7 +45,7 @@ _WHERE = {  # name -> the module that defines it
     "VerifyReport": ".verify",
     "digest_entry": ".verify",
     "verify_entry": ".verify",
-    "DiskFullError": ".writer",
+    "DiskFullError": ".diskfull",
     "DuplicateUnitsError": ".writer",
     "EntryWriter": ".writer",
     "file_sha256": "migue.common.files",

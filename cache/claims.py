@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from .diskfull import disk_full, is_disk_full
 from .index import flock, locking_enabled, read_index
 
 CLAIMS_DIR = "claims"
@@ -50,6 +51,12 @@ class Claim:
         self.release()
 
 
+def _raise_if_full(entry_dir: Path, exc: OSError) -> None:
+    """A full disk while claiming work is the entry's DiskFullError (other errors go on as they are)."""
+    if is_disk_full(exc):
+        raise disk_full(entry_dir, exc, what="claiming a chunk of its work") from exc
+
+
 class WorkClaims:
     """The claims of one entry."""
 
@@ -63,8 +70,12 @@ class WorkClaims:
         path = self.dir / f"{name}.lock"
         if not locking_enabled():
             return Claim(path, None)
-        self.dir.mkdir(exist_ok=True)
-        handle = open(path, "a+")
+        try:
+            self.dir.mkdir(exist_ok=True)
+            handle = open(path, "a+")
+        except OSError as exc:
+            _raise_if_full(self.dir.parent, exc)
+            raise
         try:
             flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, path)
         except OSError as exc:
@@ -74,10 +85,15 @@ class WorkClaims:
             raise
         ids = "\n".join(units)
         if ids:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(ids)
-            handle.flush()
+            try:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(ids)
+                handle.flush()
+            except OSError as exc:  # the lock goes with the handle: another run may take the chunk
+                handle.close()
+                _raise_if_full(self.dir.parent, exc)
+                raise
         return Claim(path, handle)
 
     def live(self) -> dict[str, list[str]]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import shutil
 import time
 import uuid
 import weakref
@@ -16,6 +15,7 @@ import numpy as np
 from .atomic import TempFile, fsync_dir, remove_dead_temps
 from .checksums import file_checksums
 from .claims import WriterMark
+from .diskfull import disk_full, is_disk_full
 from .finite import NonFiniteTokensError, nonfinite_units
 from .index import INDEX_FILE, PLUGIN_FIELD, locked, read_index, write_index
 from .keys import entry_key
@@ -29,10 +29,6 @@ SHARD_GLOB = "shard-*.h5"
 
 class DuplicateUnitsError(RuntimeError):
     """Another writer already published some of these units."""
-
-
-class DiskFullError(OSError):
-    """The filesystem under an entry ran out of space; nothing half-written was published."""
 
 
 class EntryWriter:
@@ -216,48 +212,9 @@ class EntryWriter:
             raise disk_full(self.dir, exc, 0) if exc.errno == errno.ENOSPC else exc
 
 
-def is_disk_full(exc: BaseException | None) -> bool:
-    """ENOSPC anywhere in the chain: HDF5 reports a failed flush at close as a RuntimeError
-    whose context is the OSError(ENOSPC) of the write."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return True
-        if "errno = 28" in str(exc) or "No space left on device" in str(exc):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
-
-
 def new_shard_name() -> str:
     """`shard-<time ns>-<random>.h5`: unique, and in publishing order."""
     return f"shard-{time.time_ns():019d}-{uuid.uuid4().hex[:8]}.h5"
-
-
-def disk_full(entry_dir: Path, exc: OSError, need: int = 0, what: str = "") -> DiskFullError:
-    """A DiskFullError naming the entry, the filesystem's free space and what was being written."""
-    try:
-        usage = shutil.disk_usage(entry_dir if entry_dir.exists() else entry_dir.parent)
-        room = f"{_size(usage.free)} free of {_size(usage.total)}"
-    except OSError:
-        room = "free space unknown"
-    try:
-        published = sum(s["units"] for s in read_index(entry_dir)["shards"])
-    except (OSError, ValueError):
-        published = 0
-    what = what or (f"writing a shard of about {_size(need)}" if need else "updating its index")
-    return DiskFullError(errno.ENOSPC, (
-        f"no space left on device for cache entry {entry_dir.name} in {entry_dir.parent}, {what} "
-        f"({room}). Nothing half-written was published; the {published} units already published are "
-        "kept. Free some space (or use --cache on a bigger disk) and rerun to resume."))
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def _record(path: Path, unit_ids: list[str], checksums: dict[str, str]) -> dict[str, Any]:

@@ -98,3 +98,34 @@ def test_a_live_writer_in_another_process_is_a_running_extract(stores, tmp_path)
     finally:
         proc.communicate("\n", timeout=30)
     train_run("mg", stores, tmp_path / "run", config_for("mg", HEAD, TINY))  # the writer is gone
+
+
+def test_a_full_disk_while_writing_a_claim_is_a_disk_full_error_naming_the_entry(tmp_path, monkeypatch):
+    """The claim file holds the chunk's unit ids; a disk that fills while they are written was an OSError
+    out of cache/claims.py (the fresh-clone CI's 1 MB tmpfs test hit it), not the DiskFullError every
+    other full-disk write gives (one line at the CLI, saying what is kept and how to resume)."""
+    import errno
+
+    import migue.cache.claims as claims
+    from migue.cache import DiskFullError
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+    monkeypatch.setattr(claims, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    entry = tmp_path / "pose-agcn-x"
+    entry.mkdir()
+    with pytest.raises(DiskFullError, match="no space left on device for cache entry pose-agcn-x") as caught:
+        claims.WorkClaims(entry).try_claim("chunk-1", ["0001:000000-000031"])
+    assert "claiming" in str(caught.value)
+    monkeypatch.undo()  # space again: the same chunk can be claimed (the failed claim's lock was let go)
+    with claims.WorkClaims(entry).try_claim("chunk-1", ["0001:000000-000031"]) as claim:
+        assert claim is not None

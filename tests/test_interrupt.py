@@ -31,7 +31,15 @@ def sample(tmp_path_factory) -> Path:
 def _start(sample: Path, cache: Path, log: Path, *extra: str) -> subprocess.Popen:
     cmd = [MIGUE, "extract", "--modality", "context", "--data", str(sample), "--cache", str(cache), "--workers", "2",
            "--size", "32", "--frames", "4", "--arch", "tiny", *extra]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it: a suite started in the background (`nohup make test &`) runs with
+    SIGINT ignored, which its children inherit, so the extract never saw the test's SIGINT (exit 0, or
+    still running after the wait: the two fresh-clone CI failures of session 7)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _decode_workers(proc: psutil.Process) -> list[psutil.Process]:

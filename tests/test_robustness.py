@@ -293,7 +293,7 @@ def test_disk_full_is_a_one_line_cli_error(monkeypatch, sample_dir, tmp_path):
     import migue.pipeline.extraction.onepass as executor
 
     def full(*_, **__):
-        from migue.cache.writer import disk_full
+        from migue.cache.diskfull import disk_full
 
         raise disk_full(tmp_path / "pose-agcn-x", OSError(28, "No space left on device"), 10**6)
 

@@ -26,7 +26,7 @@ from migue.cache.claims import Claim
 from migue.cache.files import part_of
 from migue.cache.publish import publish_claimed, raise_failed
 from migue.cache.units import unit_columns
-from migue.cache.writer import disk_full
+from migue.cache.diskfull import disk_full
 from migue.common.devices import pick_device
 from migue.pipeline.datasets.manifest import Manifest, Unit
 
