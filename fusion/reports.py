@@ -40,6 +40,7 @@ DONE_FILE = "done.json"  # written last: a run folder without a valid one is not
 HEAD_FILE, METRICS_FILE, HISTORY_FILE, PER_CLASS_FILE = "head.pt", "metrics.json", "history.csv", "per_class.csv"
 CONFUSION_FILE, CURVES_FILE, TENSORBOARD_DIR = "confusion.png", "curves.png", "tensorboard"
 CONFUSION_CSV, CURVES_DATA = "confusion.csv", "curves.json"  # the numbers the two figures show, beside them
+TIMELINE_FILE = "timeline.png"  # the online task's figure: truth and predicted gestures per sequence
 RESULT_FILES = (METRICS_FILE, HEAD_FILE, HISTORY_FILE, PER_CLASS_FILE, CONFUSION_FILE, CONFUSION_CSV, CURVES_FILE,
                 CURVES_DATA, TENSORBOARD_DIR)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .reports import (CONFUSION_CSV, CONFUSION_FILE, CURVES_DATA, CURVES_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE,
-                      PER_CLASS_FILE)
+                      PER_CLASS_FILE, TIMELINE_FILE)
 
 __all__ = ["MAX_INTERVAL_WIDTH", "evaluation_summary", "headline", "metrics_table", "run_summary",
            "small_split_warning", "wilson_interval"]
@@ -120,7 +120,7 @@ def _files(run_dir: Path) -> list[str]:
     """Where the full results are: the files of the run folder that exist, by what they hold."""
     groups: Sequence[tuple[str, Sequence[str]]] = (
         ("metrics", (METRICS_FILE, HISTORY_FILE, CURVES_DATA)), ("per class", (PER_CLASS_FILE, CONFUSION_CSV)),
-        ("plots", (CURVES_FILE, CONFUSION_FILE, "timeline.png")), ("weights", (HEAD_FILE,)))
+        ("plots", (CURVES_FILE, CONFUSION_FILE, TIMELINE_FILE)), ("weights", (HEAD_FILE,)))
     lines = []
     for label, names in groups:
         present = [n for n in names if (run_dir / n).exists()]

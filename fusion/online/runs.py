@@ -42,7 +42,7 @@ from ..data import Input, _check_written, align_units, load_views, scope_masks
 from ..fitting import _lr_factor, seed_everything, to_device
 from ..progress import EpochProgress
 from ..registry import get_head
-from ..reports import (CURVES_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, mark_done,
+from ..reports import (CURVES_FILE, HEAD_FILE, HISTORY_FILE, METRICS_FILE, TIMELINE_FILE, mark_done,
                        plot_curves, write_json)
 from ..tasks import get_task
 from .score import Segment, metrics_table, online_metrics
@@ -54,7 +54,6 @@ log = logging.getLogger("migue.fusion.train")
 __all__ = ["MissingSegmentsError", "Sequences", "build_sequences", "evaluate_run", "predict_run", "report",
            "train_run"]
 
-TIMELINE_FILE = "timeline.png"
 SPLIT_NAMES = ("train", "val", "test")
 
 
